@@ -1,0 +1,19 @@
+"""vitok: the ViTok visual tokenizer (a ViT autoencoder for images and videos) in PyTorch.
+
+>>> from vitok import ViTok
+>>> model = ViTok.from_preset("N-N/8")
+>>> z = model.encode(x)          # x: (B, 3, H, W) in [-1, 1] -> (B, c, H/8, W/8)
+>>> x_hat = model.decode(z, size=x.shape[-2:])
+"""
+
+from vitok.config import TowerConfig, ViTokConfig
+from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+from vitok.models import AutoencoderOutput, LatentDistribution, ViTok
+from vitok.presets import PRESETS, TOWERS, get_config, list_presets
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "TOWERS", "AutoencoderOutput", "LatentDistribution", "TowerConfig", "ViTok",
+    "ViTokConfig", "compression_ratio", "count_macs", "get_config", "latent_size", "list_presets",
+]

@@ -1,0 +1,98 @@
+"""Multiply-accumulate (MAC) counts of the autoencoder, as the paper reports them ("GFLOPs").
+
+Two counters that must agree (a test checks it):
+
+- :func:`count_macs` is analytic: every linear layer plus the two attention matmuls
+  (``Q K^T`` and ``A V``); norms, RoPE, softmax and activations are not counted (the paper's
+  convention, like fvcore's).
+- :func:`measure_macs` runs the model under ``torch.utils.flop_counter.FlopCounterMode`` on the
+  meta device with the math SDPA backend (the fused CPU kernel reports no FLOPs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vitok.config import TowerConfig, ViTokConfig
+
+
+@dataclass(frozen=True)
+class MacCount:
+    """MACs of one forward pass for one input (batch size 1)."""
+
+    encoder: int
+    decoder: int
+
+    @property
+    def total(self) -> int:
+        return self.encoder + self.decoder
+
+    @property
+    def gmacs(self) -> float:
+        return self.total / 1e9
+
+
+def tower_macs(tower: TowerConfig, tokens: int, mlp_ratio: float) -> int:
+    """MACs of ``tower.depth`` transformer blocks over ``tokens`` tokens."""
+    w, n = tower.width, tokens
+    hidden = round(mlp_ratio * w)
+    linear = n * (3 * w * w + w * w + w * 2 * hidden + hidden * w)  # qkv, proj, w12, w3
+    attention = 2 * n * n * w  # Q K^T and A V over all heads
+    return tower.depth * (linear + attention)
+
+
+def token_count(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
+    """Tokens L for an input of (T, H, W) pixels (padded up to whole tubelets)."""
+    t, h, w = shape
+    q, p = config.tubelet_size, config.patch_size
+    return math.ceil(t / q) * math.ceil(h / p) * math.ceil(w / p)
+
+
+def count_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
+    """Analytic MACs of encoder and decoder for one (T, H, W) input (default: the preset's)."""
+    shape = shape or config.default_input_shape
+    n = token_count(config, shape)
+    q, p, c = config.tubelet_size, config.patch_size, config.latent_channels
+    token_dim = q * p * p * config.in_channels
+    enc_w, dec_w = config.encoder.width, config.decoder.width
+    bottleneck = n * enc_w * (2 * c if config.bottleneck == "kl" else c)
+    encoder = n * token_dim * enc_w + tower_macs(config.encoder, n, config.mlp_ratio) + bottleneck
+    decoder = n * c * dec_w + tower_macs(config.decoder, n, config.mlp_ratio) + n * dec_w * token_dim
+    return MacCount(encoder=encoder, decoder=decoder)
+
+
+def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
+    """MACs counted by torch's FlopCounterMode on a meta-device model (no memory, no compute)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vitok.models.vitok import ViTok
+
+    shape = shape or config.default_input_shape
+    with torch.device("meta"):
+        model = ViTok(config)
+        x = torch.zeros(1, config.in_channels, *shape)
+    counts = []
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            z = model.encode(x)
+        counts.append(counter.get_total_flops())
+        with FlopCounterMode(display=False) as counter:
+            model.decode(z)
+        counts.append(counter.get_total_flops())
+    return MacCount(encoder=counts[0] // 2, decoder=counts[1] // 2)
+
+
+def compression_ratio(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> float:
+    """Input floats (3 x T x H x W) divided by latent floats E = L x c."""
+    shape = shape or config.default_input_shape
+    t, h, w = shape
+    return config.in_channels * t * h * w / latent_size(config, shape)
+
+
+def latent_size(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> int:
+    """E = L x c, the number of floats in the bottleneck for one (T, H, W) input."""
+    return token_count(config, shape or config.default_input_shape) * config.latent_channels

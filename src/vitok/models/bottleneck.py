@@ -1,0 +1,77 @@
+"""The latent bottleneck: a diagonal Gaussian (KL) or a deterministic normalised latent.
+
+Both produce a latent *distribution* object with the same interface (``sample``, ``mode``,
+``kl``), so training code does not branch on the bottleneck type.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vitok.config import BottleneckType
+
+
+class LatentDistribution:
+    """Diagonal Gaussian over latents; ``mean`` and ``logvar`` share any layout, e.g. (B, L, c).
+
+    With ``logvar=None`` the distribution is a point mass (deterministic bottleneck): sampling
+    returns the mean and the KL term is zero.
+    """
+
+    def __init__(self, mean: Tensor, logvar: Tensor | None = None) -> None:
+        self.mean = mean
+        self.logvar = logvar
+
+    @property
+    def std(self) -> Tensor:
+        if self.logvar is None:
+            return torch.zeros_like(self.mean)
+        return torch.exp(0.5 * self.logvar)
+
+    def mode(self) -> Tensor:
+        """The most likely latent (the mean): what inference uses."""
+        return self.mean
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """A reparameterised sample ``mean + std * eps`` (differentiable w.r.t. mean and logvar)."""
+        if self.logvar is None:
+            return self.mean
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
+                          dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def kl(self) -> Tensor:
+        """KL(q || N(0, I)) averaged over every latent element (a scalar, float32)."""
+        if self.logvar is None:
+            return self.mean.new_zeros((), dtype=torch.float32)
+        mean, logvar = self.mean.float(), self.logvar.float()
+        return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+    def map(self, fn) -> LatentDistribution:  # noqa: ANN001 - a layout function Tensor -> Tensor
+        """Apply a layout change (e.g. tokens -> grid) to the parameters."""
+        return LatentDistribution(fn(self.mean), None if self.logvar is None else fn(self.logvar))
+
+
+class Bottleneck(nn.Module):
+    """Tokens (B, L, width) -> :class:`LatentDistribution` with (B, L, c) parameters.
+
+    ``kl``: linear to 2c = (mean, log-variance clamped to [logvar_min, logvar_max]).
+    ``deterministic``: linear to c followed by a parameter-free LayerNorm over the c channels.
+    """
+
+    def __init__(self, width: int, channels: int, kind: BottleneckType = "kl",
+                 logvar_min: float = -30.0, logvar_max: float = 20.0) -> None:
+        super().__init__()
+        self.kind = kind
+        self.channels = channels
+        self.logvar_range = (logvar_min, logvar_max)
+        self.proj = nn.Linear(width, 2 * channels if kind == "kl" else channels)
+
+    def forward(self, x: Tensor) -> LatentDistribution:
+        h = self.proj(x)
+        if self.kind == "kl":
+            mean, logvar = h.chunk(2, dim=-1)
+            return LatentDistribution(mean, logvar.clamp(*self.logvar_range))
+        return LatentDistribution(F.layer_norm(h, (self.channels,)))
