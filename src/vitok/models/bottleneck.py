@@ -49,7 +49,7 @@ class LatentDistribution:
         mean, logvar = self.mean.float(), self.logvar.float()
         return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
 
-    def map(self, fn) -> LatentDistribution:  # noqa: ANN001 - a layout function Tensor -> Tensor
+    def map(self, fn) -> LatentDistribution:
         """Apply a layout change (e.g. tokens -> grid) to the parameters."""
         return LatentDistribution(fn(self.mean), None if self.logvar is None else fn(self.logvar))
 

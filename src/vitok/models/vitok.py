@@ -255,10 +255,14 @@ class ViTok(nn.Module):
             raise ValueError(f"{directory / CONFIG_NAME} is not a vitok config")
         model = cls(ViTokConfig.from_dict(data))
         state = load_file(str(directory / WEIGHTS_NAME))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"weights in {directory} do not match the config: "
-                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
+        if missing or unexpected or wrong:
+            raise ValueError(f"weights in {directory} do not match its config: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}, wrong shape {sorted(wrong)[:5]}")
+        model.load_state_dict(state)
         return model.to(device=device, dtype=dtype).eval()
 
 
@@ -284,7 +288,7 @@ def _stats(values: tuple[float, ...] | None, channels: int, fill: float) -> Tens
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _atomic_write(target: Path, write) -> None:  # noqa: ANN001 - write(path) -> None
+def _atomic_write(target: Path, write) -> None:
     """Write via a temp file in the same directory, then rename over ``target``."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)

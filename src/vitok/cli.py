@@ -1,0 +1,246 @@
+"""The ``vitok`` command line: one subcommand per job.
+
+Each subcommand is a ``register_*`` function (its arguments) and a ``run_*`` function (the job),
+so ``vitok --help`` lists them all and each has its own ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from vitok.config import ViTokConfig
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '256x512' -> (256, 512) as (H, W)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW with positive integers, got {text!r}")
+    return parts[0], parts[1]
+
+
+# ---------------------------------------------------------------------- presets / flops
+def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> dict[str, object]:
+    """Name, parameters, GMACs, input shape, tokens, E and compression ratio of one config."""
+    from vitok.metrics.flops import compression_ratio, count_macs, latent_size, token_count
+    from vitok.models.vitok import ViTok
+
+    shape = shape or config.default_input_shape
+    with torch.device("meta"):
+        params = sum(p.numel() for p in ViTok(config).parameters())
+    macs = count_macs(config, shape)
+    t, h, w = shape
+    return {
+        "name": config.name, "params_M": params / 1e6, "gmacs": macs.gmacs,
+        "encoder_gmacs": macs.encoder / 1e9, "decoder_gmacs": macs.decoder / 1e9,
+        "input": f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}", "tokens": token_count(config, shape),
+        "E": latent_size(config, shape), "ratio": compression_ratio(config, shape),
+    }
+
+
+def format_table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
+    """Plain-text table with right-aligned numbers."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+        return str(value)
+
+    cells = [[cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(wd) for c, wd in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(wd) for v, wd in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+PRESET_COLUMNS = ("name", "params_M", "gmacs", "input", "tokens", "E", "ratio")
+
+
+def register_presets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression",
+                       description="Table of the registered presets at their default input size.")
+    p.set_defaults(func=run_presets)
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    from vitok.presets import PRESETS
+
+    print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
+    return 0
+
+
+def register_flops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="GMACs of a model at a given input size",
+                       description="Multiply-accumulates (the paper's 'GFLOPs') of encoder + decoder.")
+    p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`)")
+    p.add_argument("--size", type=parse_size, default=None, help="input N or HxW (default: the preset's)")
+    p.add_argument("--frames", type=int, default=None, help="clip length T (default: the preset's)")
+    p.add_argument("--latent-channels", type=int, default=None, help="override c")
+    p.add_argument("--measure", action="store_true",
+                   help="also count with torch's FlopCounterMode (meta device) as a cross-check")
+    p.set_defaults(func=run_flops)
+
+
+def run_flops(args: argparse.Namespace) -> int:
+    from vitok.metrics.flops import measure_macs
+    from vitok.presets import get_config
+
+    overrides = {} if args.latent_channels is None else {"latent_channels": args.latent_channels}
+    config = get_config(args.name, **overrides)
+    t, h, w = config.default_input_shape
+    shape = (args.frames or t, *(args.size or (h, w)))
+    row = preset_row(config, shape)
+    columns = (*PRESET_COLUMNS[:2], "encoder_gmacs", "decoder_gmacs", *PRESET_COLUMNS[2:])
+    print(format_table([row], columns))
+    if args.measure:
+        print(f"FlopCounterMode: {measure_macs(config, shape).gmacs:.2f} GMACs")
+    return 0
+
+
+# ---------------------------------------------------------------------- reconstruct
+def register_reconstruct(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reconstruct", help="encode + decode image and video files",
+                       description="Reconstruct images and videos with a model; writes the results "
+                                   "and side-by-side comparisons, prints PSNR per item.")
+    p.add_argument("inputs", nargs="+", type=Path, help="image / video files or folders of them")
+    p.add_argument("--model", required=True,
+                   help="a saved model directory, a shipped model name, or a preset (random weights)")
+    p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="resize shorter side + center-crop to N or HxW (default: native size)")
+    p.add_argument("--frames", type=int, default=16, help="frames per video to reconstruct")
+    p.add_argument("--stride", type=int, default=1, help="take every k-th video frame")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--bf16", action="store_true", help="run under bf16 autocast")
+    p.set_defaults(func=run_reconstruct)
+
+
+def load_model(spec: str, device: str) -> torch.nn.Module:
+    """A saved / shipped model, or a randomly initialised preset (with a warning)."""
+    from vitok.models.vitok import ViTok
+    from vitok.presets import PRESETS, parse_name
+
+    try:
+        return ViTok.from_pretrained(spec, device=device)
+    except FileNotFoundError:
+        if spec not in PRESETS:
+            try:
+                parse_name(spec)
+            except ValueError:
+                raise FileNotFoundError(
+                    f"--model {spec!r} is neither a saved model directory nor a preset name") from None
+    print(f"warning: {spec} is a preset: using randomly initialised weights", file=sys.stderr)
+    return ViTok.from_preset(spec).to(device).eval()
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; folders expanded (sorted, recursive) to their image and video files."""
+    from vitok.io import is_image_file, is_video_file
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(f for f in path.rglob("*") if is_image_file(f) or is_video_file(f))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found
+
+
+def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
+                     frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False) -> float:
+    """Reconstruct one image or video file, write ``<stem>_recon`` and ``<stem>_compare`` (original |
+    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos); print and return PSNR."""
+    from vitok import io
+    from vitok.metrics.psnr import psnr
+
+    video = io.is_video_file(path)
+    x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
+    if size:
+        x = io.resize_center_crop(x, size)
+    start = time.perf_counter()
+    with torch.inference_mode(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+        recon = model(x[None].to(device)).recon[0].float().cpu()
+    seconds = time.perf_counter() - start
+    score = psnr(recon[None], x[None]).item()
+    out.mkdir(parents=True, exist_ok=True)
+    if video:
+        io.save_video(recon, out / f"{path.stem}_recon.mp4")
+        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.mp4")
+        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.gif")
+    else:
+        io.save_image(recon, out / f"{path.stem}_recon.png")
+        io.save_image(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.png")
+    print(f"{path.name}: {tuple(x.shape[1:])} PSNR {score:.2f} dB ({seconds * 1000:.0f} ms)")
+    return score
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16)
+              for path in expand_inputs(args.inputs)]
+    if scores:
+        print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} items -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- demo
+SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
+
+
+def register_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the first thing to run: a model's table row and reconstructions",
+                       description="Builds a model, prints its size row and reconstructs the sample "
+                                   "images and video shipped with the package into --out.")
+    p.add_argument("--model", default="S-B/16", help="saved model directory, shipped name or preset")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    model = load_model(args.model, args.device)
+    print(format_table([preset_row(model.config)], PRESET_COLUMNS))
+    samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
+    scores = [reconstruct_item(model, path, args.out, device=args.device) for path in samples]
+    print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} samples -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- entry point
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    register_presets, register_flops, register_reconstruct, register_demo,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vitok import __version__
+
+    parser = argparse.ArgumentParser(prog="vitok", description="ViTok visual tokenizers: "
+                                     "build, train, evaluate and use ViT autoencoders.")
+    parser.add_argument("--version", action="version", version=f"vitok {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``vitok`` command; returns the exit status (2 with a message on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"vitok {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,138 @@
+"""Reading and writing images (Pillow) and videos (PyAV) as tensors in [-1, 1].
+
+Layouts: an image is (3, H, W), a video (3, T, H, W), float32 with values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_video_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def uint8_to_tensor(array: np.ndarray) -> Tensor:
+    """(..., H, W, 3) uint8 -> (3, ..., H, W) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.array(array, dtype=np.float32)) / 127.5 - 1.0
+    return x.movedim(-1, 0)
+
+
+def tensor_to_uint8(x: Tensor) -> np.ndarray:
+    """(3, ..., H, W) in [-1, 1] -> (..., H, W, 3) uint8 (rounded, clamped)."""
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(0, -1).cpu().numpy()
+
+
+def load_image(path: str | Path) -> Tensor:
+    """An image file -> (3, H, W) float32 in [-1, 1]. Raises ``ValueError`` if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+    return uint8_to_tensor(array)
+
+
+def save_image(x: Tensor, path: str | Path) -> None:
+    """(3, H, W) in [-1, 1] -> an image file (format from the extension)."""
+    from PIL import Image
+
+    if x.ndim != 3:
+        raise ValueError(f"save_image expects (3, H, W), got {tuple(x.shape)}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(tensor_to_uint8(x)).save(path)
+
+
+def video_info(path: str | Path) -> tuple[int, float]:
+    """(frame count, frames per second) of a video file; the count may be an estimate."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        frames = stream.frames or int((stream.duration or 0) * stream.time_base * fps)
+    return frames, fps
+
+
+def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, stride: int = 1) -> Tensor:
+    """Decode frames ``start, start + stride, ...`` (``num_frames`` of them, or all) of a video.
+
+    Returns (3, T, H, W) float32 in [-1, 1]. Raises ``ValueError`` for an unreadable file or one
+    with no frames in the requested range.
+    """
+    import av
+
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index < start or (index - start) % stride:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if num_frames is not None and len(frames) == num_frames:
+                    break
+    except (av.error.FFmpegError, OSError, IndexError) as err:
+        raise ValueError(f"cannot read video {path}: {err}") from err
+    if not frames:
+        raise ValueError(f"video {path} has no frames from index {start}")
+    return uint8_to_tensor(np.stack(frames))
+
+
+def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
+    """(3, T, H, W) in [-1, 1] -> an .mp4 (H.264) or .gif file. Odd sizes are padded for H.264."""
+    import av
+
+    if x.ndim != 4:
+        raise ValueError(f"save_video expects (3, T, H, W), got {tuple(x.shape)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gif = path.suffix.lower() == ".gif"
+    if not gif:
+        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
+    frames = tensor_to_uint8(x)  # (T, H, W, 3)
+    with av.open(str(path), mode="w") as container:
+        rate = max(1, round(fps))
+        stream = container.add_stream("gif" if gif else "libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb8" if gif else "yuv420p"
+        if not gif:
+            stream.options = {"crf": "18"}
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def resize_center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Resize the shorter side to fit, then center-crop to ``size`` (the evaluation protocol).
+
+    x: (..., H, W) float; resizing is bicubic with antialiasing, output clamped to [-1, 1].
+    """
+    th, tw = (size, size) if isinstance(size, int) else size
+    h, w = x.shape[-2:]
+    scale = max(th / h, tw / w)
+    nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
+    if (nh, nw) != (h, w):
+        lead = x.shape[:-2]
+        flat = x.reshape(-1, 1, h, w)
+        flat = F.interpolate(flat, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
+        x = flat.reshape(*lead, nh, nw).clamp(-1, 1)
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    return x[..., top:top + th, left:left + tw]

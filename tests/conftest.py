@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models, real data from ../shared/data, generated media."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real photos and videos beside the checkout (CI has them too)."""
+    if not (SHARED_DATA / "images" / "val").is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random colour image (3, H, W) in [-1, 1] (low-frequency, like a photo)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g) * 2 - 1
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0]
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    """A folder with two PNG images and a short MP4 video."""
+    from vitok import io
+
+    io.save_image(smooth_image(48, 64, 1), tmp_path / "a.png")
+    io.save_image(smooth_image(40, 40, 2), tmp_path / "b.png")
+    frames = torch.stack([smooth_image(32, 48, 3).roll(i, dims=-1) for i in range(6)], dim=1)
+    io.save_video(frames, tmp_path / "clip.mp4", fps=5)
+    return tmp_path
+
+
+def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))

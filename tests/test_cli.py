@@ -1,0 +1,87 @@
+"""Every `vitok` subcommand, end to end through `main()` and once through the console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from vitok import ViTok
+from vitok.cli import build_parser, main
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return list(action.choices)
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_subcommand_has_help(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: vitok " + command in capsys.readouterr().out
+
+
+def test_presets_table(capsys) -> None:
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "S-B/16" in out and "S-B/4x16" in out and "128.8" in out and "34.7" in out
+
+
+def test_flops(capsys) -> None:
+    assert main(["flops", "S-B/16", "--size", "512", "--measure"]) == 0
+    out = capsys.readouterr().out
+    assert "160.7" in out and "16384" in out and "FlopCounterMode: 160.70" in out
+    assert main(["flops", "S-B/4x8", "--frames", "8", "--size", "64x128", "--latent-channels", "8"]) == 0
+    assert "8x64x128" in capsys.readouterr().out
+
+
+def test_flops_bad_name(capsys) -> None:
+    assert main(["flops", "Z-Z/3"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_reconstruct_images_and_video_with_saved_model(media_dir, tmp_path, capsys) -> None:
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(media_dir), "--model", str(tmp_path / "model"), "--out", str(out),
+                 "--frames", "4"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_compare.png", "a_recon.png", "b_compare.png", "b_recon.png",
+                     "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4"]
+    text = capsys.readouterr().out
+    assert "mean PSNR" in text and "over 3 items" in text
+
+
+def test_reconstruct_real_files_with_preset_and_resize(shared_data, tmp_path, capsys) -> None:
+    image = shared_data / "images" / "val" / "opencv-baboon.jpg"
+    video = shared_data / "videos" / "val" / "carphone.mp4"
+    assert main(["reconstruct", str(image), str(video), "--model", "N-N/2x8", "--size", "64",
+                 "--frames", "4", "--bf16", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "randomly initialised" in captured.err
+    assert "(64, 64)" in captured.out and "(4, 64, 64)" in captured.out
+
+
+def test_reconstruct_bad_model(media_dir, capsys) -> None:
+    assert main(["reconstruct", str(media_dir), "--model", "no/such/dir"]) == 2
+    assert "neither a saved model directory nor a preset" in capsys.readouterr().err
+
+
+def test_console_script_and_module() -> None:
+    exe = shutil.which("vitok")
+    commands = [[sys.executable, "-m", "vitok", "--version"]] + ([[exe, "--version"]] if exe else [])
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        assert result.stdout.startswith("vitok ")
+
+
+def test_demo_runs_on_shipped_samples(tmp_path, capsys) -> None:
+    assert main(["demo", "--model", "N-N/8", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "N-N/8" in out and "over 4 samples" in out
+    assert (tmp_path / "baboon_compare.png").is_file() and (tmp_path / "carphone_recon.mp4").is_file()
