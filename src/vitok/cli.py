@@ -218,6 +218,35 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- train
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a tokenizer from a YAML config (stage 1 or 2)",
+                       description="Train with `vitok train CONFIG.yaml [section.key=value ...]`. "
+                                   "Resumes automatically from the newest checkpoint in run.out_dir. "
+                                   "Scale out with `torchrun --nproc_per_node N -m vitok train ...`.")
+    p.add_argument("config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. run.steps=100")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from vitok.train import load_config, train
+    from vitok.train.trainer import _yaml
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(_yaml(cfg.to_dict()))
+        return 0
+    scalars = train(cfg)
+    if scalars:
+        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+    return 0
+
+
 # ---------------------------------------------------------------------- weights
 def register_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="fetch / list the metric networks' weights (LPIPS, ...)",
@@ -250,7 +279,7 @@ def run_weights(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
-    register_weights,
+    register_weights, register_train,
 )
 
 

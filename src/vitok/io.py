@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -37,12 +38,20 @@ def tensor_to_uint8(x: Tensor) -> np.ndarray:
     return x.movedim(0, -1).cpu().numpy()
 
 
-def load_image(path: str | Path) -> Tensor:
-    """An image file -> (3, H, W) float32 in [-1, 1]. Raises ``ValueError`` if unreadable."""
+def load_image(path: str | Path, min_side: int | None = None) -> Tensor:
+    """An image file -> (3, H, W) float32 in [-1, 1]. Raises ``ValueError`` if unreadable.
+
+    ``min_side``: allow the JPEG decoder to downscale by a power of two while the shorter side
+    stays at least this long (much faster for large photos that are resized anyway).
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            if min_side is not None and image.format == "JPEG":
+                w, h = image.size
+                scale = max(min_side / min(w, h), 1 / 8)
+                image.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
             array = np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
@@ -59,34 +68,64 @@ def save_image(x: Tensor, path: str | Path) -> None:
     Image.fromarray(tensor_to_uint8(x)).save(path)
 
 
+def _source(path: str | Path | BinaryIO) -> str | BinaryIO:
+    """A file name for PyAV, or a file-like object rewound to its start."""
+    if isinstance(path, (str, Path)):
+        return str(path)
+    path.seek(0)
+    return path
+
+
 def video_info(path: str | Path) -> tuple[int, float]:
     """(frame count, frames per second) of a video file; the count may be an estimate."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(_source(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or 25)
         frames = stream.frames or int((stream.duration or 0) * stream.time_base * fps)
     return frames, fps
 
 
+def _decode(path: str | Path, num_frames: int | None, start: int, stride: int, seek: bool) -> list[np.ndarray]:
+    """Frames by index; with ``seek``, jump to the keyframe before ``start`` and index frames by
+    timestamp. Returns None when timestamps turn out unreliable (not increasing)."""
+    import av
+
+    frames: list[np.ndarray] = []
+    with av.open(_source(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        if seek:
+            container.seek(int(start / fps / stream.time_base), stream=stream, backward=True)
+        last_pts = None
+        for sequential, frame in enumerate(container.decode(stream)):
+            if seek:
+                if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
+                    return None
+                last_pts = frame.pts
+            index = round(frame.time * fps) if seek else sequential
+            if index < start or (index - start) % stride:
+                continue
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if num_frames is not None and len(frames) == num_frames:
+                break
+    return frames
+
+
 def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, stride: int = 1) -> Tensor:
     """Decode frames ``start, start + stride, ...`` (``num_frames`` of them, or all) of a video.
 
-    Returns (3, T, H, W) float32 in [-1, 1]. Raises ``ValueError`` for an unreadable file or one
-    with no frames in the requested range.
+    For a late ``start`` it seeks to the keyframe before it (falling back to decoding from the
+    beginning when the file's timestamps are not increasing). Returns (3, T, H, W) float32 in
+    [-1, 1]. Raises ``ValueError`` for an unreadable file or no frames in the requested range.
     """
     import av
 
-    frames = []
     try:
-        with av.open(str(path)) as container:
-            for index, frame in enumerate(container.decode(video=0)):
-                if index < start or (index - start) % stride:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if num_frames is not None and len(frames) == num_frames:
-                    break
+        frames = _decode(path, num_frames, start, stride, seek=True) if start > 0 else None
+        if frames is None:
+            frames = _decode(path, num_frames, start, stride, seek=False)
     except (av.error.FFmpegError, OSError, IndexError) as err:
         raise ValueError(f"cannot read video {path}: {err}") from err
     if not frames:

@@ -34,13 +34,19 @@ class LatentDistribution:
         """The most likely latent (the mean): what inference uses."""
         return self.mean
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """A reparameterised sample ``mean + std * eps`` (differentiable w.r.t. mean and logvar)."""
+    def sample(self, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+        """A reparameterised sample ``mean + std * eps`` (differentiable w.r.t. mean and logvar).
+
+        ``noise`` supplies eps (same shape as the mean); otherwise it is drawn with ``generator``.
+        """
         if self.logvar is None:
             return self.mean
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
-                          dtype=self.mean.dtype)
-        return self.mean + self.std * eps
+        if noise is None:
+            noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
+                                dtype=self.mean.dtype)
+        elif noise.shape != self.mean.shape:
+            raise ValueError(f"noise must have the latent's shape {tuple(self.mean.shape)}, got {tuple(noise.shape)}")
+        return self.mean + self.std * noise.to(self.mean)
 
     def kl(self) -> Tensor:
         """KL(q || N(0, I)) averaged over every latent element (a scalar, float32)."""

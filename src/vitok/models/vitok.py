@@ -199,12 +199,22 @@ class ViTok(nn.Module):
             video = video[(..., *(slice(0, s) for s in size))]
         return video
 
-    def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> AutoencoderOutput:
-        """Encode and decode; ``sample=True`` (training) decodes a posterior sample."""
+    def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
+                noise: Tensor | None = None) -> AutoencoderOutput:
+        """Encode and decode; ``sample=True`` (training) decodes a posterior sample, whose
+        standard-normal noise can be given (shape :meth:`latent_shape`) for reproducibility."""
         posterior = self.encode_posterior(x)
-        z = posterior.sample(generator) if sample else posterior.mode()
+        z = posterior.sample(generator, noise) if sample else posterior.mode()
         recon = self.decode(z, size=tuple(x.shape[2:]))
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
+
+    def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Latent shape for an input of shape (B, 3, H, W) or (B, 3, T, H, W)."""
+        c = self.config.latent_channels
+        if len(shape) == 4:
+            _, h, w = self.latent_grid((1, *shape[2:]))
+            return (shape[0], c, h, w)
+        return (shape[0], c, *self.latent_grid(tuple(shape[2:])))
 
     # ------------------------------------------------------------------ latent statistics
     def set_latent_stats(self, mean: Tensor, std: Tensor) -> None:

@@ -1,0 +1,70 @@
+"""Data configuration and the training DataLoader (folders or shards, rank-aware, resumable)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vitok.data.datasets import Kind, MediaFolder, collate
+from vitok.data.sampler import StepBatchSampler
+from vitok.data.shards import ShardDataset, is_shard_spec
+from vitok.data.transforms import TrainTransform
+
+
+@dataclass
+class DataConfig:
+    """Where the training data is and how it is cropped.
+
+    Attributes:
+        train: image/video folders or files, or tar shard paths / globs (WebDataset).
+        kind: "image" or "video".
+        image_size: crop size (H = W) in pixels.
+        num_frames, frame_stride: clip length and frame step for videos.
+        scale: area range of the random resized crop (the paper's 0.8-1).
+        short_side: instead of ``scale``: resize shorter side to a random length in [lo, hi]
+            and take a random crop (for a few large photos).
+        hflip: random horizontal flips.
+        workers: DataLoader worker processes per rank.
+    """
+
+    train: list[str] = field(default_factory=list)
+    kind: Kind = "image"
+    image_size: int = 256
+    num_frames: int = 16
+    frame_stride: int = 1
+    scale: tuple[float, float] = (0.8, 1.0)
+    short_side: tuple[int, int] | None = None
+    hflip: bool = True
+    workers: int = 0
+
+    def transform(self) -> TrainTransform:
+        return TrainTransform((self.image_size, self.image_size), scale=self.scale, hflip=self.hflip,
+                              short_side=self.short_side)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Per-worker seeding of the libraries a user transform might use (ours use explicit seeds)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world: int = 1, seed: int = 0,
+                       start_step: int = 0, accum: int = 1) -> DataLoader:
+    """Endless loader of this rank's micro-batches, starting at optimiser step ``start_step``."""
+    if not cfg.train:
+        raise ValueError("data.train is empty: give image/video folders or tar shards")
+    common = {"num_workers": cfg.workers, "collate_fn": collate, "worker_init_fn": _seed_worker,
+              "persistent_workers": cfg.workers > 0, "pin_memory": torch.cuda.is_available()}
+    if is_shard_spec(cfg.train):
+        micro = global_batch // (world * accum)
+        dataset = ShardDataset(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, rank, world, seed,
+                               start_sample=start_step * accum * micro)
+        return DataLoader(dataset, batch_size=micro, **common)
+    dataset = MediaFolder(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, cfg.frame_stride)
+    sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum)
+    return DataLoader(dataset, batch_sampler=sampler, **common)

@@ -1,0 +1,99 @@
+"""Training and evaluation crops for images (3, H, W) and clips (3, T, H, W), values in [-1, 1].
+
+Every frame of a clip gets the same crop and flip. Randomness comes from an explicit
+``torch.Generator`` so that a sample's augmentation depends only on its seed (exact resume,
+identical data under any number of workers or ranks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand((), generator=gen).item()
+
+
+def random_resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+                            gen: torch.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a crop with area fraction in ``scale`` and aspect ratio
+    (w/h, log-uniform) in ``ratio``; falls back to the largest centred crop of ratio 1."""
+    area = h * w
+    for _ in range(10):
+        target = area * _uniform(gen, *scale)
+        aspect = math.exp(_uniform(gen, math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (), generator=gen))
+            left = int(torch.randint(0, w - cw + 1, (), generator=gen))
+            return top, left, ch, cw
+    side = min(h, w)
+    return (h - side) // 2, (w - side) // 2, side, side
+
+
+def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bicubic, antialiased resize of (..., H, W) to ``size``, clamped to [-1, 1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    out = F.interpolate(x.reshape(-1, 1, h, w), size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out.reshape(*lead, *size).clamp(-1, 1)
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """Random crop + horizontal flip to ``size`` (H, W).
+
+    Default: the paper's random resized crop (area 0.8-1). With ``short_side=(lo, hi)`` the
+    image is instead (virtually) resized so its shorter side is a random length in [lo, hi] and
+    a ``size`` crop is taken at a random position: the way to get many distinct, detailed crops
+    out of a few large photos.
+    """
+
+    size: tuple[int, int]
+    scale: tuple[float, float] = (0.8, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: bool = True
+    short_side: tuple[int, int] | None = None
+
+    def box(self, h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+        if self.short_side is None:
+            return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
+        factor = min(h, w) / _uniform(gen, *self.short_side)  # source pixels per output pixel
+        ch, cw = min(h, round(self.size[0] * factor)), min(w, round(self.size[1] * factor))
+        top = int(torch.randint(0, h - ch + 1, (), generator=gen))
+        left = int(torch.randint(0, w - cw + 1, (), generator=gen))
+        return top, left, ch, cw
+
+    def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        top, left, ch, cw = self.box(*x.shape[-2:], gen)
+        x = resize(x[..., top:top + ch, left:left + cw], self.size)
+        if self.hflip and torch.rand((), generator=gen).item() < 0.5:
+            x = x.flip(-1)
+        return x.contiguous()
+
+    @property
+    def decode_min_side(self) -> int:
+        """Smallest shorter side the decoder may downscale a photo to without losing detail."""
+        return max(self.short_side[1] if self.short_side else 0, *self.size)
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """Resize the shorter side, then center-crop to ``size`` (the evaluation protocol)."""
+
+    size: tuple[int, int]
+
+    def __call__(self, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+        from vitok.io import resize_center_crop
+
+        return resize_center_crop(x, self.size).contiguous()
+
+    @property
+    def decode_min_side(self) -> int:
+        return max(self.size)

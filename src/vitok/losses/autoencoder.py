@@ -1,0 +1,93 @@
+"""The composite autoencoder loss: L = w_rec L_rec + beta KL + eta LPIPS + w_ssim (1 - SSIM) + lambda GAN.
+
+Video batches (B, 3, T, H, W) are flattened to frames for LPIPS, SSIM and the discriminator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import Tensor, nn
+
+from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
+from vitok.losses.reconstruction import ReconstructionLoss, reconstruction_loss
+from vitok.metrics.ssim import ssim
+from vitok.models.bottleneck import LatentDistribution
+
+Perceptual = Literal["lpips-vgg", "lpips-alex", "none"]
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and GAN schedule; defaults are the paper's stage-1 recipe."""
+
+    reconstruction: ReconstructionLoss = "mse"
+    reconstruction_weight: float = 1.0
+    kl_weight: float = 1e-3
+    perceptual: Perceptual = "lpips-vgg"
+    perceptual_weight: float = 1.0
+    ssim_weight: float = 0.0
+    gan_weight: float = 0.0  # 0.05 in stage 2
+    gan_start: int = 0  # steps before the generator's GAN term starts
+    gan_ramp: int = 0  # steps over which it ramps to gan_weight
+    disc_lr: float = 2e-5
+    disc_warmup: int = 0  # linear warm-up of the discriminator LR
+    disc_channels: int = 64
+
+    @property
+    def uses_gan(self) -> bool:
+        return self.gan_weight > 0
+
+
+def to_frames(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W); images pass through."""
+    if x.ndim == 5:
+        return x.transpose(1, 2).flatten(0, 1)
+    return x
+
+
+class AutoencoderLoss(nn.Module):
+    """Computes the generator-side loss terms and the discriminator loss."""
+
+    def __init__(self, config: LossConfig, cache: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.lpips = None
+        if config.perceptual != "none" and config.perceptual_weight > 0:
+            from vitok.losses.lpips import LPIPS
+
+            self.lpips = LPIPS(config.perceptual.removeprefix("lpips-"), cache=cache)
+
+    def forward(self, x: Tensor, recon: Tensor, posterior: LatentDistribution, step: int,
+                discriminator: nn.Module | None = None) -> tuple[Tensor, dict[str, float]]:
+        """Generator loss for pixels x and reconstruction recon (same layout, [-1, 1]).
+
+        Returns the scalar loss and a dict of its (unweighted) terms for logging.
+        """
+        cfg = self.config
+        terms = {"rec": reconstruction_loss(cfg.reconstruction, recon, x), "kl": posterior.kl()}
+        total = cfg.reconstruction_weight * terms["rec"] + cfg.kl_weight * terms["kl"]
+        frames_x, frames_r = to_frames(x), to_frames(recon)
+        if self.lpips is not None:
+            terms["lpips"] = self.lpips(frames_r, frames_x).mean()
+            total = total + cfg.perceptual_weight * terms["lpips"]
+        if cfg.ssim_weight > 0:
+            terms["ssim"] = ssim(frames_r, frames_x).mean()
+            total = total + cfg.ssim_weight * (1 - terms["ssim"])
+        weight = cfg.gan_weight * ramp(step, cfg.gan_start, cfg.gan_ramp)
+        if discriminator is not None and weight > 0:
+            terms["g_adv"] = g_loss(discriminator(frames_r))
+            total = total + weight * terms["g_adv"]
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def discriminator_loss(discriminator: nn.Module, x: Tensor, recon: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """Hinge loss of D on real frames x and detached reconstructions."""
+    real = discriminator(to_frames(x))
+    fake = discriminator(to_frames(recon.detach()))
+    loss = d_hinge_loss(real, fake)
+    return loss, {"d_loss": float(loss.detach()), "d_real": float(real.mean()), "d_fake": float(fake.mean())}
+
+
+__all__ = ["AutoencoderLoss", "Discriminator", "LossConfig", "discriminator_loss", "to_frames"]

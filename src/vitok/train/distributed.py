@@ -1,0 +1,90 @@
+"""PyTorch distributed set-up for ``torchrun``: process group, device, DDP / FSDP wrapping.
+
+Single process when ``WORLD_SIZE`` is unset or 1. Backend: NCCL on CUDA, gloo on CPU.
+Multi-node: ``torchrun --nnodes N --node_rank R --rdzv_endpoint HOST:PORT --nproc_per_node G -m vitok train ...``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("run.device=cuda but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device(preference)
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the torchrun process group if there is one; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(rank, world, local_rank, dev)
+
+
+def wrap(model: nn.Module, info: DistInfo, strategy: str) -> nn.Module:
+    """DDP (replicated) or FSDP2 (``fully_shard`` per transformer block, then the root)."""
+    if not info.enabled:
+        return model
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for module in model.modules():
+            if module.__class__.__name__ == "Block":
+                fully_shard(module)
+        return fully_shard(model)
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return DDP(model, device_ids=device_ids)
+
+
+def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= info.world
+    return values
+
+
+def all_reduce_min(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return value
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

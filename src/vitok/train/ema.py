@@ -1,0 +1,38 @@
+"""Exponential moving average of a set of parameters."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class EMA:
+    """shadow = decay * shadow + (1 - decay) * param, for the named parameters given (fp32)."""
+
+    def __init__(self, named_params: dict[str, nn.Parameter], decay: float) -> None:
+        self.decay = decay
+        self.params = named_params
+        self.shadow = {k: p.detach().float().clone() for k, p in named_params.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for k, p in self.params.items():
+            self.shadow[k].lerp_(p.detach().float(), 1 - self.decay)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise ValueError(f"EMA state lacks {sorted(missing)[:5]}")
+        for k in self.shadow:
+            self.shadow[k].copy_(state[k])
+
+    def copy_to(self, model: nn.Module) -> nn.Module:
+        """Write the averaged weights into ``model`` (same parameter names) and return it."""
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for k, v in self.shadow.items():
+                named[k].copy_(v)
+        return model

@@ -1,0 +1,300 @@
+"""The tokenizer training loop (stage 1 and stage 2 of the paper's recipe).
+
+Wiring (model, loss, optimisers, data, resume) is in :class:`Trainer.__init__`; one optimiser
+step is :meth:`Trainer.train_step`; :meth:`Trainer.fit` is the loop with logging and
+checkpoints. Works on one CPU, one GPU, or many processes under ``torchrun`` (DDP / FSDP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
+from vitok.losses.gan import Discriminator
+from vitok.models.vitok import ViTok
+from vitok.train import checkpoint as ckpt
+from vitok.train.config import TrainConfig
+from vitok.train.distributed import DistInfo, all_reduce_mean, all_reduce_min, cleanup, init_distributed, wrap
+from vitok.train.ema import EMA
+from vitok.train.monitor import Monitor
+from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
+
+ENCODER_PREFIXES = ("patch_embed.", "encoder.", "bottleneck.")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/inf loss or gradient."""
+
+
+def build_model(cfg: TrainConfig) -> ViTok:
+    """The model of ``cfg.model``, initialised from ``init_from`` (model dir or checkpoint) if set."""
+    section = cfg.model
+    if section.init_from is None:
+        model = ViTok.from_preset(section.preset, **section.overrides)
+    elif Path(section.init_from).is_file():
+        state = ckpt.load_checkpoint(section.init_from)
+        model = ViTok(ViTok.from_preset(section.preset, **section.overrides).config)
+        model.load_state_dict(state["model"])
+    else:
+        model = ViTok.from_pretrained(section.init_from)
+    model.encoder.grad_checkpointing = model.decoder.grad_checkpointing = section.grad_checkpointing
+    if section.freeze_encoder:
+        for name, param in model.named_parameters():
+            if name.startswith(ENCODER_PREFIXES):
+                param.requires_grad_(False)
+    return model
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices, none on norms, biases and other vectors."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device) -> Tensor:
+    """Standard-normal latent noise, one stream per sample seed: identical for a sample whatever
+    the batch split, rank or worker."""
+    per_sample = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    return torch.stack(per_sample).to(device)
+
+
+class Trainer:
+    """Trains a ViTok tokenizer from a :class:`TrainConfig`; ``Trainer(cfg).fit()``."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.dist: DistInfo = init_distributed(cfg.run.device)
+        self.run_dir = Path(cfg.run.out_dir)
+        torch.manual_seed(cfg.run.seed)
+        self.model = build_model(cfg).to(self.dist.device)
+        self.loss = AutoencoderLoss(cfg.loss).to(self.dist.device)
+        self.trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
+                                     betas=cfg.optim.betas, fused=self.dist.device.type == "cuda")
+        self.disc = self.d_opt = None
+        if cfg.loss.uses_gan:
+            self.disc = Discriminator(cfg.data.image_size, cfg.loss.disc_channels).to(self.dist.device)
+            self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.loss.disc_lr, betas=cfg.optim.betas,
+                                           weight_decay=cfg.optim.weight_decay)
+        self.ema = EMA(self.trainable, cfg.run.ema) if cfg.run.ema else None
+        self.step, self.bad_steps, self.skipped_files = 0, 0, 0
+        self.resume()
+        self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
+        self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
+        if cfg.model.compile:
+            self.ddp_model = torch.compile(self.ddp_model)
+        self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                 "bad_steps": self.bad_steps, "skipped_files": self.skipped_files,
+                 "rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.disc is not None:
+            state["disc"], state["d_opt"] = self.disc.state_dict(), self.d_opt.state_dict()
+        return state
+
+    def resume(self) -> None:
+        """Continue from the newest complete checkpoint in the run directory, if any."""
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            return
+        state = ckpt.load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.d_opt.load_state_dict(state["d_opt"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.bad_steps = state["step"], state["bad_steps"]
+        self.skipped_files = state["skipped_files"]
+        if self.dist.is_main:
+            print(f"resumed from {path} at step {self.step}")
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.run_dir, self.step, self.state_dict(), self.cfg.run.keep_last)
+
+    def export(self) -> None:
+        """Write the trained model (and its EMA) as ``save_pretrained`` directories."""
+        if not self.dist.is_main:
+            return
+        self.model.save_pretrained(self.run_dir / "model")
+        if self.ema is not None:
+            averaged = ViTok(self.model.config)
+            averaged.load_state_dict(self.model.state_dict())
+            self.ema.copy_to(averaged).save_pretrained(self.run_dir / "model-ema")
+
+    # ------------------------------------------------------------------ one step
+    def set_lr(self) -> float:
+        o = self.cfg.optim
+        lr = cosine_lr(self.step, o.peak_lr, self.cfg.run.steps, self.warmup, o.min_lr)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        if self.d_opt is not None:
+            d_lr = linear_warmup(self.step, self.cfg.loss.disc_lr, self.cfg.loss.disc_warmup)
+            for group in self.d_opt.param_groups:
+                group["lr"] = d_lr
+        return lr
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        enabled = self.cfg.run.precision == "bf16"
+        return torch.autocast(self.dist.device.type, torch.bfloat16, enabled=enabled)
+
+    def _sync(self, module: nn.Module | None, last: bool) -> contextlib.AbstractContextManager:
+        """Skip DDP's gradient all-reduce on all but the last micro-batch."""
+        if not last and module is not None and hasattr(module, "no_sync"):
+            return module.no_sync()
+        return contextlib.nullcontext()
+
+    def generator_pass(self, batches: list[dict[str, Any]]) -> tuple[dict[str, float], list[Tensor], Tensor]:
+        """Forward + backward of the autoencoder over the micro-batches; returns mean terms,
+        the reconstructions (for D) and whether everything was finite."""
+        terms: dict[str, float] = {}
+        recons = []
+        finite = torch.ones((), device=self.dist.device)
+        if self.disc is not None:
+            self.disc.requires_grad_(False)
+        for i, batch in enumerate(batches):
+            x = batch["x"].to(self.dist.device, non_blocking=True)
+            noise = posterior_noise(self.model.latent_shape(tuple(x.shape)), batch["seed"], self.dist.device)
+            with self._sync(self.ddp_model, i == len(batches) - 1), self.autocast():
+                out = self.ddp_model(x, sample=True, noise=noise)
+                loss, parts = self.loss(x, out.recon, out.posterior, self.step, self.disc)
+                (loss / len(batches)).backward()
+            finite *= torch.isfinite(loss.detach()).float()
+            recons.append(out.recon.detach())
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                terms[k] = terms.get(k, 0.0) + v / len(batches)
+        if self.disc is not None:
+            self.disc.requires_grad_(True)
+        return terms, recons, finite
+
+    def discriminator_pass(self, batches: list[dict[str, Any]], recons: list[Tensor]) -> dict[str, float]:
+        self.d_opt.zero_grad(set_to_none=True)
+        terms: dict[str, float] = {}
+        for i, (batch, recon) in enumerate(zip(batches, recons)):
+            x = batch["x"].to(self.dist.device, non_blocking=True)
+            with self._sync(self.ddp_disc, i == len(batches) - 1), self.autocast():
+                loss, parts = discriminator_loss(self.ddp_disc, x, recon)
+                (loss / len(batches)).backward()
+            for k, v in parts.items():
+                terms[k] = terms.get(k, 0.0) + v / len(batches)
+        torch.nn.utils.clip_grad_norm_(self.disc.parameters(), self.cfg.optim.grad_clip)
+        self.d_opt.step()
+        return terms
+
+    def train_step(self, batches: list[dict[str, Any]]) -> dict[str, float] | None:
+        """One optimiser step over ``accum`` micro-batches; None if the step was skipped (non-finite)."""
+        lr = self.set_lr()
+        self.opt.zero_grad(set_to_none=True)
+        terms, recons, finite = self.generator_pass(batches)
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), self.cfg.optim.grad_clip)
+        finite = finite * torch.isfinite(grad_norm).float()
+        if all_reduce_min(finite, self.dist).item() < 1:
+            self.opt.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+            if self.bad_steps >= self.cfg.run.max_bad_steps:
+                raise NonFiniteLossError(
+                    f"{self.bad_steps} consecutive steps had a non-finite loss or gradient (last at step "
+                    f"{self.step}); lower optim.lr, use run.precision=fp32, or check the data")
+            return None
+        self.bad_steps = 0
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update()
+        if self.disc is not None:
+            terms.update(self.discriminator_pass(batches, recons))
+        self.last_batch = (batches[0]["x"], recons[0])
+        return {**terms, "lr": lr, "grad_norm": float(grad_norm)}
+
+    # ------------------------------------------------------------------ the loop
+    def batches(self):  # noqa: ANN201 - a generator of micro-batch lists
+        from vitok.data.loader import build_train_loader
+
+        o = self.cfg.optim
+        loader = build_train_loader(self.cfg.data, o.batch_size, self.dist.rank, self.dist.world,
+                                    self.cfg.run.seed, self.step, o.accum)
+        it = iter(loader)
+        while True:
+            yield [next(it) for _ in range(o.accum)]
+
+    def fit(self) -> dict[str, float]:
+        """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
+        run = self.cfg.run
+        end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(_yaml(self.cfg.to_dict()))
+        monitor = Monitor(self.run_dir, run.steps, self.step, self.dist.is_main, run.tensorboard, run.progress)
+        last: dict[str, float] = {}
+        skipped_steps = 0
+        try:
+            data = self.batches()
+            while self.step < end:
+                batches = next(data)
+                self.skipped_files += sum(len(b["skipped"]) for b in batches)
+                scalars = self.train_step(batches)
+                self.step += 1
+                skipped_steps += scalars is None
+                monitor.advance(self.step)
+                if scalars is not None and (self.step % run.log_every == 0 or self.step == end):
+                    last = self.reduce_scalars(scalars)
+                    monitor.log(self.step, {**last, "skipped_files": self.skipped_files,
+                                            "skipped_steps": skipped_steps})
+                if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
+                    monitor.images(self.step, *self.last_batch)
+                if self.step % run.ckpt_every == 0 or self.step == end:
+                    self.save()
+            if self.step >= run.steps:
+                self.export()
+        finally:
+            monitor.close()
+        if self.skipped_files:
+            monitor.message(f"skipped {self.skipped_files} unreadable files (see the log for their paths)")
+        return last
+
+    def reduce_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
+        keys = sorted(scalars)
+        values = torch.tensor([scalars[k] for k in keys], dtype=torch.float64, device=self.dist.device)
+        values = all_reduce_mean(values, self.dist)
+        return {k: float(v) for k, v in zip(keys, values) if math.isfinite(float(v))}
+
+    def close(self) -> None:
+        cleanup(self.dist)
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return yaml.safe_dump(plain(data), sort_keys=False)
+
+
+def train(cfg: TrainConfig) -> dict[str, float]:
+    """Train from a config and clean up the process group; returns the last logged scalars."""
+    trainer = Trainer(cfg)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
