@@ -87,7 +87,8 @@ def discriminator_loss(discriminator: nn.Module, x: Tensor, recon: Tensor) -> tu
     real = discriminator(to_frames(x))
     fake = discriminator(to_frames(recon.detach()))
     loss = d_hinge_loss(real, fake)
-    return loss, {"d_loss": float(loss.detach()), "d_real": float(real.mean()), "d_fake": float(fake.mean())}
+    return loss, {"d_loss": float(loss.detach()), "d_real": float(real.detach().mean()),
+                  "d_fake": float(fake.detach().mean())}
 
 
 __all__ = ["AutoencoderLoss", "Discriminator", "LossConfig", "discriminator_loss", "to_frames"]

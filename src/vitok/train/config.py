@@ -123,9 +123,14 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
         return dict(value)
     if dataclasses.is_dataclass(kind):
-        return from_dict(kind, value, key)
+        return from_dict(kind, value, f"{key}.")
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if kind is Any or (isinstance(kind, type) and isinstance(value, kind) and not
                        (kind is int and isinstance(value, bool))):
         return value

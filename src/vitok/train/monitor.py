@@ -65,7 +65,8 @@ class Monitor:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, step)
         if self.bar is not None:
-            shown = {k: f"{v:.4g}" for k, v in scalars.items() if k in ("loss", "rec", "lpips", "d_loss", "steps_per_s")}
+            keys = ("loss", "rec", "lpips", "d_loss", "steps_per_s")
+            shown = {k: f"{v:.4g}" for k, v in scalars.items() if k in keys}
             self.bar.set_postfix(shown, refresh=False)
 
     def advance(self, step: int) -> None:

@@ -7,7 +7,7 @@ import math
 
 def warmup_steps(warmup: float, total: int) -> int:
     """``warmup`` as a fraction of ``total`` steps (< 1) or a step count (>= 1)."""
-    return int(warmup) if warmup >= 1 else int(round(warmup * total))
+    return int(warmup) if warmup >= 1 else round(warmup * total)
 
 
 def cosine_lr(step: int, peak: float, total: int, warmup: int, min_lr: float) -> float:

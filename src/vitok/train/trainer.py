@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,7 @@ class Trainer:
         return {**terms, "lr": lr, "grad_norm": float(grad_norm)}
 
     # ------------------------------------------------------------------ the loop
-    def batches(self):  # noqa: ANN201 - a generator of micro-batch lists
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
         from vitok.data.loader import build_train_loader
 
         o = self.cfg.optim

