@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e ".[dev]" "$(TORCH)"
 	$(BIN)/python -c "import torch, vitok; assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__"
+	$(BIN)/vitok weights fetch
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,7 +27,8 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/bench_vs_sdvae.py
+	$(BIN)/python benchmarks/bench_vs_sdvae.py --sizes 256 512
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -211,3 +211,18 @@ def test_from_pretrained_errors(tmp_path) -> None:
     (tmp_path / "m" / "model.safetensors").replace(tmp_path / "o" / "model.safetensors")
     with pytest.raises(ValueError, match="wrong shape"):
         ViTok.from_pretrained(tmp_path / "o")
+
+
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    model = ViTok.from_preset("N-N/8").train()
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    noise = torch.randn(model.latent_shape(tuple(x.shape)))
+    grads = []
+    for flag in (False, True):
+        model.zero_grad()
+        model.encoder.grad_checkpointing = model.decoder.grad_checkpointing = flag
+        out = model(x, sample=True, noise=noise)
+        (out.recon.pow(2).mean() + out.posterior.kl()).backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
+    for key, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][key])

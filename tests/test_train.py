@@ -170,19 +170,42 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(image_folder, tmp_path, 
         train(tiny_config(image_folder, tmp_path / "many", "run.max_bad_steps=3"))
 
 
-def test_ddp_two_processes_match_one(image_folder, tmp_path) -> None:
-    base = tiny_config(image_folder, tmp_path / "x", "run.steps=3", "run.ckpt_every=3")
-    (tmp_path / "cfg.yaml").write_text(__import__("yaml").safe_dump(_plain(base.to_dict())))
+def torchrun(nproc: int, config: Path, *overrides: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    for nproc, out in ((1, "one"), (2, "two")):
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-                   "--master_port", str(29500 + nproc + os.getpid() % 1000), "-m", "vitok", "train",
-                   str(tmp_path / "cfg.yaml"), f"run.out_dir={tmp_path / out}"]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_port", str(20000 + (os.getpid() * 7 + nproc) % 20000), "-m", "vitok", "train",
+               str(config), *overrides]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture
+def dist_config(image_folder, tmp_path) -> Path:
+    base = tiny_config(image_folder, tmp_path / "x", "run.steps=3", "run.ckpt_every=3", "run.ema=0.9")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(__import__("yaml").safe_dump(_plain(base.to_dict())))
+    return path
+
+
+def test_ddp_two_processes_match_one(dist_config, tmp_path) -> None:
+    torchrun(1, dist_config, f"run.out_dir={tmp_path / 'one'}")
+    torchrun(2, dist_config, f"run.out_dir={tmp_path / 'two'}")
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for key, value in one.items():
         torch.testing.assert_close(value, two[key], atol=1e-5, rtol=1e-4)
+
+
+def test_fsdp_matches_single_process_and_resumes(dist_config, tmp_path) -> None:
+    train(load_config(dist_config, [f"run.out_dir={tmp_path / 'one'}"]))
+    torchrun(2, dist_config, f"run.out_dir={tmp_path / 'fsdp'}", "run.distributed=fsdp", "run.stop_at=2",
+             "run.ckpt_every=1")
+    torchrun(2, dist_config, f"run.out_dir={tmp_path / 'fsdp'}", "run.distributed=fsdp")  # resumes at 2
+    one = load_checkpoint(list_checkpoints(tmp_path / "one")[-1][1])
+    sharded = load_checkpoint(list_checkpoints(tmp_path / "fsdp")[-1][1])
+    for part in ("model", "ema"):
+        for key, value in one[part].items():
+            torch.testing.assert_close(value, sharded[part][key], atol=1e-5, rtol=1e-4)
+    assert (tmp_path / "fsdp" / "model-ema" / "model.safetensors").is_file()
 
 
 def _plain(value):

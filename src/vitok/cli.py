@@ -7,6 +7,7 @@ so ``vitok --help`` lists them all and each has its own ``--help``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -242,7 +243,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(_yaml(cfg.to_dict()))
         return 0
     scalars = train(cfg)
-    if scalars:
+    if scalars and os.environ.get("RANK", "0") == "0":
         print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
     return 0
 

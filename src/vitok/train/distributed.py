@@ -88,3 +88,51 @@ def all_reduce_min(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------- full (gathered) state
+def _options(**kwargs: bool):  # noqa: ANN202 - torch's StateDictOptions
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, **kwargs)
+
+
+def full_model_state(model: nn.Module, sharded: bool) -> dict[str, torch.Tensor]:
+    """The whole model's state dict on the CPU; under FSDP a collective (call on every rank)."""
+    if not sharded:
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    return get_model_state_dict(model, options=_options())
+
+
+def full_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, sharded: bool) -> dict:
+    if not sharded:
+        return opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, opt, options=_options())
+
+
+def load_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict, sharded: bool) -> None:
+    if not sharded:
+        opt.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, opt, state, options=_options())
+
+
+def gather(tensor: torch.Tensor) -> torch.Tensor:
+    """A full CPU copy of a possibly sharded (DTensor) tensor; a collective for DTensors."""
+    full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+    return full.detach().cpu()
+
+
+def shard_like(full: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Shard a full tensor the way ``reference`` (a DTensor parameter) is sharded."""
+    if not hasattr(reference, "device_mesh"):
+        return full.to(reference.device)
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(full.to(reference.device), reference.device_mesh, reference.placements)

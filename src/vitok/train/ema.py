@@ -19,8 +19,18 @@ class EMA:
         for k, p in self.params.items():
             self.shadow[k].lerp_(p.detach().float(), 1 - self.decay)
 
+    def rebind(self, named_params: dict[str, nn.Parameter]) -> None:
+        """Follow parameters that were replaced (FSDP shards them); the shadow is sharded alike."""
+        from vitok.train.distributed import gather, shard_like
+
+        self.shadow = {k: shard_like(gather(self.shadow[k]), p).float() for k, p in named_params.items()}
+        self.params = named_params
+
     def state_dict(self) -> dict[str, Tensor]:
-        return dict(self.shadow)
+        """Full CPU copies of the averages (a collective when they are sharded)."""
+        from vitok.train.distributed import gather
+
+        return {k: gather(v) for k, v in self.shadow.items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         missing = set(self.shadow) - set(state)
@@ -33,6 +43,6 @@ class EMA:
         """Write the averaged weights into ``model`` (same parameter names) and return it."""
         named = dict(model.named_parameters())
         with torch.no_grad():
-            for k, v in self.shadow.items():
+            for k, v in self.state_dict().items():
                 named[k].copy_(v)
         return model

@@ -22,7 +22,10 @@ from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig
-from vitok.train.distributed import DistInfo, all_reduce_mean, all_reduce_min, cleanup, init_distributed, wrap
+from vitok.train.distributed import (
+    DistInfo, all_reduce_mean, all_reduce_min, cleanup, full_model_state, full_optimizer_state, init_distributed,
+    load_optimizer_state, wrap,
+)
 from vitok.train.ema import EMA
 from vitok.train.monitor import Monitor
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
@@ -75,30 +78,45 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.dist: DistInfo = init_distributed(cfg.run.device)
+        self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
-        self.model = build_model(cfg).to(self.dist.device)
-        self.loss = AutoencoderLoss(cfg.loss).to(self.dist.device)
-        self.trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}
-        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
-                                     betas=cfg.optim.betas, fused=self.dist.device.type == "cuda")
-        self.disc = self.d_opt = None
-        if cfg.loss.uses_gan:
-            self.disc = Discriminator(cfg.data.image_size, cfg.loss.disc_channels).to(self.dist.device)
-            self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.loss.disc_lr, betas=cfg.optim.betas,
-                                           weight_decay=cfg.optim.weight_decay)
-        self.ema = EMA(self.trainable, cfg.run.ema) if cfg.run.ema else None
+        device = self.dist.device
+        self.model = build_model(cfg).to(device)
+        self.loss = AutoencoderLoss(cfg.loss).to(device)
+        self.disc = Discriminator(cfg.data.image_size, cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         self.step, self.bad_steps, self.skipped_files = 0, 0, 0
-        self.resume()
+        state = self.load_latest()
+        if state is not None:  # weights go in before sharding / replication
+            self.model.load_state_dict(state["model"])
+            if self.disc is not None:
+                self.disc.load_state_dict(state["disc"])
+        trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}
+        self.ema = EMA(trainable, cfg.run.ema) if cfg.run.ema else None
+        if self.ema is not None and state is not None:
+            self.ema.load_state_dict(state["ema"])
         self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
         self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
+        self.trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}  # FSDP replaced them
+        if self.ema is not None:
+            self.ema.rebind(self.trainable)
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
+                                     betas=cfg.optim.betas, fused=device.type == "cuda")
+        self.d_opt = None
+        if self.disc is not None:
+            self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.loss.disc_lr, betas=cfg.optim.betas,
+                                           weight_decay=cfg.optim.weight_decay)
+        if state is not None:
+            self.restore(state)
         if cfg.model.compile:
             self.ddp_model = torch.compile(self.ddp_model)
         self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+        """Everything needed to continue exactly (a collective under FSDP: call on every rank)."""
+        state = {"step": self.step, "model": full_model_state(self.model, self.sharded),
+                 "opt": full_optimizer_state(self.model, self.opt, self.sharded),
                  "bad_steps": self.bad_steps, "skipped_files": self.skipped_files,
                  "rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
         if self.ema is not None:
@@ -107,38 +125,44 @@ class Trainer:
             state["disc"], state["d_opt"] = self.disc.state_dict(), self.d_opt.state_dict()
         return state
 
-    def resume(self) -> None:
-        """Continue from the newest complete checkpoint in the run directory, if any."""
+    def load_latest(self) -> dict[str, Any] | None:
+        """The newest complete checkpoint in the run directory (auto-resume), if any."""
         path = ckpt.latest_checkpoint(self.run_dir)
         if path is None:
-            return
-        state = ckpt.load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
-        if self.disc is not None:
-            self.disc.load_state_dict(state["disc"])
+            return None
+        if self.dist.is_main:
+            print(f"resuming from {path}")
+        return ckpt.load_checkpoint(path)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Optimiser states, counters and RNG from a checkpoint (weights were loaded earlier)."""
+        load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
+        if self.d_opt is not None:
             self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng"])
         self.step, self.bad_steps = state["step"], state["bad_steps"]
         self.skipped_files = state["skipped_files"]
-        if self.dist.is_main:
-            print(f"resumed from {path} at step {self.step}")
 
     def save(self) -> None:
+        state = self.state_dict()
         if self.dist.is_main:
-            ckpt.save_checkpoint(self.run_dir, self.step, self.state_dict(), self.cfg.run.keep_last)
+            ckpt.save_checkpoint(self.run_dir, self.step, state, self.cfg.run.keep_last)
 
     def export(self) -> None:
         """Write the trained model (and its EMA) as ``save_pretrained`` directories."""
+        weights = full_model_state(self.model, self.sharded)
+        averaged = self.ema.state_dict() if self.ema is not None else None
         if not self.dist.is_main:
             return
-        self.model.save_pretrained(self.run_dir / "model")
-        if self.ema is not None:
-            averaged = ViTok(self.model.config)
-            averaged.load_state_dict(self.model.state_dict())
-            self.ema.copy_to(averaged).save_pretrained(self.run_dir / "model-ema")
+        model = ViTok(self.model.config)
+        model.load_state_dict(weights)
+        model.save_pretrained(self.run_dir / "model")
+        if averaged is not None:
+            named = dict(model.named_parameters())
+            with torch.no_grad():
+                for key, value in averaged.items():
+                    named[key].copy_(value)
+            model.save_pretrained(self.run_dir / "model-ema")
 
     # ------------------------------------------------------------------ one step
     def set_lr(self) -> float:
@@ -205,6 +229,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         terms, recons, finite = self.generator_pass(batches)
         grad_norm = torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), self.cfg.optim.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
         finite = finite * torch.isfinite(grad_norm).float()
         if all_reduce_min(finite, self.dist).item() < 1:
             self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,80 @@
+"""Data: transforms, folders, the resumable rank-aware sampler, WebDataset shards."""
+
+from __future__ import annotations
+
+import torch
+
+from tests.conftest import smooth_image
+from vitok import io
+from vitok.data import (
+    DataConfig, EvalTransform, MediaFolder, ShardDataset, StepBatchSampler, TrainTransform, build_train_loader,
+    collate, list_files, write_shards,
+)
+
+
+def test_train_transform_is_seeded_and_sized() -> None:
+    x = torch.rand(3, 90, 120) * 2 - 1
+    t = TrainTransform((32, 32))
+    a = t(x, torch.Generator().manual_seed(1))
+    assert a.shape == (3, 32, 32)
+    assert torch.equal(a, t(x, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, t(x, torch.Generator().manual_seed(2)))
+    clip = torch.rand(3, 5, 60, 80)
+    out = TrainTransform((24, 24), short_side=(24, 60))(clip, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 5, 24, 24)
+    # every frame gets the same crop: a static clip stays static
+    static = torch.rand(3, 1, 60, 80).expand(3, 4, 60, 80)
+    cropped = TrainTransform((24, 24))(static, torch.Generator().manual_seed(3))
+    assert torch.equal(cropped[:, 0], cropped[:, 3])
+    assert EvalTransform((16, 16))(clip).shape == (3, 5, 16, 16)
+
+
+def test_media_folder_images_and_videos(tmp_path) -> None:
+    for i in range(3):
+        io.save_image(smooth_image(40, 50, i), tmp_path / "img" / f"{i}.png")
+    io.save_video(torch.stack([smooth_image(32, 32, i) for i in range(5)], 1), tmp_path / "vid" / "short.mp4")
+    images = MediaFolder([tmp_path / "img"], "image", TrainTransform((16, 16)))
+    assert len(images) == 3 and images[(0, 7)]["x"].shape == (3, 16, 16)
+    assert torch.equal(images[(1, 7)]["x"], images[(1, 7)]["x"])
+    videos = MediaFolder([tmp_path / "vid"], "video", TrainTransform((16, 16)), num_frames=8, frame_stride=2)
+    item = videos[(0, 1)]
+    assert item["x"].shape == (3, 8, 16, 16)  # 5 frames: stride reduced, last frame repeated
+    batch = collate([images[(0, 1)], images[(2, 2)]])
+    assert batch["x"].shape == (2, 3, 16, 16) and batch["seed"].tolist() == [1, 2]
+    assert list_files([tmp_path], "video") == [tmp_path / "vid" / "short.mp4"]
+
+
+def test_sampler_ranks_partition_the_global_batch_and_resume() -> None:
+    single = StepBatchSampler(10, 4, seed=3)
+    ranks = [StepBatchSampler(10, 4, rank=r, world=2, seed=3) for r in range(2)]
+    it_single, its = iter(single), [iter(s) for s in ranks]
+    for _ in range(7):  # crosses epoch boundaries
+        union = sorted(next(its[0]) + next(its[1]))
+        assert union == sorted(next(it_single))
+    resumed = iter(StepBatchSampler(10, 4, seed=3, start_step=5))
+    fresh = iter(StepBatchSampler(10, 4, seed=3))
+    for _ in range(5):
+        next(fresh)
+    assert next(resumed) == next(fresh)
+    accum = iter(StepBatchSampler(10, 4, seed=3, accum=2))
+    assert next(accum) + next(accum) == single.step_keys(0)
+    epoch = [k[0] for s in range(5) for k in single.step_keys(s)][:10]
+    assert sorted(epoch) == list(range(10))  # each epoch is a permutation
+
+
+def test_shards_train_loader(tmp_path) -> None:
+    files = []
+    for i in range(6):
+        io.save_image(smooth_image(40, 40, i), tmp_path / "src" / f"{i}.png")
+        files.append(tmp_path / "src" / f"{i}.png")
+    (tmp_path / "src" / "bad.png").write_bytes(b"not a png")
+    shards = write_shards([*files, tmp_path / "src" / "bad.png"], str(tmp_path / "shards" / "data-%03d.tar"),
+                          per_shard=4)
+    assert len(shards) == 2
+    ds = ShardDataset([str(tmp_path / "shards" / "*.tar")], "image", TrainTransform((16, 16)), rank=1, world=2)
+    items = [item for _, item in zip(range(4), ds)]
+    assert all(item["x"].shape == (3, 16, 16) for item in items)
+    assert any(item["skipped"] for item in items)  # the bad sample in shard 1 was reported
+    cfg = DataConfig(train=[str(tmp_path / "shards" / "*.tar")], image_size=16)
+    batch = next(iter(build_train_loader(cfg, global_batch=2)))
+    assert batch["x"].shape == (2, 3, 16, 16)
