@@ -7,8 +7,16 @@ import torch
 from tests.conftest import smooth_image
 from vitok import io
 from vitok.data import (
-    DataConfig, EvalTransform, MediaFolder, ShardDataset, StepBatchSampler, TrainTransform, build_train_loader,
-    collate, list_files, write_shards,
+    DataConfig,
+    EvalTransform,
+    MediaFolder,
+    ShardDataset,
+    StepBatchSampler,
+    TrainTransform,
+    build_train_loader,
+    collate,
+    list_files,
+    write_shards,
 )
 
 

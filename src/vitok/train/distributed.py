@@ -91,7 +91,7 @@ def cleanup(info: DistInfo) -> None:
 
 
 # ---------------------------------------------------------------------- full (gathered) state
-def _options(**kwargs: bool):  # noqa: ANN202 - torch's StateDictOptions
+def _options(**kwargs: bool):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     return StateDictOptions(full_state_dict=True, cpu_offload=True, **kwargs)

@@ -23,8 +23,15 @@ from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig
 from vitok.train.distributed import (
-    DistInfo, all_reduce_mean, all_reduce_min, cleanup, full_model_state, full_optimizer_state, init_distributed,
-    load_optimizer_state, wrap,
+    DistInfo,
+    all_reduce_mean,
+    all_reduce_min,
+    cleanup,
+    full_model_state,
+    full_optimizer_state,
+    init_distributed,
+    load_optimizer_state,
+    wrap,
 )
 from vitok.train.ema import EMA
 from vitok.train.monitor import Monitor
