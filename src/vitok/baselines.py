@@ -1,0 +1,76 @@
+"""Baselines evaluated through the very same code as vitok models: the SD VAE from ``diffusers``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from vitok.models.vitok import AutoencoderOutput
+
+SD_VAE_CONFIG = {  # stable-diffusion-v1-5 vae/config.json
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 512, "act_fn": "silu",
+    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32,
+}
+
+
+class DiffusersAutoencoder(nn.Module):
+    """A ``diffusers.AutoencoderKL`` behind vitok's interface: ``forward(x).recon`` for images
+    (B, 3, H, W) or videos (B, 3, T, H, W, coded frame by frame), values in [-1, 1]."""
+
+    def __init__(self, vae: nn.Module, name: str = "sd-vae") -> None:
+        super().__init__()
+        self.vae = vae
+        self.name = name
+        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.vae.encode(x).latent_dist.mode()
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.vae.decode(z).sample
+
+    def forward(self, x: Tensor, sample: bool = False) -> AutoencoderOutput:
+        flat = x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
+        posterior = self.vae.encode(flat).latent_dist
+        z = posterior.sample() if sample else posterior.mode()
+        recon = self.vae.decode(z).sample
+        if x.ndim == 5:
+            recon = recon.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
+        return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
+
+    def latent_size(self, shape: tuple[int, int, int]) -> int:
+        t, h, w = shape
+        return t * self.vae.config.latent_channels * (h // self.downsample) * (w // self.downsample)
+
+    def gmacs(self, shape: tuple[int, int, int]) -> float:
+        """Encode + decode MACs of one (T, H, W) input, counted by FlopCounterMode on the meta device."""
+        from diffusers import AutoencoderKL
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.utils.flop_counter import FlopCounterMode
+
+        t, h, w = shape
+        with torch.device("meta"):
+            vae = AutoencoderKL.from_config(self.vae.config)
+            x = torch.zeros(1, 3, h, w)
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            vae.decode(vae.encode(x).latent_dist.mode())
+        return t * counter.get_total_flops() / 2e9
+
+
+def load_sd_vae(weights: str | Path | None, device: str | torch.device = "cpu") -> DiffusersAutoencoder:
+    """``AutoencoderKL.from_pretrained(weights)`` from a local directory (no hub access), or the SD
+    config with random weights (for timing) when ``weights`` is None."""
+    from diffusers import AutoencoderKL
+
+    if weights is None:
+        print("warning: sd-vae without --baseline-weights: random weights (timing only)", file=sys.stderr)
+        vae = AutoencoderKL(**SD_VAE_CONFIG)
+    else:
+        if not Path(weights).is_dir():
+            raise FileNotFoundError(f"--baseline-weights {weights} is not a local diffusers model directory")
+        vae = AutoencoderKL.from_pretrained(str(weights), local_files_only=True)
+    return DiffusersAutoencoder(vae.to(device).eval())

@@ -1,0 +1,134 @@
+"""The evaluation protocol (SPEC section 3), shared by vitok models and baselines.
+
+Images: resize the shorter side + center-crop to ``size``. Videos: the first ``frames`` frames,
+resized and center-cropped the same way. Reconstructions are compared with the originals on
+uint8-quantised values: PSNR, SSIM, LPIPS, rFID (frame-wise for video) and rFVD.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from vitok.data.datasets import MediaFolder, collate
+from vitok.data.transforms import EvalTransform
+from vitok.weights import MissingWeightsError
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate on and how (defaults = the paper's image protocol at 256 px)."""
+
+    data: list[str]
+    kind: Literal["auto", "image", "video"] = "auto"
+    size: int = 256
+    frames: int = 16
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid"])
+    max_samples: int | None = None
+    batch_size: int = 8
+    device: str = "cpu"
+    bf16: bool = False
+    out_dir: str = "out/eval"
+    cache: str | None = None
+    workers: int = 0
+
+
+def detect_kind(paths: list[str]) -> Literal["image", "video"]:
+    """'video' when the paths hold video files and no images, else 'image'."""
+    from vitok.data.datasets import list_files
+
+    try:
+        list_files(paths, "image")
+        return "image"
+    except ValueError:
+        return "video"
+
+
+def build_metrics(names: list[str], device: torch.device, cache: str | None) -> tuple[dict, dict[str, str]]:
+    """Metric objects by name; those whose weights are missing are skipped with the reason."""
+    from vitok.metrics.streaming import build_metric
+
+    metrics, skipped = {}, {}
+    for name in names:
+        try:
+            metrics[name] = build_metric(name, device, cache)
+        except MissingWeightsError as err:
+            print(f"warning: skipping {name}: {err}", file=sys.stderr)
+            skipped[name] = str(err)
+    return metrics, skipped
+
+
+def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> DataLoader:
+    dataset = MediaFolder(cfg.data, kind, EvalTransform((cfg.size, cfg.size)), num_frames=cfg.frames,
+                          random_clips=False)
+    indices = list(range(min(len(dataset), cfg.max_samples or len(dataset))))[rank::world]
+    return DataLoader(Subset(dataset, indices), batch_size=cfg.batch_size, collate_fn=collate,
+                      num_workers=cfg.workers)
+
+
+def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """Run the protocol; writes ``results.json`` and ``comparison.png`` into ``cfg.out_dir``.
+
+    ``info`` (model name, GMACs, E, compression ratio) is copied into the results.
+    """
+    from tqdm import tqdm
+
+    from vitok.metrics.psnr import psnr
+
+    device = torch.device(cfg.device)
+    kind = detect_kind(cfg.data) if cfg.kind == "auto" else cfg.kind
+    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache)
+    loader = eval_loader(cfg, kind)
+    model = model.to(device).eval()
+    shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    count, start = 0, time.perf_counter()
+    for batch in tqdm(loader, desc="eval", dynamic_ncols=True):
+        x = batch["x"].to(device)
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=cfg.bf16):
+            recon = model(x).recon.float().clamp(-1, 1)
+        with torch.inference_mode():
+            for metric in metrics.values():
+                metric.update(x, recon)
+        count += x.shape[0]
+        for xi, ri, score in zip(x, recon, psnr(recon, x).tolist()):
+            if len(shown) < 8:
+                shown.append((xi.cpu(), ri.cpu(), score))
+    seconds = time.perf_counter() - start
+    results = {
+        **info, "kind": kind, "size": cfg.size, "frames": cfg.frames if kind == "video" else 1,
+        "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
+        "metrics": {name: metric.compute() for name, metric in metrics.items()}, "skipped": skipped,
+    }
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    save_comparison(shown, out / "comparison.png")
+    return results
+
+
+def save_comparison(items: list[tuple[torch.Tensor, torch.Tensor, float]], path: Path) -> None:
+    """Originals (top) over reconstructions (bottom) with each item's PSNR; videos show frame 0."""
+    from PIL import Image, ImageDraw
+
+    from vitok.io import tensor_to_uint8
+
+    if not items:
+        return
+    columns = []
+    for x, r, score in items:
+        x, r = (x[:, 0], r[:, 0]) if x.ndim == 4 else (x, r)
+        columns.append((torch.cat([x, r], dim=-2), score))
+    grid = Image.fromarray(tensor_to_uint8(torch.cat([c for c, _ in columns], dim=-1)))
+    draw = ImageDraw.Draw(grid)
+    width = columns[0][0].shape[-1]
+    for i, (_, score) in enumerate(columns):
+        draw.text((i * width + 3, columns[0][0].shape[-2] // 2 + 3), f"{score:.2f} dB", fill=(255, 255, 0))
+    grid.save(path)

@@ -1,0 +1,93 @@
+"""Frechet distance between Gaussians fitted to features (FID, FVD, or any network's features).
+
+Features are accumulated in float64 as running sums (count, sum, sum of outer products), so a
+50k-image evaluation streams in constant memory and the statistics of several processes are
+reduced by adding them. Statistics save to / load from ``.npz`` (no pickles).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64 with scipy's matrix square root.
+
+    As in pytorch-fid: if the product is singular, ``eps`` is added to the diagonals; a tiny
+    imaginary part from numerical error is dropped.
+    """
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
+    sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"statistics differ in shape: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")
+    diff = mu1 - mu2
+    with warnings.catch_warnings():  # few samples give singular covariances; handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+class FeatureStats:
+    """Streaming mean and covariance of (N, D) feature batches (float64 sums)."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.count = 0
+        self.total: Tensor | None = None
+        self.outer: Tensor | None = None
+        if dim is not None:
+            self._init(dim, torch.device("cpu"))
+
+    def _init(self, dim: int, device: torch.device) -> None:
+        self.total = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+
+    def update(self, features: Tensor) -> None:
+        if features.ndim != 2:
+            raise ValueError(f"features must be (N, D), got {tuple(features.shape)}")
+        f = features.detach().double()
+        if self.total is None:
+            self._init(f.shape[1], f.device)
+        self.count += f.shape[0]
+        self.total += f.sum(0).to(self.total.device)
+        self.outer += (f.T @ f).to(self.outer.device)
+
+    def reduce(self) -> None:
+        """Sum the statistics over all processes (no-op without torch.distributed)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            count = torch.tensor([self.count], dtype=torch.float64, device=self.total.device)
+            for t in (count, self.total, self.outer):
+                dist.all_reduce(t)
+            self.count = int(count.item())
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mu (D,), sigma (D, D)) with the unbiased covariance (like ``np.cov(rowvar=False)``)."""
+        if self.count < 2:
+            raise ValueError(f"need at least 2 samples for a covariance, have {self.count}")
+        mu = self.total / self.count
+        sigma = (self.outer - self.count * torch.outer(mu, mu)) / (self.count - 1)
+        return mu.cpu().numpy(), sigma.cpu().numpy()
+
+    def save(self, path: str | Path) -> None:
+        mu, sigma = self.mean_cov()
+        np.savez(path, mu=mu, sigma=sigma, count=np.int64(self.count))
+
+
+def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mu, sigma, count) from a ``.npz`` written by :meth:`FeatureStats.save` (no pickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return data["mu"], data["sigma"], int(data["count"])

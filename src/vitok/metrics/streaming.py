@@ -1,0 +1,115 @@
+"""Streaming, DDP-aware evaluation metrics with an ``update`` / ``compute`` interface.
+
+Inputs of ``update`` are batches of originals and reconstructions with values in [-1, 1]:
+images (B, 3, H, W) or videos (B, 3, T, H, W). PSNR and SSIM are computed on uint8-quantised
+values in [0, 255] (per image, or per frame for videos, then averaged); LPIPS on the quantised
+values mapped back to [-1, 1]; Frechet metrics on features of both sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from vitok.metrics.frechet import FeatureStats, frechet_distance
+from vitok.metrics.psnr import to_uint8
+from vitok.metrics.ssim import ssim
+
+
+def frames(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W); images unchanged."""
+    return x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
+
+
+def _all_reduce_sum(values: Tensor) -> Tensor:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+class MeanMetric:
+    """Mean of a per-frame score ``fn(x_uint8, y_uint8) -> (N,)`` over everything seen."""
+
+    def __init__(self, name: str, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.name, self.fn = name, fn
+        self.total, self.count = 0.0, 0
+
+    def update(self, x: Tensor, y: Tensor) -> None:
+        scores = self.fn(to_uint8(frames(x)), to_uint8(frames(y))).double()
+        self.total += float(scores.sum())
+        self.count += scores.numel()
+
+    def compute(self) -> float:
+        total, count = _all_reduce_sum(torch.tensor([self.total, float(self.count)], dtype=torch.float64)).tolist()
+        if count == 0:
+            raise ValueError(f"{self.name}: no samples seen")
+        return total / count
+
+
+def psnr_uint8(x: Tensor, y: Tensor) -> Tensor:
+    """PSNR (dB) per frame of uint8-valued (N, C, H, W) tensors; identical frames give 100 dB cap."""
+    mse = (x - y).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+
+
+def ssim_uint8(x: Tensor, y: Tensor) -> Tensor:
+    return ssim(x, y, data_range=255.0)
+
+
+class LPIPSMetric(MeanMetric):
+    def __init__(self, net: str = "alex", cache: str | None = None) -> None:
+        from vitok.losses.lpips import LPIPS
+
+        model = LPIPS(net, cache=cache)
+        super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1))
+
+
+class FrechetMetric:
+    """Frechet distance between the feature statistics of originals and reconstructions.
+
+    ``extract`` maps a batch (in the layout given to ``update``, uint8 values as float) to (N, D)
+    features; ``per_frame`` flattens videos to frames first (frame-wise rFID).
+    """
+
+    def __init__(self, name: str, extract: Callable[[Tensor], Tensor], per_frame: bool = True) -> None:
+        self.name, self.extract, self.per_frame = name, extract, per_frame
+        self.real, self.fake = FeatureStats(), FeatureStats()
+
+    def update(self, x: Tensor, y: Tensor) -> None:
+        prep = (lambda v: to_uint8(frames(v))) if self.per_frame else to_uint8
+        with torch.no_grad():
+            self.real.update(self.extract(prep(x)))
+            self.fake.update(self.extract(prep(y)))
+
+    def compute(self) -> float:
+        self.real.reduce()
+        self.fake.reduce()
+        return frechet_distance(*self.real.mean_cov(), *self.fake.mean_cov())
+
+
+def build_metric(name: str, device: torch.device, cache: str | None = None) -> MeanMetric | FrechetMetric:
+    """``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips_vgg``, ``rfid`` (frame-wise for video), ``rfvd``."""
+    if name == "psnr":
+        return MeanMetric("psnr", psnr_uint8)
+    if name == "ssim":
+        return MeanMetric("ssim", ssim_uint8)
+    if name in ("lpips", "lpips_alex"):
+        return LPIPSMetric("alex", cache)
+    if name == "lpips_vgg":
+        return LPIPSMetric("vgg", cache)
+    if name == "rfid":
+        from vitok.metrics.inception import InceptionV3
+
+        net = InceptionV3(cache=cache).to(device)
+        return FrechetMetric("rfid", net, per_frame=True)
+    if name == "rfvd":
+        from vitok.metrics.i3d import I3D
+
+        net = I3D(cache=cache).to(device)
+        return FrechetMetric("rfvd", net.features_uint8, per_frame=False)
+    raise ValueError(f"unknown metric {name!r}; choose from psnr, ssim, lpips, lpips_vgg, rfid, rfvd")
