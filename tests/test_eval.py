@@ -129,6 +129,8 @@ def test_eval_on_real_images_and_video(shared_data, tmp_path, capsys) -> None:
                  "--max-samples", "6", "--batch-size", "3", "--metrics", "psnr,ssim,lpips,rfid",
                  "--out", str(tmp_path / "img")]) == 0
     r = check_results(tmp_path / "img", "image", {"psnr", "ssim", "lpips", "rfid"})
+    mu, sigma, n = load_stats(tmp_path / "img" / "rfid_real_stats.npz")
+    assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and n == 6
     assert r["samples"] == 6 and r["E"] == 16 * 8 * 8
     assert main(["eval", "--model", "N-N/2x8", "--data", str(shared_data / "videos" / "val"), "--size", "64",
                  "--frames", "8", "--metrics", "psnr,ssim,rfid", "--out", str(tmp_path / "vid")]) == 0

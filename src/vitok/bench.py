@@ -50,6 +50,17 @@ def _rss() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0); a no-op where it does not exist."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """Peak memory used inside the ``with`` block, in bytes (see module docstring)."""
 
@@ -61,6 +72,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
             return self
+        _malloc_trim()  # hand freed heap pages back so that growth in RSS means new allocations
         self._base = _rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()

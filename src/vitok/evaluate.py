@@ -86,7 +86,10 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     device = torch.device(cfg.device)
     kind = detect_kind(cfg.data) if cfg.kind == "auto" else cfg.kind
     metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache)
-    loader = eval_loader(cfg, kind)
+    import torch.distributed as dist
+
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    loader = eval_loader(cfg, kind, rank, world)
     model = model.to(device).eval()
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
@@ -109,6 +112,9 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     }
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name, metric in metrics.items():
+        if hasattr(metric, "real"):  # reference-set statistics, reusable for generation metrics
+            metric.real.save(out / f"{name}_real_stats.npz")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     save_comparison(shown, out / "comparison.png")
     return results
