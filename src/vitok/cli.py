@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -144,50 +143,9 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
     return ViTok.from_preset(spec).to(device).eval()
 
 
-def expand_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Files as given; folders expanded (sorted, recursive) to their image and video files."""
-    from vitok.io import is_image_file, is_video_file
-
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(f for f in path.rglob("*") if is_image_file(f) or is_video_file(f))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
-    return found
-
-
-def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
-                     frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False) -> float:
-    """Reconstruct one image or video file, write ``<stem>_recon`` and ``<stem>_compare`` (original |
-    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos); print and return PSNR."""
-    from vitok import io
-    from vitok.metrics.psnr import psnr
-
-    video = io.is_video_file(path)
-    x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
-    if size:
-        x = io.resize_center_crop(x, size)
-    start = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-        recon = model(x[None].to(device)).recon[0].float().cpu()
-    seconds = time.perf_counter() - start
-    score = psnr(recon[None], x[None]).item()
-    out.mkdir(parents=True, exist_ok=True)
-    if video:
-        io.save_video(recon, out / f"{path.stem}_recon.mp4")
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.mp4")
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.gif")
-    else:
-        io.save_image(recon, out / f"{path.stem}_recon.png")
-        io.save_image(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.png")
-    print(f"{path.name}: {tuple(x.shape[1:])} PSNR {score:.2f} dB ({seconds * 1000:.0f} ms)")
-    return score
-
-
 def run_reconstruct(args: argparse.Namespace) -> int:
+    from vitok.reconstruct import expand_inputs, reconstruct_item
+
     model = load_model(args.model, args.device)
     scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16)
               for path in expand_inputs(args.inputs)]
@@ -211,6 +169,8 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from vitok.reconstruct import reconstruct_item
+
     model = load_model(args.model, args.device)
     print(format_table([preset_row(model.config)], PRESET_COLUMNS))
     samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
@@ -272,23 +232,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_eval)
 
 
-def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
-    """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W)."""
-    from vitok.metrics.flops import compression_ratio, count_macs, latent_size
-
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    if hasattr(model, "config"):
-        config = model.config
-        return {"model": config.name, "params_M": params, "gmacs": count_macs(config, shape).gmacs,
-                "E": latent_size(config, shape), "compression_ratio": compression_ratio(config, shape)}
-    t, h, w = shape
-    e = model.latent_size(shape)
-    return {"model": model.name, "params_M": params, "gmacs": model.gmacs(shape), "E": e,
-            "compression_ratio": 3 * t * h * w / e}
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    from vitok.evaluate import EvalConfig, detect_kind, evaluate
+    from vitok.evaluate import EvalConfig, detect_kind, evaluate, model_info
 
     if args.model is None and args.baseline is None:
         raise ValueError("give --model and/or --baseline")

@@ -74,6 +74,21 @@ def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> Da
                       num_workers=cfg.workers)
 
 
+def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
+    """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W)."""
+    from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    if hasattr(model, "config"):
+        config = model.config
+        return {"model": config.name, "params_M": params, "gmacs": count_macs(config, shape).gmacs,
+                "E": latent_size(config, shape), "compression_ratio": compression_ratio(config, shape)}
+    t, h, w = shape
+    e = model.latent_size(shape)
+    return {"model": model.name, "params_M": params, "gmacs": model.gmacs(shape), "E": e,
+            "compression_ratio": 3 * t * h * w / e}
+
+
 def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Run the protocol; writes ``results.json`` and ``comparison.png`` into ``cfg.out_dir``.
 

@@ -145,7 +145,7 @@ def convert_i3d(tree: dict) -> dict[str, Tensor]:
 
     out: dict[str, Tensor] = {}
 
-    def leaves(node: dict, prefix: str = ""):  # noqa: ANN202 - yields (path, array)
+    def leaves(node: dict, prefix: str = ""):
         for key, value in node.items():
             if isinstance(value, dict):
                 yield from leaves(value, f"{prefix}{key}/")
