@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.conftest import smooth_image
 from vitok import io
 from vitok.data import (
+    CameraMotion,
     DataConfig,
     EvalTransform,
+    KeyedConcat,
     MediaFolder,
+    MotionClips,
     ShardDataset,
     StepBatchSampler,
     TrainTransform,
+    build_dataset,
     build_train_loader,
     collate,
     list_files,
@@ -86,3 +91,38 @@ def test_shards_train_loader(tmp_path) -> None:
     cfg = DataConfig(train=[str(tmp_path / "shards" / "*.tar")], image_size=16)
     batch = next(iter(build_train_loader(cfg, global_batch=2)))
     assert batch["x"].shape == (2, 3, 16, 16)
+
+
+def test_camera_motion_clips_shapes_determinism_and_motion(tmp_path) -> None:
+    photo = smooth_image(120, 160, seed=4) + 0.3 * torch.rand(3, 120, 160)  # some texture to track
+    motion = CameraMotion(num_frames=6, size=(24, 32), pan=(0.3, 0.5), zoom=(1.0, 1.0), rotation=0.0)
+    clip = motion(photo.clamp(-1, 1), torch.Generator().manual_seed(5))
+    assert clip.shape == (3, 6, 24, 32) and clip.min() >= -1 and clip.max() <= 1
+    assert torch.equal(clip, motion(photo.clamp(-1, 1), torch.Generator().manual_seed(5)))
+    assert not torch.equal(clip, motion(photo.clamp(-1, 1), torch.Generator().manual_seed(6)))
+    steps = [(clip[:, i + 1] - clip[:, i]).abs().mean().item() for i in range(5)]
+    assert min(steps) > 1e-3  # the camera moves every frame ...
+    assert (clip[:, 0] - clip[:, 1]).abs().mean() < (clip[:, 0] - clip[:, 5]).abs().mean()  # ... smoothly
+    theta = CameraMotion(num_frames=3, zoom=(2.0, 2.0), pan=(0.0, 0.0), rotation=0.0).path(
+        100, 100, torch.Generator().manual_seed(0))
+    assert theta[-1, 0, 0] == pytest.approx(2 * theta[0, 0, 0].item(), rel=1e-5)  # zoom: crop side doubles
+    for i in range(3):
+        io.save_image(smooth_image(64, 80, i), tmp_path / "photos" / f"{i}.png")
+    ds = MotionClips([tmp_path / "photos"], CameraMotion(num_frames=4, size=(16, 16)), photo_side=(32, 48))
+    assert ds[(1, 9)]["x"].shape == (3, 4, 16, 16) and torch.equal(ds[(1, 9)]["x"], ds[(1, 9)]["x"])
+
+
+def test_mixed_real_and_motion_video_dataset(tmp_path) -> None:
+    for i in range(2):
+        io.save_image(smooth_image(64, 80, i), tmp_path / "photos" / f"{i}.png")
+    io.save_video(torch.stack([smooth_image(32, 32, i) for i in range(6)], 1), tmp_path / "vid" / "a.mp4")
+    cfg = DataConfig(train=[str(tmp_path / "vid")], motion=[str(tmp_path / "photos")], kind="video",
+                     image_size=16, num_frames=4, train_repeat=3, motion_repeat=1)
+    ds = build_dataset(cfg)
+    assert isinstance(ds, KeyedConcat) and len(ds) == 3 * 1 + 2
+    paths = {ds[(i, i)]["path"].rsplit("/", 2)[-2] for i in range(len(ds))}
+    assert paths == {"vid", "photos"}
+    batch = next(iter(build_train_loader(cfg, global_batch=2)))
+    assert batch["x"].shape == (2, 3, 4, 16, 16)
+    with pytest.raises(ValueError, match="data.kind=video"):
+        build_dataset(DataConfig(motion=[str(tmp_path / "photos")], kind="image"))

@@ -158,3 +158,36 @@ def test_bench_runs_for_a_tiny_preset(capsys) -> None:
     assert main(["bench", "--model", "N-N/8", "--sizes", "32", "--repeats", "1", "--vs", "sd-vae"]) == 0
     out = capsys.readouterr().out
     assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out and "bf16 autocast is" in out
+
+
+def _reduce_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tensor, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    psnr, stats = MeanMetric("psnr", psnr_uint8), FeatureStats()
+    psnr.update(x[rank::world], y[rank::world])
+    stats.update(x[rank::world].flatten(1)[:, :8].double())
+    value = psnr.compute()
+    stats.reduce()
+    if rank == 0:
+        torch.save({"psnr": value, "count": stats.count, "mu": torch.from_numpy(stats.mean_cov()[0])}, out)
+    dist.destroy_process_group()
+
+
+def test_metrics_reduce_across_processes(tmp_path) -> None:
+    import os
+
+    import torch.multiprocessing as mp
+
+    x, y = pair(n=6)
+    port = 20000 + os.getpid() % 20000
+    mp.spawn(_reduce_worker, args=(2, port, x, y, str(tmp_path / "r.pt")), nprocs=2)
+    got = torch.load(tmp_path / "r.pt", weights_only=True)
+    single = MeanMetric("psnr", psnr_uint8)
+    single.update(x, y)
+    assert got["psnr"] == pytest.approx(single.compute(), rel=1e-9)
+    assert got["count"] == 6
+    torch.testing.assert_close(got["mu"], x.flatten(1)[:, :8].double().mean(0))

@@ -108,6 +108,27 @@ class MediaFolder(Dataset):
         raise RuntimeError(f"{self.max_tries} unreadable files in a row from {self.files[index]}: {skipped}")
 
 
+class KeyedConcat(Dataset):
+    """Concatenation of ``(index, seed)``-keyed datasets, each repeated ``repeats[i]`` times (a
+    mixing weight: a source repeated twice is sampled twice as often per epoch)."""
+
+    def __init__(self, datasets: list[Dataset], repeats: list[int] | None = None) -> None:
+        self.datasets = datasets
+        self.repeats = repeats or [1] * len(datasets)
+        self.sizes = [len(d) * r for d, r in zip(datasets, self.repeats)]
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, object]:
+        index, seed = key
+        for dataset, size in zip(self.datasets, self.sizes):
+            if index < size:
+                return dataset[(index % len(dataset), seed)]
+            index -= size
+        raise IndexError(f"index {key[0]} out of range for {len(self)} items")
+
+
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
     """Stack samples: ``x`` (B, 3, [T,] H, W), ``seed`` (B,) int64, ``skipped`` list of paths."""
     return {

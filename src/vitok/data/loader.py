@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vitok.data.datasets import Kind, MediaFolder, collate
+from vitok.data.datasets import KeyedConcat, Kind, MediaFolder, collate
+from vitok.data.motion import CameraMotion, MotionClips
 from vitok.data.sampler import StepBatchSampler
 from vitok.data.shards import ShardDataset, is_shard_spec
 from vitok.data.transforms import TrainTransform
@@ -29,6 +30,8 @@ class DataConfig:
             and take a random crop (for a few large photos).
         hflip: random horizontal flips.
         workers: DataLoader worker processes per rank.
+        motion: photo folders turned into camera-motion clips (video only), mixed with ``train``.
+        motion_repeat, train_repeat: how many times each source counts per epoch (mixing weights).
     """
 
     train: list[str] = field(default_factory=list)
@@ -40,6 +43,9 @@ class DataConfig:
     short_side: tuple[int, int] | None = None
     hflip: bool = True
     workers: int = 0
+    motion: list[str] = field(default_factory=list)
+    motion_repeat: int = 1
+    train_repeat: int = 1
 
     def transform(self) -> TrainTransform:
         return TrainTransform((self.image_size, self.image_size), scale=self.scale, hflip=self.hflip,
@@ -53,18 +59,34 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def build_dataset(cfg: DataConfig) -> MediaFolder | KeyedConcat:
+    """The folder dataset of ``cfg.train``, mixed with camera-motion clips of ``cfg.motion`` photos."""
+    sources: list = []
+    if cfg.train:
+        sources.append(MediaFolder(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, cfg.frame_stride))
+    if cfg.motion:
+        if cfg.kind != "video":
+            raise ValueError("data.motion makes video clips: it needs data.kind=video")
+        motion = CameraMotion(num_frames=cfg.num_frames, size=(cfg.image_size, cfg.image_size))
+        sources.append(MotionClips(cfg.motion, motion, hflip=cfg.hflip))
+    if len(sources) == 1 and cfg.train_repeat == 1:
+        return sources[0]
+    repeats = ([cfg.train_repeat] if cfg.train else []) + ([cfg.motion_repeat] if cfg.motion else [])
+    return KeyedConcat(sources, repeats)
+
+
 def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world: int = 1, seed: int = 0,
                        start_step: int = 0, accum: int = 1) -> DataLoader:
     """Endless loader of this rank's micro-batches, starting at optimiser step ``start_step``."""
-    if not cfg.train:
+    if not cfg.train and not cfg.motion:
         raise ValueError("data.train is empty: give image/video folders or tar shards")
     common = {"num_workers": cfg.workers, "collate_fn": collate, "worker_init_fn": _seed_worker,
               "persistent_workers": cfg.workers > 0, "pin_memory": torch.cuda.is_available()}
-    if is_shard_spec(cfg.train):
+    if cfg.train and is_shard_spec(cfg.train):
         micro = global_batch // (world * accum)
         dataset = ShardDataset(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, rank, world, seed,
                                start_sample=start_step * accum * micro)
         return DataLoader(dataset, batch_size=micro, **common)
-    dataset = MediaFolder(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, cfg.frame_stride)
+    dataset = build_dataset(cfg)
     sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum)
     return DataLoader(dataset, batch_sampler=sampler, **common)
