@@ -296,3 +296,18 @@ def test_checkpoints_are_atomic_and_safe(tmp_path, monkeypatch) -> None:
 def test_trainer_rejects_bad_batch_split(image_folder, tmp_path) -> None:
     with pytest.raises(ValueError, match="divisible"):
         Trainer(tiny_config(image_folder, tmp_path, "optim.batch_size=5", "optim.accum=2")).fit()
+
+
+def test_image_and_video_steps_interleave_and_resume_exactly(image_folder, tmp_path) -> None:
+    videos = tmp_path / "videos"
+    io.save_video(torch.stack([smooth_image(40, 40, i) for i in range(8)], 1), videos / "a.mp4")
+    extra = ("model.preset=N-N/2x8", f"video.data.train=[{videos}]", f"video.data.motion=[{image_folder}]",
+             "video.data.kind=video", "video.data.image_size=32", "video.data.num_frames=4", "video.every=2",
+             "video.batch_size=2")
+    train(tiny_config(image_folder, tmp_path / "full", *extra))
+    train(tiny_config(image_folder, tmp_path / "split", *extra, "run.stop_at=3"))
+    train(tiny_config(image_folder, tmp_path / "split", *extra))
+    for key, value in weights(tmp_path / "full").items():
+        assert torch.equal(value, weights(tmp_path / "split")[key]), key
+    grids = sorted((tmp_path / "full" / "samples").glob("*.png"))
+    assert grids  # step 3 and 6 are video steps: their grid shows frames

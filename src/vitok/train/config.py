@@ -83,8 +83,31 @@ class RunConfig:
 
 
 @dataclass
+class VideoMix:
+    """Video steps interleaved with the image steps of ``data``: one tokenizer for both.
+
+    Attributes:
+        data: the video source (``kind: video``; real clips and/or camera-motion ``motion`` photos).
+        every: every k-th optimiser step is a video step (2 = alternate).
+        batch_size: global number of clips per video step.
+    """
+
+    data: DataConfig = field(default_factory=lambda: DataConfig(kind="video"))
+    every: int = 2
+    batch_size: int = 8
+
+    def is_video_step(self, step: int) -> bool:
+        return step % self.every == self.every - 1
+
+    def steps_before(self, step: int) -> tuple[int, int]:
+        """(image steps, video steps) among steps 0 .. step-1."""
+        return step - step // self.every, step // self.every
+
+
+@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    video: VideoMix | None = None
     model: ModelSection = field(default_factory=ModelSection)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -257,14 +257,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def batches(self) -> Iterator[list[dict[str, Any]]]:
+        """Micro-batch lists, one per optimiser step from ``self.step`` on; with ``cfg.video``, every
+        k-th step draws clips from the video loader (each loader resumes at its own position)."""
         from vitok.data.loader import build_train_loader
 
-        o = self.cfg.optim
-        loader = build_train_loader(self.cfg.data, o.batch_size, self.dist.rank, self.dist.world,
-                                    self.cfg.run.seed, self.step, o.accum)
-        it = iter(loader)
+        o, video, seed = self.cfg.optim, self.cfg.video, self.cfg.run.seed
+        image_start, video_start = video.steps_before(self.step) if video else (self.step, 0)
+        images = iter(build_train_loader(self.cfg.data, o.batch_size, self.dist.rank, self.dist.world, seed,
+                                         image_start, o.accum))
+        clips = None
+        if video is not None:
+            clips = iter(build_train_loader(video.data, video.batch_size, self.dist.rank, self.dist.world,
+                                            seed + 7919, video_start, o.accum))
+        step = self.step
         while True:
-            yield [next(it) for _ in range(o.accum)]
+            source = clips if video is not None and video.is_video_step(step) else images
+            yield [next(source) for _ in range(o.accum)]
+            step += 1
 
     def fit(self) -> dict[str, float]:
         """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
