@@ -311,3 +311,25 @@ def test_image_and_video_steps_interleave_and_resume_exactly(image_folder, tmp_p
         assert torch.equal(value, weights(tmp_path / "split")[key]), key
     grids = sorted((tmp_path / "full" / "samples").glob("*.png"))
     assert grids  # step 3 and 6 are video steps: their grid shows frames
+
+
+def test_autoencoder_kl_baseline_trains_resumes_and_evaluates(image_folder, tmp_path) -> None:
+    from vitok.cli import main
+
+    tiny = ("model.kind=autoencoder-kl",
+            "model.autoencoder_kl={block_out_channels: [8, 16], down_block_types: [DownEncoderBlock2D, "
+            "DownEncoderBlock2D], up_block_types: [UpDecoderBlock2D, UpDecoderBlock2D], layers_per_block: 1, "
+            "norm_num_groups: 4, latent_channels: 4}")
+    train(tiny_config(image_folder, tmp_path / "full", *tiny))
+    train(tiny_config(image_folder, tmp_path / "split", *tiny, "run.stop_at=3"))
+    train(tiny_config(image_folder, tmp_path / "split", *tiny))
+    for key, value in weights(tmp_path / "full").items():
+        assert torch.equal(value, weights(tmp_path / "split")[key]), key
+    assert (tmp_path / "full" / "model" / "diffusion_pytorch_model.safetensors").is_file()
+    frozen = tiny_config(image_folder, tmp_path / "s2", *tiny, f"model.init_from={tmp_path / 'full' / 'model'}",
+                         "model.freeze_encoder=true", "run.steps=2")
+    trainer = Trainer(frozen)
+    assert all(not p.requires_grad for n, p in trainer.model.named_parameters() if n.startswith("vae.encoder."))
+    assert main(["eval", "--baseline", "sd-vae", "--baseline-weights", str(tmp_path / "full" / "model"),
+                 "--data", str(image_folder), "--size", "32", "--metrics", "psnr", "--out", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["samples"] == 6

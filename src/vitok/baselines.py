@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from vitok.models.bottleneck import LatentDistribution
 from vitok.models.vitok import AutoencoderOutput
 
 SD_VAE_CONFIG = {  # stable-diffusion-v1-5 vae/config.json
@@ -40,14 +41,45 @@ class DiffusersAutoencoder(nn.Module):
             return x.unflatten(0, (z.shape[0], z.shape[2])).transpose(1, 2)
         return self.vae.decode(z).sample
 
-    def forward(self, x: Tensor, sample: bool = False) -> AutoencoderOutput:
+    def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
+                noise: Tensor | None = None) -> AutoencoderOutput:
+        """Encode + decode with the same outputs as :meth:`ViTok.forward` (a KL posterior whose
+        ``kl()`` is the per-element mean, so the losses treat both models alike)."""
         flat = x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
-        posterior = self.vae.encode(flat).latent_dist
-        z = posterior.sample() if sample else posterior.mode()
+        dist = self.vae.encode(flat).latent_dist
+        posterior = LatentDistribution(dist.mean, dist.logvar)
+        if noise is not None and x.ndim == 5:
+            noise = noise.transpose(1, 2).flatten(0, 1)
+        z = posterior.sample(generator, noise) if sample else posterior.mode()
         recon = self.vae.decode(z).sample
         if x.ndim == 5:
-            recon = recon.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
+            unflat = lambda v: v.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)  # noqa: E731
+            recon, z, posterior = unflat(recon), unflat(z), posterior.map(unflat)
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
+
+    # the trainer's model interface ------------------------------------------------------------
+    encoder_prefixes = ("vae.encoder.", "vae.quant_conv.")
+
+    def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Latent shape for an input (B, 3, H, W) or (B, 3, T, H, W)."""
+        c, f = self.vae.config.latent_channels, self.downsample
+        if len(shape) == 4:
+            return (shape[0], c, shape[2] // f, shape[3] // f)
+        return (shape[0], c, shape[2], shape[3] // f, shape[4] // f)
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        if enabled:
+            self.vae.enable_gradient_checkpointing()
+
+    def fresh_copy(self) -> DiffusersAutoencoder:
+        from diffusers import AutoencoderKL
+
+        return DiffusersAutoencoder(AutoencoderKL.from_config(self.vae.config), self.name)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """diffusers' own format (config.json + diffusion_pytorch_model.safetensors)."""
+        self.vae.save_pretrained(str(directory), safe_serialization=True)
+        return Path(directory)
 
     def latent_size(self, shape: tuple[int, int, int]) -> int:
         t, h, w = shape
@@ -66,6 +98,16 @@ class DiffusersAutoencoder(nn.Module):
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             vae.decode(vae.encode(x).latent_dist.mode())
         return t * counter.get_total_flops() / 2e9
+
+
+def build_autoencoder_kl(kwargs: dict, init_from: str | None = None) -> DiffusersAutoencoder:
+    """A trainable AutoencoderKL: from a local directory, or built from ``kwargs`` (SD config
+    entries not given are the SD v1 ones)."""
+    from diffusers import AutoencoderKL
+
+    if init_from is not None:
+        return DiffusersAutoencoder(AutoencoderKL.from_pretrained(init_from, local_files_only=True), "autoencoder-kl")
+    return DiffusersAutoencoder(AutoencoderKL(**{**SD_VAE_CONFIG, **kwargs}), "autoencoder-kl")
 
 
 def load_sd_vae(weights: str | Path | None, device: str | torch.device = "cpu") -> DiffusersAutoencoder:

@@ -114,6 +114,16 @@ class ViTok(nn.Module):
 
         return cls(get_config(name, **overrides))
 
+    encoder_prefixes = ("patch_embed.", "encoder.", "bottleneck.")  # what stage 2 freezes
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute transformer-block activations in the backward pass (saves memory)."""
+        self.encoder.grad_checkpointing = self.decoder.grad_checkpointing = enabled
+
+    def fresh_copy(self) -> ViTok:
+        """A new model with the same config (and freshly initialised weights)."""
+        return ViTok(self.config)
+
     @property
     def dtype(self) -> torch.dtype:
         return self.patch_embed.weight.dtype

@@ -31,6 +31,8 @@ class ModelSection:
         freeze_encoder: train only the decoder and its in/out projections (stage 2).
         grad_checkpointing: recompute block activations in the backward pass.
         compile: ``torch.compile`` the model.
+        kind: "vitok", or "autoencoder-kl" to train a diffusers AutoencoderKL baseline the same way.
+        autoencoder_kl: ``diffusers.AutoencoderKL`` keyword arguments for ``kind: autoencoder-kl``.
     """
 
     preset: str = "Ti-Ti/8"
@@ -39,6 +41,8 @@ class ModelSection:
     freeze_encoder: bool = False
     grad_checkpointing: bool = False
     compile: bool = False
+    kind: Literal["vitok", "autoencoder-kl"] = "vitok"
+    autoencoder_kl: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -37,17 +37,20 @@ from vitok.train.ema import EMA
 from vitok.train.monitor import Monitor
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
 
-ENCODER_PREFIXES = ("patch_embed.", "encoder.", "bottleneck.")
-
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps with a NaN/inf loss or gradient."""
 
 
-def build_model(cfg: TrainConfig) -> ViTok:
-    """The model of ``cfg.model``, initialised from ``init_from`` (model dir or checkpoint) if set."""
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The model of ``cfg.model`` (a ViTok, or a diffusers AutoencoderKL baseline), initialised from
+    ``init_from`` (model dir or training checkpoint) if set, encoder frozen if asked."""
     section = cfg.model
-    if section.init_from is None:
+    if section.kind == "autoencoder-kl":
+        from vitok.baselines import build_autoencoder_kl
+
+        model = build_autoencoder_kl(section.autoencoder_kl, section.init_from)
+    elif section.init_from is None:
         model = ViTok.from_preset(section.preset, **section.overrides)
     elif Path(section.init_from).is_file():
         state = ckpt.load_checkpoint(section.init_from)
@@ -55,10 +58,10 @@ def build_model(cfg: TrainConfig) -> ViTok:
         model.load_state_dict(state["model"])
     else:
         model = ViTok.from_pretrained(section.init_from)
-    model.encoder.grad_checkpointing = model.decoder.grad_checkpointing = section.grad_checkpointing
+    model.set_grad_checkpointing(section.grad_checkpointing)
     if section.freeze_encoder:
         for name, param in model.named_parameters():
-            if name.startswith(ENCODER_PREFIXES):
+            if name.startswith(model.encoder_prefixes):
                 param.requires_grad_(False)
     return model
 
@@ -161,7 +164,7 @@ class Trainer:
         averaged = self.ema.state_dict() if self.ema is not None else None
         if not self.dist.is_main:
             return
-        model = ViTok(self.model.config)
+        model = self.model.fresh_copy()
         model.load_state_dict(weights)
         model.save_pretrained(self.run_dir / "model")
         if averaged is not None:
