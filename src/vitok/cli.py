@@ -354,12 +354,13 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     from vitok import __version__
+    from vitok.generate.commands import COMMANDS as GENERATION_COMMANDS
 
     parser = argparse.ArgumentParser(prog="vitok", description="ViTok visual tokenizers: "
                                      "build, train, evaluate and use ViT autoencoders.")
     parser.add_argument("--version", action="version", version=f"vitok {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMANDS:
+    for register in (*COMMANDS, *GENERATION_COMMANDS):
         register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Generation on vitok latents: latent caching, DiT training, sampling and gFID / gFVD."""

@@ -1,0 +1,136 @@
+"""Latent caching for generative models (``vitok cache-latents``) and the dataset that reads it.
+
+A dataset is encoded once with a tokenizer into shards ``shard-00000.safetensors`` holding
+``latents`` (N, c, [t,] h, w) float32 (posterior means) and ``labels`` (N,) int64. Finished shards
+are kept, so an interrupted run resumes. Labels come from the first sub-folder under the data root
+(sorted class names) or from a ``labels.json`` file mapping relative paths to class indices.
+``stats.json`` holds the per-channel latent mean and std, which are also stored with a copy of the
+tokenizer (``tokenizer/``) for ``encode(normalize=True)`` / ``decode(denormalize=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from vitok.data.datasets import MediaFolder, collate
+from vitok.data.transforms import EvalTransform
+
+
+def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tuple[list[int], list[str]]:
+    """Per-file labels and the class names: from ``labels_file`` ({relative path: index}) or the
+    first sub-folder below ``root`` (files directly in ``root`` get class 0)."""
+    if labels_file is not None:
+        mapping = json.loads(Path(labels_file).read_text())
+        labels = [int(mapping[str(f.relative_to(root))]) for f in files]
+        return labels, [str(i) for i in range(max(labels) + 1)]
+    folders = [f.relative_to(root).parts[0] if len(f.relative_to(root).parts) > 1 else "" for f in files]
+    names = sorted(set(folders))
+    return [names.index(d) for d in folders], [n or "default" for n in names]
+
+
+@torch.no_grad()
+def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", size: int = 256, frames: int = 16,
+                  batch_size: int = 16, shard_size: int = 1024, flip: bool = False, labels_file: Path | None = None,
+                  device: str = "cpu", progress: bool = True) -> dict:
+    """Encode ``data`` into latent shards under ``out``; returns the stats dict (also written)."""
+    from tqdm import tqdm
+
+    dataset = MediaFolder([data], kind, EvalTransform((size, size)), num_frames=frames, random_clips=False)
+    labels, names = class_labels(dataset.files, Path(data), labels_file)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.to(device).eval()
+    shards = range(0, len(dataset), shard_size)
+    for shard, start in enumerate(tqdm(shards, desc="cache-latents", disable=not progress)):
+        path = out / f"shard-{shard:05d}.safetensors"
+        if path.exists():
+            continue  # finished earlier: resume
+        indices = list(range(start, min(start + shard_size, len(dataset))))
+        write_shard(model, Subset(dataset, indices), [labels[i] for i in indices], path, batch_size, flip, device)
+    stats = latent_stats(out)
+    stats.update({"classes": names, "num_classes": len(names), "kind": kind, "size": size,
+                  "frames": frames if kind == "video" else 1, "samples": sum(1 for _ in iter_shards(out))})
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    model.set_latent_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
+    model.save_pretrained(out / "tokenizer")
+    return stats
+
+
+def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path, batch_size: int, flip: bool,
+                device: str) -> None:
+    from safetensors.torch import save_file
+
+    latents, ys = [], []
+    loader = DataLoader(subset, batch_size=batch_size, collate_fn=collate)
+    offset = 0
+    for batch in loader:
+        x = batch["x"].to(device)
+        y = torch.tensor(labels[offset:offset + x.shape[0]])
+        offset += x.shape[0]
+        latents.append(model.encode(x).float().cpu())
+        ys.append(y)
+        if flip:
+            latents.append(model.encode(x.flip(-1)).float().cpu())
+            ys.append(y)
+    tmp = path.with_suffix(".tmp")
+    save_file({"latents": torch.cat(latents).contiguous(), "labels": torch.cat(ys)}, str(tmp))
+    tmp.replace(path)
+
+
+def iter_shards(folder: Path):
+    from safetensors.torch import load_file
+
+    for path in sorted(Path(folder).glob("shard-*.safetensors")):
+        shard = load_file(str(path))
+        yield from zip(shard["latents"], shard["labels"])
+
+
+def latent_stats(folder: Path) -> dict:
+    """Per-channel mean and std of all cached latents (float64 sums)."""
+    total = sq = None
+    count = 0
+    for latent, _ in iter_shards(folder):
+        flat = latent.double().flatten(1)  # (c, positions)
+        total = flat.sum(1) if total is None else total + flat.sum(1)
+        sq = flat.pow(2).sum(1) if sq is None else sq + flat.pow(2).sum(1)
+        count += flat.shape[1]
+    if total is None:
+        raise ValueError(f"no latent shards in {folder}")
+    mean = total / count
+    std = (sq / count - mean.pow(2)).clamp_min(1e-12).sqrt()
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+class LatentDataset(Dataset):
+    """Cached latents, normalised with the cache's per-channel statistics, addressed by
+    ``(index, seed)`` keys (the resumable sampler's): ``{"x": (c, [t,] h, w), "y": label, "seed"}``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / "stats.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a latent cache (no stats.json); run `vitok cache-latents`")
+        self.stats = json.loads((folder / "stats.json").read_text())
+        shards = [load_file(str(p)) for p in sorted(folder.glob("shard-*.safetensors"))]
+        self.latents = torch.cat([s["latents"] for s in shards])
+        self.labels = torch.cat([s["labels"] for s in shards])
+        view = (1, -1) + (1,) * (self.latents.ndim - 2)
+        self.latents = (self.latents - torch.tensor(self.stats["mean"]).view(view)) / torch.tensor(
+            self.stats["std"]).view(view)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        return {"x": self.latents[index], "y": int(self.labels[index]), "seed": seed}
+
+
+def collate_latents(items: list[dict[str, object]]) -> dict[str, Tensor]:
+    return {"x": torch.stack([i["x"] for i in items]), "y": torch.tensor([i["y"] for i in items]),
+            "seed": torch.tensor([i["seed"] for i in items])}

@@ -1,0 +1,105 @@
+"""Sampling a trained DiT and decoding with the tokenizer (``vitok sample``), and generation
+metrics (``vitok eval-gen``: gFID for images, gFVD for videos)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from vitok.diffusion import alphas_cumprod, ddim_sample, euler_sample, guided, heun_sample, linear_betas
+from vitok.models.dit import DiT
+
+
+def load_dit(directory: str | Path, device: str = "cpu") -> tuple[DiT, dict]:
+    """A saved DiT and its ``generation.json`` (objective, latent shape, class names)."""
+    directory = Path(directory)
+    model = DiT.from_pretrained(directory, device)
+    info_path = directory / "generation.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{info_path} is missing: export the DiT with `vitok train-dit`")
+    return model, json.loads(info_path.read_text())
+
+
+def initial_noise(n: int, shape: tuple[int, ...], seed: int) -> Tensor:
+    """One noise tensor per sample from ``seed + i``: the same sample whatever the batch size."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)])
+
+
+@torch.no_grad()
+def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0, steps: int = 50,
+                   sampler: str | None = None, seed: int = 0, interval: tuple[float, float] | None = None,
+                   batch_size: int = 16, device: str = "cpu") -> Tensor:
+    """Normalised latents (N, c, [t,] h, w) for the given class labels."""
+    objective = info["objective"]
+    sampler = sampler or ("ddim" if objective == "ddpm" else "heun")
+    if (objective == "ddpm") != (sampler == "ddim"):
+        raise ValueError(f"sampler {sampler!r} does not fit the {objective!r} objective (ddpm: ddim; flow: euler/heun)")
+    noise = initial_noise(len(labels), tuple(info["latent_shape"]), seed)
+    abar = alphas_cumprod(linear_betas())
+    out = []
+    for start in range(0, len(labels), batch_size):
+        y = labels[start:start + batch_size].to(device)
+        x = noise[start:start + batch_size].to(device)
+        if objective == "ddpm":
+            fn = guided(dit, y, dit.null_label, cfg_scale, interval, time_max=len(abar))
+            out.append(ddim_sample(fn, x, abar, steps).cpu())
+        else:
+            model = lambda xt, t, yy: dit(xt, t * 1000, yy)  # noqa: E731 - flow time -> embedding scale
+            fn = guided(model, y, dit.null_label, cfg_scale, interval, time_max=1.0)
+            out.append((euler_sample if sampler == "euler" else heun_sample)(fn, x, steps).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def decode(tokenizer: nn.Module, z: Tensor, batch_size: int = 8, device: str = "cpu") -> Tensor:
+    """Denormalise and decode latents to pixels in [-1, 1]."""
+    return torch.cat([tokenizer.decode(z[i:i + batch_size].to(device), denormalize=True).clamp(-1, 1).cpu()
+                      for i in range(0, len(z), batch_size)])
+
+
+def save_samples(x: Tensor, labels: Tensor, out: Path, columns: int = 8) -> None:
+    """Images as PNGs or videos as MP4 + GIF, one per sample, plus ``grid.png`` (frame 0 of videos)."""
+    from vitok import io
+
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (item, y) in enumerate(zip(x, labels.tolist())):
+        stem = out / f"sample-{i:04d}-class{y}"
+        if item.ndim == 4:
+            io.save_video(item, stem.with_suffix(".mp4"))
+            io.save_video(item, stem.with_suffix(".gif"))
+        else:
+            io.save_image(item, stem.with_suffix(".png"))
+    frames = x[:, :, 0] if x.ndim == 5 else x
+    rows = [torch.cat(list(frames[i:i + columns]), dim=-1) for i in range(0, len(frames), columns)]
+    width = rows[0].shape[-1]
+    rows = [torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=-1) for r in rows]
+    io.save_image(torch.cat(rows, dim=-2), out / "grid.png")
+
+
+def balanced_labels(n: int, num_classes: int) -> Tensor:
+    return torch.arange(n) % num_classes
+
+
+@torch.no_grad()
+def generation_fid(samples: Tensor, reference: Path, device: str = "cpu", cache: str | None = None) -> float:
+    """gFID (images) or gFVD (videos) of pixel samples in [-1, 1] against reference statistics
+    (an ``.npz`` from :class:`FeatureStats`, e.g. ``rfid_real_stats.npz`` of ``vitok eval``)."""
+    from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
+    from vitok.metrics.psnr import to_uint8
+
+    if samples.ndim == 5:
+        from vitok.metrics.i3d import I3D
+
+        net = I3D(cache=cache).to(device).features_uint8
+    else:
+        from vitok.metrics.inception import InceptionV3
+
+        net = InceptionV3(cache=cache).to(device)
+    stats = FeatureStats()
+    for i in range(0, len(samples), 8):
+        stats.update(net(to_uint8(samples[i:i + 8]).to(device)))
+    mu, sigma, _ = load_stats(reference)
+    return frechet_distance(*stats.mean_cov(), mu, sigma)

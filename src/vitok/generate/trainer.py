@@ -1,0 +1,203 @@
+"""Training a DiT on cached latents (``vitok train-dit``), with the tokenizer's machinery:
+typed YAML config + overrides, EMA, atomic checkpoints, exact resume, torchrun DDP, progress,
+TensorBoard and ``metrics.jsonl``.
+
+Randomness per sample (timestep, noise, label dropout) comes from the sample's seed, so a step
+is the same on one process or many and after a resume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from vitok.diffusion import alphas_cumprod, ddpm_loss, flow_loss, linear_betas
+from vitok.models.dit import DiT, dit_config
+from vitok.train import checkpoint as ckpt
+from vitok.train.config import OptimConfig, RunConfig, from_dict
+from vitok.train.distributed import all_reduce_mean, cleanup, full_model_state, init_distributed, wrap
+from vitok.train.ema import EMA
+from vitok.train.monitor import Monitor
+from vitok.train.schedule import cosine_lr, warmup_steps
+from vitok.train.trainer import _yaml, param_groups
+
+
+@dataclass
+class DiTSection:
+    preset: str = "DiT-T"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DiTTrainConfig:
+    """``latents``: a folder written by ``vitok cache-latents``; ``objective``: "ddpm" (noise
+    prediction, 1000 linear-beta steps, the paper's) or "flow" (rectified flow, velocity)."""
+
+    latents: str = ""
+    model: DiTSection = field(default_factory=DiTSection)
+    objective: Literal["ddpm", "flow"] = "ddpm"
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=256, lr=1e-4, min_lr=1e-4,
+                                                                      weight_decay=0.0, warmup=0))
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dit", ema=0.9999))
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def load_dit_config(path: str | Path | None, overrides: list[str] = ()) -> DiTTrainConfig:
+    import yaml
+
+    from vitok.train.config import apply_override
+
+    data = yaml.safe_load(Path(path).read_text()) if path else {}
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return from_dict(DiTTrainConfig, data or {})
+
+
+def per_sample(seeds: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """(u for the time, u for label dropout, standard-normal noise of ``shape``) per sample seed."""
+    us, drops, noises = [], [], []
+    for seed in seeds.tolist():
+        g = torch.Generator().manual_seed(int(seed) + 12345)
+        us.append(torch.rand((), generator=g))
+        drops.append(torch.rand((), generator=g))
+        noises.append(torch.randn(shape, generator=g))
+    return torch.stack(us), torch.stack(drops), torch.stack(noises)
+
+
+class DiTTrainer:
+    """Trains a DiT from a :class:`DiTTrainConfig`: ``DiTTrainer(cfg).fit()``."""
+
+    def __init__(self, cfg: DiTTrainConfig) -> None:
+        from vitok.generate.latents import LatentDataset
+
+        self.cfg = cfg
+        self.dist = init_distributed(cfg.run.device)
+        self.run_dir = Path(cfg.run.out_dir)
+        torch.manual_seed(cfg.run.seed)
+        self.data = LatentDataset(cfg.latents)
+        latent_shape = tuple(self.data.latents.shape[1:])
+        overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],
+                     **cfg.model.overrides}
+        self.model = DiT(dit_config(cfg.model.preset, **overrides)).to(self.dist.device)
+        self.latent_shape = latent_shape
+        self.abar = alphas_cumprod(linear_betas())
+        self.step = 0
+        state = ckpt.load_checkpoint(p) if (p := ckpt.latest_checkpoint(self.run_dir)) else None
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+        self.ema = EMA(dict(self.model.named_parameters()), cfg.run.ema) if cfg.run.ema else None
+        self.ddp_model = wrap(self.model, self.dist, "ddp")
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
+                                     betas=cfg.optim.betas)
+        if state is not None:
+            self.opt.load_state_dict(state["opt"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.step = state["step"]
+        self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        x, y = batch["x"].to(self.dist.device), batch["y"].to(self.dist.device)
+        u, drop, noise = per_sample(batch["seed"], tuple(x.shape[1:]))
+        y = torch.where(drop.to(y.device) < self.model.config.class_dropout, self.model.null_label, y)
+        if self.cfg.objective == "ddpm":
+            return ddpm_loss(lambda xt, t: self.ddp_model(xt, t, y), x, self.abar, u, noise)
+        return flow_loss(lambda xt, t: self.ddp_model(xt, t * 1000, y), x, u, noise)
+
+    def train_step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
+        o = self.cfg.optim
+        lr = cosine_lr(self.step, o.peak_lr, self.cfg.run.steps, self.warmup, o.min_lr)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for batch in batches:
+            with torch.autocast(self.dist.device.type, torch.bfloat16, enabled=self.cfg.run.precision == "bf16"):
+                loss = self.loss(batch)
+            (loss / len(batches)).backward()
+            total += float(loss.detach()) / len(batches)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update()
+        return {"loss": total, "lr": lr, "grad_norm": float(grad_norm)}
+
+    def batches(self) -> Iterator[list[dict[str, Tensor]]]:
+        from torch.utils.data import DataLoader
+
+        from vitok.data.sampler import StepBatchSampler
+        from vitok.generate.latents import collate_latents
+
+        o = self.cfg.optim
+        sampler = StepBatchSampler(len(self.data), o.batch_size, self.dist.rank, self.dist.world,
+                                   self.cfg.run.seed, self.step, o.accum)
+        it = iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate_latents))
+        while True:
+            yield [next(it) for _ in range(o.accum)]
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            state = {"step": self.step, "model": full_model_state(self.model, False), "opt": self.opt.state_dict()}
+            if self.ema is not None:
+                state["ema"] = self.ema.state_dict()
+            ckpt.save_checkpoint(self.run_dir, self.step, state, self.cfg.run.keep_last)
+
+    def export(self) -> None:
+        if not self.dist.is_main:
+            return
+        info = {"objective": self.cfg.objective, "latent_shape": list(self.latent_shape),
+                "classes": self.data.stats["classes"], "latents": str(self.cfg.latents)}
+        for name, source in (("model", None), ("model-ema", self.ema)):
+            if name == "model-ema" and source is None:
+                continue
+            model = self.model.fresh_copy()
+            model.load_state_dict(self.model.state_dict())
+            if source is not None:
+                source.copy_to(model)
+            model.save_pretrained(self.run_dir / name)
+            (self.run_dir / name / "generation.json").write_text(json.dumps(info, indent=2))
+
+    def fit(self) -> dict[str, float]:
+        run = self.cfg.run
+        end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(_yaml(self.cfg.to_dict()))
+        monitor = Monitor(self.run_dir, run.steps, self.step, self.dist.is_main, run.tensorboard, run.progress)
+        last: dict[str, float] = {}
+        try:
+            data = self.batches()
+            while self.step < end:
+                scalars = self.train_step(next(data))
+                self.step += 1
+                monitor.advance(self.step)
+                if self.step % run.log_every == 0 or self.step == end:
+                    keys = sorted(scalars)
+                    values = all_reduce_mean(torch.tensor([scalars[k] for k in keys], dtype=torch.float64), self.dist)
+                    last = dict(zip(keys, values.tolist()))
+                    monitor.log(self.step, last)
+                if self.step % run.ckpt_every == 0 or self.step == end:
+                    self.save()
+            if self.step >= run.steps:
+                self.export()
+        finally:
+            monitor.close()
+        return last
+
+
+def train_dit(cfg: DiTTrainConfig) -> dict[str, float]:
+    trainer = DiTTrainer(cfg)
+    try:
+        return trainer.fit()
+    finally:
+        cleanup(trainer.dist)

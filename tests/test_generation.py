@@ -1,0 +1,207 @@
+"""Generation: DiT, diffusion objectives and samplers, latent caching, train-dit, sample, eval-gen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO, smooth_image
+from vitok import ViTok, io
+from vitok.cli import main
+from vitok.diffusion import (
+    alphas_cumprod,
+    ddim_sample,
+    ddpm_loss,
+    euler_sample,
+    flow_interpolate,
+    guided,
+    heun_sample,
+    linear_betas,
+    q_sample,
+)
+from vitok.models.dit import DIT_SIZES, DiT, dit_config
+
+
+def tiny_dit(**overrides) -> DiT:
+    return DiT(dit_config("DiT-T", latent_channels=4, num_classes=3, **overrides))
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 6, 5), (2, 4, 3, 4, 4)])
+def test_dit_shapes_for_image_and_video_latents(shape) -> None:
+    model = tiny_dit()
+    for block in model.blocks:  # leave adaLN-Zero so the output depends on the input
+        torch.nn.init.normal_(block.ada[-1].weight, std=0.02)
+    torch.nn.init.normal_(model.final.linear.weight, std=0.02)
+    x = torch.randn(shape)
+    out = model(x, torch.tensor([10.0, 500.0]), torch.tensor([0, 3]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=r"\(B, 4, \[t,\] h, w\)"):
+        model(torch.randn(2, 3, 4, 4), torch.zeros(2), torch.zeros(2, dtype=torch.long))
+
+
+def test_presets_match_the_paper_sizes() -> None:
+    assert DIT_SIZES["DiT-XL"] == (1152, 28, 16) and DIT_SIZES["DiT-L"] == (1024, 24, 16)
+    assert DIT_SIZES["DiT-B"] == (768, 12, 12) and DIT_SIZES["DiT-S"] == (384, 12, 6)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in DiT(dit_config("DiT-XL", latent_channels=16)).parameters())
+    assert 650e6 < params < 690e6  # DiT-XL/2 has 675M
+
+
+def test_adaln_zero_makes_fresh_blocks_the_identity() -> None:
+    model = tiny_dit()
+    h = torch.randn(2, 20, 128)
+    c = torch.randn(2, 128)
+    from vitok.nn.rope import rope_cos_sin, token_grid
+
+    rope = rope_cos_sin(token_grid(1, 4, 5), 32)
+    for block in model.blocks:
+        assert torch.equal(block(h, c, rope), h)
+    assert torch.equal(model(torch.randn(2, 4, 4, 5), torch.ones(2), torch.zeros(2, dtype=torch.long)),
+                       torch.zeros(2, 4, 4, 5))
+
+
+def test_ddpm_forward_and_flow_interpolation_formulas() -> None:
+    betas = linear_betas()
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02) and len(betas) == 1000
+    abar = alphas_cumprod(betas)
+    x0, noise, t = torch.randn(3, 2, 2), torch.randn(3, 2, 2), torch.tensor([0, 500, 999])
+    expected = torch.stack([abar[i].sqrt() * x0[k] + (1 - abar[i]).sqrt() * noise[k] for k, i in enumerate(t)])
+    torch.testing.assert_close(q_sample(x0, t, noise, abar), expected.float())
+    tt = torch.tensor([0.0, 0.3, 1.0])
+    out = flow_interpolate(x0, noise, tt)
+    torch.testing.assert_close(out[0], x0[0])
+    torch.testing.assert_close(out[1], 0.7 * x0[1] + 0.3 * noise[1])
+    torch.testing.assert_close(out[2], noise[2])
+
+
+MU, SD = 1.5, 0.5  # the data distribution N(MU, SD^2) per dimension
+
+
+def exact_eps(abar: torch.Tensor):
+    def fn(x, t):
+        a = abar[t.long()].float().view(-1, 1)
+        return (1 - a).sqrt() * (x - a.sqrt() * MU) / (a * SD**2 + 1 - a)
+    return fn
+
+
+def exact_velocity(x, t):
+    t = t.view(-1, 1)
+    var = (1 - t) ** 2 * SD**2 + t**2
+    x0 = MU + (1 - t) * SD**2 / var * (x - (1 - t) * MU)
+    eps = t / var * (x - (1 - t) * MU)
+    return eps - x0
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler", "heun"])
+def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler: str) -> None:
+    noise = torch.randn(20000, 1, generator=torch.Generator().manual_seed(0))
+    abar = alphas_cumprod(linear_betas())
+    if sampler == "ddim":
+        x = ddim_sample(exact_eps(abar), noise, abar, steps=100)
+    elif sampler == "euler":
+        x = euler_sample(exact_velocity, noise, steps=200)
+    else:
+        x = heun_sample(exact_velocity, noise, steps=50)
+    assert x.mean().item() == pytest.approx(MU, abs=0.03)
+    assert x.std().item() == pytest.approx(SD, abs=0.03)
+
+
+def test_cfg_with_scale_one_is_the_conditional_prediction() -> None:
+    model = tiny_dit(class_dropout=0.0)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x, t, y = torch.randn(2, 4, 3, 3), torch.tensor([5.0, 50.0]), torch.tensor([1, 2])
+    torch.testing.assert_close(guided(model, y, model.null_label, 1.0)(x, t), model(x, t, y))
+    g = guided(model, y, model.null_label, 3.0)(x, t)
+    cond, uncond = model(x, t, y), model(x, t, torch.full_like(y, 3))
+    torch.testing.assert_close(g, uncond + 3.0 * (cond - uncond))
+    outside = guided(model, y, model.null_label, 3.0, interval=(0.5, 1.0), time_max=1000)(x, t)
+    torch.testing.assert_close(outside, cond)
+
+
+def test_tiny_dit_overfits_latents_then_samples() -> None:
+    torch.manual_seed(0)
+    model = tiny_dit(class_dropout=0.0)
+    x0 = torch.randn(4, 4, 4, 4)
+    y = torch.tensor([0, 1, 2, 0])
+    abar = alphas_cumprod(linear_betas())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(200):
+        loss = ddpm_loss(lambda xt, t: model(xt, t, y), x0, abar, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    out = ddim_sample(guided(model, y, model.null_label, 1.0), torch.randn(4, 4, 4, 4), abar, steps=20)
+    assert out.shape == x0.shape and torch.isfinite(out).all()
+
+
+@pytest.fixture
+def class_folder(tmp_path) -> Path:
+    for label in ("cats", "dogs"):
+        for i in range(3):
+            image = smooth_image(40, 40, seed=i + (10 if label == "dogs" else 0))
+            io.save_image(image, tmp_path / "data" / label / f"{i}.png")
+    return tmp_path / "data"
+
+
+def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
+    latents = tmp_path / "latents"
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--out", str(latents),
+                 "--size", "32", "--shard-size", "4", "--flip"]) == 0
+    stats = json.loads((latents / "stats.json").read_text())
+    assert stats["classes"] == ["cats", "dogs"] and stats["samples"] == 12 and len(stats["mean"]) == 4
+    assert len(list(latents.glob("shard-*.safetensors"))) == 2
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--out", str(latents),
+                 "--size", "32", "--shard-size", "4", "--flip"]) == 0  # finished shards are kept
+    tokenizer = ViTok.from_pretrained(latents / "tokenizer")
+    assert torch.allclose(tokenizer.latent_std, torch.tensor(stats["std"]))
+
+    overrides = [f"latents={latents}", f"run.out_dir={tmp_path / 'dit'}", "run.steps=6", "run.ckpt_every=3",
+                 "run.progress=false", "run.tensorboard=false", "optim.batch_size=4", "run.precision=fp32"]
+    config = REPO / "configs" / "dit" / "cpu_tiny.yaml"
+    assert main(["train-dit", str(config), *overrides, "run.stop_at=3"]) == 0
+    assert not (tmp_path / "dit" / "model").exists()
+    assert main(["train-dit", str(config), *overrides]) == 0  # resumes at 3
+    rows = [json.loads(r) for r in (tmp_path / "dit" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6
+    assert main(["train-dit", str(config), *overrides[:1], f"run.out_dir={tmp_path / 'dit2'}", *overrides[2:]]) == 0
+    a = DiT.from_pretrained(tmp_path / "dit" / "model").state_dict()
+    b = DiT.from_pretrained(tmp_path / "dit2" / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resumed == uninterrupted
+
+    sample = ["sample", "--dit", str(tmp_path / "dit" / "model-ema"), "--tokenizer", str(latents / "tokenizer"),
+              "--classes", "0,1", "--n", "4", "--cfg", "2.0", "--steps", "5", "--seed", "7"]
+    assert main([*sample, "--out", str(tmp_path / "s1")]) == 0
+    assert main([*sample, "--out", str(tmp_path / "s2"), "--batch-size", "3"]) == 0
+    assert (tmp_path / "s1" / "grid.png").is_file()
+    first, second = (tmp_path / d / "sample-0001-class1.png" for d in ("s1", "s2"))
+    assert first.read_bytes() == second.read_bytes()
+
+    assert main(["eval", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--size", "32",
+                 "--metrics", "rfid", "--out", str(tmp_path / "ref")]) == 0
+    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--tokenizer", str(latents / "tokenizer"),
+                 "--n", "6", "--steps", "5", "--ref-stats", str(tmp_path / "ref" / "rfid_real_stats.npz"),
+                 "--out", str(tmp_path / "gen")]) == 0
+    result = json.loads((tmp_path / "gen" / "results.json").read_text())
+    assert result["samples"] == 6 and result["gfid"] > 0
+    assert "gfid" in capsys.readouterr().out
+
+
+def test_video_latents_sample_as_videos(tmp_path) -> None:
+    from vitok.generate.sample import decode, save_samples
+
+    tok = ViTok.from_preset("N-N/2x8", latent_channels=4)
+    z = torch.randn(2, 4, 2, 2, 2)
+    x = decode(tok, z)
+    assert x.shape == (2, 3, 4, 16, 16)
+    save_samples(x, torch.tensor([0, 1]), tmp_path)
+    assert (tmp_path / "sample-0000-class0.mp4").is_file() and (tmp_path / "sample-0001-class1.gif").is_file()
