@@ -21,11 +21,11 @@ from vitok.diffusion import alphas_cumprod, ddpm_loss, flow_loss, linear_betas
 from vitok.models.dit import DiT, dit_config
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import OptimConfig, RunConfig, from_dict
-from vitok.train.distributed import all_reduce_mean, cleanup, full_model_state, init_distributed, wrap
+from vitok.train.distributed import cleanup, full_model_state, init_distributed, reduce_scalars, wrap
 from vitok.train.ema import EMA
-from vitok.train.monitor import Monitor
+from vitok.train.monitor import open_run
 from vitok.train.schedule import cosine_lr, warmup_steps
-from vitok.train.trainer import _yaml, param_groups
+from vitok.train.trainer import param_groups
 
 
 @dataclass
@@ -169,11 +169,7 @@ class DiTTrainer:
 
     def fit(self) -> dict[str, float]:
         run = self.cfg.run
-        end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(_yaml(self.cfg.to_dict()))
-        monitor = Monitor(self.run_dir, run.steps, self.step, self.dist.is_main, run.tensorboard, run.progress)
+        end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
         last: dict[str, float] = {}
         try:
             data = self.batches()
@@ -182,9 +178,7 @@ class DiTTrainer:
                 self.step += 1
                 monitor.advance(self.step)
                 if self.step % run.log_every == 0 or self.step == end:
-                    keys = sorted(scalars)
-                    values = all_reduce_mean(torch.tensor([scalars[k] for k in keys], dtype=torch.float64), self.dist)
-                    last = dict(zip(keys, values.tolist()))
+                    last = reduce_scalars(scalars, self.dist)
                     monitor.log(self.step, last)
                 if self.step % run.ckpt_every == 0 or self.step == end:
                     self.save()

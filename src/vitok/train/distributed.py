@@ -78,6 +78,15 @@ def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return values
 
 
+def reduce_scalars(scalars: dict[str, float], info: DistInfo) -> dict[str, float]:
+    """Average logged scalars over all ranks (finite ones kept)."""
+    import math
+
+    keys = sorted(scalars)
+    values = all_reduce_mean(torch.tensor([scalars[k] for k in keys], dtype=torch.float64, device=info.device), info)
+    return {k: float(v) for k, v in zip(keys, values.tolist()) if math.isfinite(v)}
+
+
 def all_reduce_min(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         value = value.clone()

@@ -95,3 +95,24 @@ class Monitor:
         if self.writer is not None:
             self.writer.close()
         self.jsonl.close()
+
+
+def open_run(run_dir: Path, run: object, config: dict, step: int, is_main: bool) -> tuple[int, Monitor]:
+    """Start (or continue) a run: the step to stop at (``run.steps`` or ``run.stop_at``), the resolved
+    config written as ``config.yaml``, and the run's :class:`Monitor`."""
+    import yaml
+
+    end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+    return end, Monitor(run_dir, run.steps, step, is_main, run.tensorboard, run.progress)
+
+
+def _plain(value: object) -> object:
+    """Tuples -> lists, recursively, for YAML."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,17 @@ from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig
 from vitok.train.distributed import (
     DistInfo,
-    all_reduce_mean,
     all_reduce_min,
     cleanup,
     full_model_state,
     full_optimizer_state,
     init_distributed,
     load_optimizer_state,
+    reduce_scalars,
     wrap,
 )
 from vitok.train.ema import EMA
-from vitok.train.monitor import Monitor
+from vitok.train.monitor import _plain, open_run
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
 
 
@@ -281,11 +280,7 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
         run = self.cfg.run
-        end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
-        if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(_yaml(self.cfg.to_dict()))
-        monitor = Monitor(self.run_dir, run.steps, self.step, self.dist.is_main, run.tensorboard, run.progress)
+        end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
         last: dict[str, float] = {}
         skipped_steps = 0
         try:
@@ -298,7 +293,7 @@ class Trainer:
                 skipped_steps += scalars is None
                 monitor.advance(self.step)
                 if scalars is not None and (self.step % run.log_every == 0 or self.step == end):
-                    last = self.reduce_scalars(scalars)
+                    last = reduce_scalars(scalars, self.dist)
                     monitor.log(self.step, {**last, "skipped_files": self.skipped_files,
                                             "skipped_steps": skipped_steps})
                 if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
@@ -313,12 +308,6 @@ class Trainer:
             monitor.message(f"skipped {self.skipped_files} unreadable files (see the log for their paths)")
         return last
 
-    def reduce_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
-        keys = sorted(scalars)
-        values = torch.tensor([scalars[k] for k in keys], dtype=torch.float64, device=self.dist.device)
-        values = all_reduce_mean(values, self.dist)
-        return {k: float(v) for k, v in zip(keys, values) if math.isfinite(float(v))}
-
     def close(self) -> None:
         cleanup(self.dist)
 
@@ -326,14 +315,7 @@ class Trainer:
 def _yaml(data: dict[str, Any]) -> str:
     import yaml
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
-    return yaml.safe_dump(plain(data), sort_keys=False)
+    return yaml.safe_dump(_plain(data), sort_keys=False)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
