@@ -345,10 +345,39 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- sweep
+def register_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of tokenizer trainings, or report on one (scaling study)",
+                       description="`vitok sweep SPEC.yaml` trains every grid point (finished runs skipped, "
+                                   "interrupted ones resumed; jobs.sh lists one command per run). "
+                                   "`vitok sweep report DIR` evaluates the runs, writes results.csv/.md and plots.")
+    p.add_argument("target", help="a sweep spec (YAML), or `report`")
+    p.add_argument("dir", nargs="?", type=Path, help="with `report`: the sweep's out_dir")
+    p.add_argument("--plan-only", action="store_true", help="write runs.json and jobs.sh, train nothing")
+    p.add_argument("--force", action="store_true", help="with `report`: evaluate again")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from vitok import sweep
+
+    if args.target == "report":
+        if args.dir is None:
+            raise ValueError("usage: vitok sweep report DIR")
+        sweep.report(args.dir, args.force)
+        print(f"report -> {args.dir / 'report'}")
+        return 0
+    spec = sweep.load_spec(args.target)
+    runs = sweep.run_sweep(spec, args.plan_only)
+    print(f"{len(runs)} runs -> {spec.out_dir} (jobs.sh, runs.json)")
+    return 0
+
+
 # ---------------------------------------------------------------------- entry point
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
     register_weights, register_train, register_eval, register_bench, register_data,
+    register_sweep,
 )
 
 

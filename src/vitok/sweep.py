@@ -1,0 +1,224 @@
+"""The scaling study as a tool (SPEC section 5): ``vitok sweep SPEC.yaml`` and ``vitok sweep report DIR``.
+
+A sweep spec names a base training config, overrides for every run, and a grid of ``key: [values]``
+(patch size x latent channels for the E study; encoder x decoder size for the scaling study; loss
+weights...). Each grid point is an ordinary ``vitok train`` run in its own directory: a finished run
+(``model/`` exported) is skipped, an interrupted one resumes from its checkpoint. ``jobs.sh`` lists
+one command per run, to launch each as its own torchrun job on a cluster.
+
+The report evaluates every finished run with the evaluation protocol, writes ``results.csv`` /
+``results.md`` and plots: metric vs log E with a fitted line and R^2 (one colour per patch size),
+metric vs encoder and decoder size, metric vs GMACs.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+
+@dataclass
+class SweepEval:
+    data: list[str] = field(default_factory=list)
+    size: int = 128
+    frames: int = 16
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid"])
+    max_samples: int | None = None
+    batch_size: int = 8
+
+
+@dataclass
+class SweepSpec:
+    """``base``: a ``vitok train`` config; ``overrides``: applied to every run; ``grid``: key ->
+    values, expanded as a Cartesian product; ``out_dir``: one sub-directory per run."""
+
+    base: str
+    grid: dict[str, list[Any]]
+    out_dir: str = "runs/sweep"
+    overrides: list[str] = field(default_factory=list)
+    eval: SweepEval = field(default_factory=SweepEval)
+    nproc: int = 1  # processes per run in jobs.sh (torchrun)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    from vitok.train.config import from_dict
+
+    spec = from_dict(SweepSpec, yaml.safe_load(Path(path).read_text()))
+    if not spec.grid or any(not isinstance(v, list) or not v for v in spec.grid.values()):
+        raise ValueError("sweep grid must map each key to a non-empty list of values")
+    return spec
+
+
+def slug(assignments: dict[str, Any]) -> str:
+    """A readable, file-system-safe run name, e.g. ``preset=Ti-Ti_8,latent_channels=16``."""
+    parts = [f"{key.split('.')[-1]}={value}" for key, value in assignments.items()]
+    return re.sub(r"[^A-Za-z0-9=,._-]", "_", ",".join(parts))
+
+
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every grid point: ``{"name", "dir", "assignments", "overrides"}``, in grid order."""
+    keys = list(spec.grid)
+    runs = []
+    for values in itertools.product(*(spec.grid[k] for k in keys)):
+        assignments = dict(zip(keys, values))
+        name = slug(assignments)
+        run_dir = Path(spec.out_dir) / name
+        overrides = [*spec.overrides, *(f"{k}={json.dumps(v)}" for k, v in assignments.items()),
+                     f"run.out_dir={run_dir}"]
+        runs.append({"name": name, "dir": str(run_dir), "assignments": assignments, "overrides": overrides})
+    return runs
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / "model" / "model.safetensors").is_file()
+
+
+def write_plan(spec: SweepSpec, runs: list[dict[str, Any]]) -> Path:
+    """``runs.json`` and ``jobs.sh`` (one command per run) in the sweep directory."""
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs.json").write_text(json.dumps({"base": spec.base, "eval": spec.eval.__dict__, "runs": runs}, indent=2))
+    launcher = "vitok" if spec.nproc == 1 else f"torchrun --nproc_per_node {spec.nproc} -m vitok"
+    lines = ["#!/usr/bin/env bash", "# one run per line; each resumes if interrupted"]
+    lines += [f"{launcher} train {shlex.quote(spec.base)} " + " ".join(shlex.quote(o) for o in r["overrides"])
+              for r in runs]
+    (out / "jobs.sh").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def run_sweep(spec: SweepSpec, plan_only: bool = False, log: Any = print) -> list[dict[str, Any]]:
+    """Write the plan, then train every unfinished run one after another (unless ``plan_only``)."""
+    from vitok.train import load_config, train
+
+    runs = expand(spec)
+    write_plan(spec, runs)
+    for i, run in enumerate(runs):
+        if is_finished(run["dir"]):
+            log(f"[{i + 1}/{len(runs)}] {run['name']}: finished, skipped")
+            continue
+        if plan_only:
+            continue
+        log(f"[{i + 1}/{len(runs)}] {run['name']}: training")
+        train(load_config(spec.base, run["overrides"]))
+    return runs
+
+
+# ---------------------------------------------------------------------- report
+def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares y = a x + b; returns (a, b, R^2)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    a, b = np.polyfit(x, y, 1)
+    residual = np.sum((y - (a * x + b)) ** 2)
+    total = np.sum((y - y.mean()) ** 2)
+    return float(a), float(b), float(1 - residual / total) if total > 0 else 1.0
+
+
+def evaluate_runs(sweep_dir: Path, force: bool = False, log: Any = print) -> list[dict[str, Any]]:
+    """Evaluate every finished run (results cached in ``<run>/eval/results.json``); one row per run."""
+    from vitok.evaluate import EvalConfig, evaluate, model_info
+    from vitok.models.vitok import ViTok
+
+    plan = json.loads((sweep_dir / "runs.json").read_text())
+    cfg = plan["eval"]
+    rows = []
+    for run in plan["runs"]:
+        if not is_finished(run["dir"]):
+            log(f"{run['name']}: not finished, left out")
+            continue
+        results_path = Path(run["dir"]) / "eval" / "results.json"
+        if force or not results_path.is_file():
+            model = ViTok.from_pretrained(Path(run["dir"]) / "model")
+            kind = "video" if model.config.is_video and cfg.get("frames", 1) > 1 else "image"
+            shape = (cfg["frames"] if kind == "video" else 1, cfg["size"], cfg["size"])
+            evaluate(model, EvalConfig(data=cfg["data"], kind="auto", size=cfg["size"], frames=cfg["frames"],
+                                       metrics=cfg["metrics"], max_samples=cfg["max_samples"],
+                                       batch_size=cfg["batch_size"], out_dir=str(results_path.parent)),
+                     model_info(model, shape))
+        results = json.loads(results_path.read_text())
+        config = json.loads((Path(run["dir"]) / "model" / "config.json").read_text())
+        rows.append({"run": run["name"], "encoder_width": config["encoder"]["width"],
+                     "encoder_depth": config["encoder"]["depth"], "decoder_width": config["decoder"]["width"],
+                     "decoder_depth": config["decoder"]["depth"], "patch": config["patch_size"],
+                     "tubelet": config["tubelet_size"], "channels": config["latent_channels"],
+                     "E": results["E"], "gmacs": results["gmacs"], "params_M": results["params_M"],
+                     **results["metrics"]})
+    return rows
+
+
+def tower_params(width: int, depth: int) -> float:
+    """Approximate parameters of one tower in millions (12 width^2 per block)."""
+    return 12 * width * width * depth / 1e6
+
+
+def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
+    if not rows:
+        raise ValueError("no finished runs to report")
+    columns = list(rows[0])
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_report(rows: list[dict[str, Any]], metrics: list[str], out: Path) -> dict[str, dict[str, float]]:
+    """PNG plots; returns the log-E fits {metric: {slope, intercept, r2}}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fits = {}
+    for metric in metrics:
+        x = np.log2([r["E"] for r in rows])
+        y = np.array([r[metric] for r in rows])
+        fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+        for patch in sorted({r["patch"] for r in rows}):
+            sel = [i for i, r in enumerate(rows) if r["patch"] == patch]
+            axes[0].scatter(x[sel], y[sel], label=f"p={patch}")
+        if len(set(x)) > 1:
+            a, b, r2 = fit_line(x, y)
+            fits[metric] = {"slope": a, "intercept": b, "r2": r2}
+            grid = np.linspace(x.min(), x.max(), 20)
+            axes[0].plot(grid, a * grid + b, "k--", label=f"fit R^2={r2:.2f}")
+        axes[0].set(xlabel="log2 E", ylabel=metric, title=f"{metric} vs E")
+        axes[0].legend()
+        for ax, key in ((axes[1], "encoder"), (axes[2], "decoder")):
+            sizes = [tower_params(r[f"{key}_width"], r[f"{key}_depth"]) for r in rows]
+            ax.scatter(sizes, y)
+            ax.set(xlabel=f"{key} params (M)", ylabel=metric, title=f"{metric} vs {key} size")
+        axes[3].scatter([r["gmacs"] for r in rows], y)
+        axes[3].set(xlabel="GMACs", ylabel=metric, title=f"{metric} vs GMACs")
+        fig.tight_layout()
+        fig.savefig(out / f"{metric}.png", dpi=80)
+        plt.close(fig)
+    (out / "fits.json").write_text(json.dumps(fits, indent=2))
+    return fits
+
+
+def report(sweep_dir: str | Path, force: bool = False, log: Any = print) -> dict[str, dict[str, float]]:
+    """Evaluate, tabulate and plot a sweep; returns the log-E fits."""
+    sweep_dir = Path(sweep_dir)
+    rows = evaluate_runs(sweep_dir, force, log)
+    out = sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    write_tables(rows, out)
+    known = ("psnr", "ssim", "lpips", "rfid", "rfvd")
+    metrics = [m for m in known if all(m in r and math.isfinite(r[m]) for r in rows)]
+    fits = plot_report(rows, metrics, out)
+    for metric, fit in fits.items():
+        log(f"{metric}: {fit['slope']:+.4f} per doubling of E, R^2 {fit['r2']:.3f}")
+    return fits
