@@ -54,7 +54,7 @@ def test_reconstruct_images_and_video_with_saved_model(media_dir, tmp_path, caps
     assert names == ["a_compare.png", "a_recon.png", "b_compare.png", "b_recon.png",
                      "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4"]
     text = capsys.readouterr().out
-    assert "mean PSNR" in text and "over 3 items" in text
+    assert "mean PSNR" in text and "SSIM" in text and "LPIPS" in text and "over 3 items" in text
 
 
 def test_reconstruct_real_files_with_preset_and_resize(shared_data, tmp_path, capsys) -> None:

@@ -143,39 +143,57 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
     return ViTok.from_preset(spec).to(device).eval()
 
 
+def optional_lpips(device: str) -> torch.nn.Module | None:
+    """LPIPS (AlexNet) when its weights are cached, else None (with a hint)."""
+    from vitok.losses.lpips import LPIPS
+    from vitok.weights import MissingWeightsError
+
+    try:
+        return LPIPS("alex").to(device)
+    except MissingWeightsError:
+        print("note: LPIPS weights not cached (`vitok weights fetch`): LPIPS not reported", file=sys.stderr)
+        return None
+
+
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from vitok.reconstruct import expand_inputs, reconstruct_item
+    from vitok.reconstruct import expand_inputs, reconstruct_item, summarize
 
     model = load_model(args.model, args.device)
-    scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16)
-              for path in expand_inputs(args.inputs)]
+    lpips = optional_lpips(args.device)
+    scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16,
+                               lpips) for path in expand_inputs(args.inputs)]
     if scores:
-        print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} items -> {args.out}")
+        print(f"mean {summarize(scores)} over {len(scores)} items -> {args.out}")
     return 0
 
 
 # ---------------------------------------------------------------------- demo
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
+SHIPPED = Path(__file__).resolve().parent / "pretrained"
+# the shipped tokenizer once it is there (see configs/vitok-tiny/), else the paper's S-B/16 untrained
+DEMO_MODEL = "vitok-tiny" if (SHIPPED / "vitok-tiny" / "model.safetensors").is_file() else "S-B/16"
 
 
 def register_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the first thing to run: a model's table row and reconstructions",
                        description="Builds a model, prints its size row and reconstructs the sample "
                                    "images and video shipped with the package into --out.")
-    p.add_argument("--model", default="S-B/16", help="saved model directory, shipped name or preset")
+    p.add_argument("--model", default=DEMO_MODEL,
+                   help=f"saved model directory, shipped name or preset (default: {DEMO_MODEL})")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     p.add_argument("--device", default="cpu", help="torch device")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from vitok.reconstruct import reconstruct_item
+    from vitok.reconstruct import reconstruct_item, summarize
 
     model = load_model(args.model, args.device)
     print(format_table([preset_row(model.config)], PRESET_COLUMNS))
     samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
-    scores = [reconstruct_item(model, path, args.out, device=args.device) for path in samples]
-    print(f"mean PSNR {sum(scores) / len(scores):.2f} dB over {len(scores)} samples -> {args.out}")
+    lpips = optional_lpips(args.device)
+    scores = [reconstruct_item(model, path, args.out, device=args.device, lpips=lpips) for path in samples]
+    print(f"mean {summarize(scores)} over {len(scores)} samples -> {args.out}")
     return 0
 
 

@@ -24,12 +24,28 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | None = None) -> dict[str, float]:
+    """PSNR and SSIM on uint8 values (per frame, averaged) and LPIPS if given, for one image
+    (3, H, W) or clip (3, T, H, W) in [-1, 1]."""
+    from vitok.metrics.psnr import to_uint8
+    from vitok.metrics.streaming import frames, psnr_uint8, ssim_uint8
+
+    a, b = frames(x[None]), frames(recon[None])
+    scores = {"psnr": psnr_uint8(to_uint8(b), to_uint8(a)).mean().item()}
+    if min(a.shape[-2:]) >= 11:
+        scores["ssim"] = ssim_uint8(to_uint8(b), to_uint8(a)).mean().item()
+    if lpips is not None:
+        with torch.no_grad():
+            scores["lpips"] = lpips(to_uint8(b) / 127.5 - 1, to_uint8(a) / 127.5 - 1).mean().item()
+    return scores
+
+
 def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
-                     frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False) -> float:
+                     frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False,
+                     lpips: torch.nn.Module | None = None) -> dict[str, float]:
     """Reconstruct one image or video file, write ``<stem>_recon`` and ``<stem>_compare`` (original |
-    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos); print and return PSNR."""
+    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos); print and return its scores."""
     from vitok import io
-    from vitok.metrics.psnr import psnr
 
     video = io.is_video_file(path)
     x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
@@ -37,9 +53,9 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
         x = io.resize_center_crop(x, size)
     start = time.perf_counter()
     with torch.inference_mode(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-        recon = model(x[None].to(device)).recon[0].float().cpu()
+        recon = model(x[None].to(device)).recon[0].float().cpu().clamp(-1, 1)
     seconds = time.perf_counter() - start
-    score = psnr(recon[None], x[None]).item()
+    scores = item_scores(x, recon, lpips)
     out.mkdir(parents=True, exist_ok=True)
     if video:
         io.save_video(recon, out / f"{path.stem}_recon.mp4")
@@ -48,5 +64,13 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     else:
         io.save_image(recon, out / f"{path.stem}_recon.png")
         io.save_image(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.png")
-    print(f"{path.name}: {tuple(x.shape[1:])} PSNR {score:.2f} dB ({seconds * 1000:.0f} ms)")
-    return score
+    shown = ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in scores.items())
+    print(f"{path.name}: {tuple(x.shape[1:])} {shown} ({seconds * 1000:.0f} ms)")
+    return scores
+
+
+def summarize(all_scores: list[dict[str, float]]) -> str:
+    """Mean of every score present for all items, as one line."""
+    keys = [k for k in all_scores[0] if all(k in s for s in all_scores)]
+    means = {k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys}
+    return ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in means.items())
