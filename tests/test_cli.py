@@ -85,3 +85,25 @@ def test_demo_runs_on_shipped_samples(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "N-N/8" in out and "over 4 samples" in out
     assert (tmp_path / "baboon_compare.png").is_file() and (tmp_path / "carphone_recon.mp4").is_file()
+
+
+def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys) -> None:
+    import json
+
+    import torch
+
+    model = ViTok.from_preset("N-N/8", latent_channels=4)
+    model.save_pretrained(tmp_path / "trained")
+    (tmp_path / "card.json").write_text(json.dumps({"Training": "3 steps on nothing", "Metrics": "none yet"}))
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "shipped"), "--name", "tiny",
+                 "--stats-data", str(media_dir), "--stats-size", "32", "--card", str(tmp_path / "card.json")]) == 0
+    assert "tiny:" in capsys.readouterr().out
+    shipped = ViTok.from_pretrained(tmp_path / "shipped")
+    assert shipped.config.latent_std is not None and len(shipped.config.latent_mean) == 4
+    card = (tmp_path / "shipped" / "README.md").read_text()
+    assert "# tiny" in card and "## Training" in card and "| 1x64x64 | 64 | 256 |" in card
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    z = shipped.encode(x, normalize=True)
+    torch.testing.assert_close(shipped.denormalize_latent(z), shipped.encode(x))
+    bf16 = model.to(torch.bfloat16).float()  # the shipped weights are the bf16-rounded ones
+    assert torch.equal(shipped.state_dict()["decoder_out.weight"], bf16.state_dict()["decoder_out.weight"])

@@ -363,6 +363,31 @@ def run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- export
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="package a trained tokenizer: bf16 weights, latent statistics, model card",
+                       description="Reads a model directory (e.g. run/model-ema), measures the latent statistics "
+                                   "on --stats-data, writes weights (bf16 by default), config and README.md.")
+    p.add_argument("--model", required=True, help="model directory written by training")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", required=True, help="name shown in the model card")
+    p.add_argument("--stats-data", nargs="*", default=None, help="images for the latent statistics")
+    p.add_argument("--stats-size", type=int, default=None, help="center-crop size for the statistics")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
+    p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vitok.export import export, load_facts
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    out = export(args.model, args.out, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
+    size = (out / "model.safetensors").stat().st_size / 2**20
+    print(f"{args.name}: {size:.1f} MB -> {out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- sweep
 def register_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run a grid of tokenizer trainings, or report on one (scaling study)",
@@ -395,7 +420,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_presets, register_flops, register_reconstruct, register_demo,
     register_weights, register_train, register_eval, register_bench, register_data,
-    register_sweep,
+    register_sweep, register_export,
 )
 
 

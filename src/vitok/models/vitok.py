@@ -249,13 +249,15 @@ class ViTok(nn.Module):
         return z * self._stat_view(self.latent_std, z) + self._stat_view(self.latent_mean, z)
 
     # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``."""
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;
+        ``dtype`` (e.g. ``torch.bfloat16``) stores the weights smaller (loading casts them back)."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
+                 for k, v in self.state_dict().items()}
         config = self.config.to_dict()
         _atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
         text = json.dumps({"model_type": "vitok", **config}, indent=2)

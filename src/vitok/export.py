@@ -1,0 +1,80 @@
+"""Packaging a trained tokenizer for sharing or shipping (``vitok export``).
+
+Takes a model directory (e.g. a run's ``model-ema/``), measures the per-channel latent statistics
+on a set of images (center crops, the posterior means), stores the weights (optionally in bf16)
+with those statistics, and writes a model card (``README.md``) from the facts given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from vitok.data.datasets import MediaFolder, collate
+from vitok.data.transforms import EvalTransform
+from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+from vitok.models.vitok import ViTok
+
+
+@torch.no_grad()
+def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: int = 512,
+                         batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (c,) of posterior means over center crops of the images in ``data``."""
+    dataset = MediaFolder(data, "image", EvalTransform((size, size)))
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    total = sq = None
+    count, seen = 0, 0
+    for batch in loader:
+        z = model.encode(batch["x"]).double().transpose(0, 1).flatten(1)  # (c, positions)
+        total = z.sum(1) if total is None else total + z.sum(1)
+        sq = z.pow(2).sum(1) if sq is None else sq + z.pow(2).sum(1)
+        count += z.shape[1]
+        seen += batch["x"].shape[0]
+        if seen >= max_items:
+            break
+    mean = total / count
+    return mean.float(), (sq / count - mean.pow(2)).clamp_min(1e-12).sqrt().float()
+
+
+def model_card(model: ViTok, name: str, facts: dict[str, Any]) -> str:
+    """A Markdown model card: the architecture figures computed here, plus the given facts."""
+    c = model.config
+    image, video = (1, *c.image_size), (max(c.num_frames, c.tubelet_size * 4), *c.image_size)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    lines = [f"# {name}", "", f"A ViTok tokenizer ({c.name}): encoder {c.encoder.width}x{c.encoder.depth} "
+             f"({c.encoder.heads} heads), decoder {c.decoder.width}x{c.decoder.depth} ({c.decoder.heads} heads), "
+             f"{c.tubelet_size}x{c.patch_size}x{c.patch_size} tubelets, c = {c.latent_channels}, "
+             f"{params:.1f}M parameters.",
+             "", "| input | tokens | E | compression | GMACs |", "|---|---|---|---|---|"]
+    for shape in (image, video):
+        t, h, w = shape
+        lines.append(f"| {t}x{h}x{w} | {latent_size(c, shape) // c.latent_channels} | {latent_size(c, shape)} | "
+                     f"{compression_ratio(c, shape):.0f}x | {count_macs(c, shape).gmacs:.2f} |")
+    lines += ["", "Load it with `ViTok.from_pretrained(...)`; latents are normalised with the stored per-channel "
+              "statistics by `encode(x, normalize=True)`.", ""]
+    for key, value in facts.items():
+        lines.append(f"## {key}\n\n{value}\n")
+    return "\n".join(lines)
+
+
+def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[str] | None = None,
+           stats_size: int | None = None, dtype: torch.dtype | None = torch.bfloat16,
+           facts: dict[str, Any] | None = None) -> Path:
+    """Write ``out`` = config.json + model.safetensors (``dtype``) + README.md (model card)."""
+    model = ViTok.from_pretrained(model_dir)
+    if stats_data:
+        mean, std = measure_latent_stats(model, stats_data, stats_size or model.config.image_size[0])
+        model.set_latent_stats(mean, std)
+    out = Path(out)
+    model.save_pretrained(out, dtype=dtype)
+    (out / "README.md").write_text(model_card(model, name, facts or {}))
+    return out
+
+
+def load_facts(path: str | Path | None) -> dict[str, Any]:
+    """Model-card sections from a JSON file ({title: markdown text})."""
+    return json.loads(Path(path).read_text()) if path else {}
