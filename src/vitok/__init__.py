@@ -9,11 +9,12 @@
 from vitok.config import TowerConfig, ViTokConfig
 from vitok.metrics.flops import compression_ratio, count_macs, latent_size
 from vitok.models import AutoencoderOutput, LatentDistribution, ViTok
+from vitok.models.dit import DiT, DiTConfig, dit_config
 from vitok.presets import PRESETS, TOWERS, get_config, list_presets
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS", "TOWERS", "AutoencoderOutput", "LatentDistribution", "TowerConfig", "ViTok",
-    "ViTokConfig", "compression_ratio", "count_macs", "get_config", "latent_size", "list_presets",
+    "PRESETS", "TOWERS", "AutoencoderOutput", "DiT", "DiTConfig", "LatentDistribution", "TowerConfig", "ViTok",
+    "ViTokConfig", "compression_ratio", "count_macs", "dit_config", "get_config", "latent_size", "list_presets",
 ]
