@@ -1,0 +1,91 @@
+"""The shipped vitok-tiny against the AutoencoderKL baseline trained the same way
+(configs/vitok-tiny/baseline_autoencoder_kl*.yaml), in one run: PSNR / SSIM / LPIPS / rFID on the
+val photos at 128 and 256 px (centre crops), PSNR / SSIM on the val videos (16 x 128 x 128 clips),
+params, GMACs, E, and encode / decode ms per image at 128 px (fp32 and bf16, same process).
+
+    python benchmarks/compare_vitok_tiny.py --baseline runs/vitok-tiny-baseline-autoencoder-kl-stage2/model-ema
+
+Writes ``out/compare_vitok_tiny/{results.json,table.md}`` and prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from vitok.baselines import build_autoencoder_kl
+from vitok.bench import bench_model, matmul_peak
+from vitok.evaluate import EvalConfig, evaluate, model_info
+from vitok.models.vitok import ViTok
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def measure(model: torch.nn.Module, label: str, args: argparse.Namespace) -> dict:
+    """Every number of one row of the table."""
+    row: dict = {"model": label}
+    info = model_info(model, (1, 128, 128))
+    row.update(params_M=info["params_M"], gmacs_128=info["gmacs"], E_128=info["E"],
+               ratio_128=info["compression_ratio"])
+    for size in args.image_sizes:
+        cfg = EvalConfig(data=[str(args.images)], kind="image", size=size, metrics=["psnr", "ssim", "lpips", "rfid"],
+                         out_dir=str(args.out / label / f"images-{size}"), cache=args.cache)
+        row[f"image_{size}"] = evaluate(model, cfg, info)["metrics"]
+    cfg = EvalConfig(data=[str(args.video)], kind="video", size=128, frames=16, metrics=["psnr", "ssim"],
+                     batch_size=2, out_dir=str(args.out / label / "video-128"), cache=args.cache)
+    row["video_128"] = evaluate(model, cfg, model_info(model, (16, 128, 128)))["metrics"]
+    for precision in ("fp32", "bf16"):
+        peak = matmul_peak(torch.float32 if precision == "fp32" else torch.bfloat16, torch.device("cpu"))
+        r = bench_model(model, label, info["gmacs"], (1, 128, 128), 1, precision, args.repeats,
+                        torch.device("cpu"), peak)
+        row[f"ms_{precision}"] = {"encode": r.encode_ms, "decode": r.decode_ms}
+    return row
+
+
+def markdown(rows: list[dict], sizes: list[int]) -> str:
+    head = ["model", "params (M)", "GMACs @128", "E @128"]
+    for s in sizes:
+        head += [f"PSNR {s}", f"SSIM {s}", f"LPIPS {s}", f"rFID {s}"]
+    head += ["video PSNR", "video SSIM", "enc/dec ms fp32", "enc/dec ms bf16"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], f"{r['params_M']:.2f}", f"{r['gmacs_128']:.2f}", str(r["E_128"])]
+        for s in sizes:
+            m = r[f"image_{s}"]
+            cells += [f"{m.get('psnr', float('nan')):.2f}", f"{m.get('ssim', float('nan')):.3f}",
+                      f"{m.get('lpips', float('nan')):.3f}", f"{m.get('rfid', float('nan')):.1f}"]
+        v = r["video_128"]
+        cells += [f"{v['psnr']:.2f}", f"{v['ssim']:.3f}"]
+        for p in ("fp32", "bf16"):
+            cells.append(f"{r[f'ms_{p}']['encode']:.1f} / {r[f'ms_{p}']['decode']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vitok", default="vitok-tiny", help="shipped name or saved model directory")
+    p.add_argument("--baseline", required=True, help="diffusers AutoencoderKL directory written by training")
+    p.add_argument("--images", type=Path, default=SHARED / "images" / "val")
+    p.add_argument("--video", type=Path, default=SHARED / "videos" / "val")
+    p.add_argument("--image-sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--cache", default=None, help="metric weights cache")
+    p.add_argument("--out", type=Path, default=Path("out/compare_vitok_tiny"))
+    args = p.parse_args()
+    models = [(ViTok.from_pretrained(args.vitok).float().eval(), "vitok-tiny"),
+              (build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl")]
+    rows = [measure(model, label, args) for model, label in models]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    table = markdown(rows, args.image_sizes)
+    (args.out / "table.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
