@@ -13,6 +13,7 @@ import torch
 
 from tests.conftest import REPO, smooth_image
 from vitok import ViTok, io
+from vitok.baselines import build_autoencoder_kl
 from vitok.losses import AutoencoderLoss, LossConfig
 from vitok.metrics.psnr import psnr
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
@@ -233,13 +234,16 @@ def test_every_config_parses_and_its_first_steps_run(path: Path, image_folder, t
              "loss.disc_channels=8"]
     if cfg.data.short_side:
         extra.append("data.short_side=[32,48]")
-    if cfg.model.init_from:
-        ViTok.from_preset(stand_in).save_pretrained(tmp_path / "init")
+    tiny_kl = {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4, "latent_channels": 4,
+               "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
+    if cfg.model.init_from:  # a stage-2 config: a stand-in stage-1 model to start from
+        if cfg.model.kind == "autoencoder-kl":
+            build_autoencoder_kl(tiny_kl).save_pretrained(tmp_path / "init")
+        else:
+            ViTok.from_preset(stand_in).save_pretrained(tmp_path / "init")
         extra.append(f"model.init_from={tmp_path / 'init'}")
     if cfg.model.kind == "autoencoder-kl":
-        extra.append("model.autoencoder_kl={block_out_channels: [8, 16], layers_per_block: 1, norm_num_groups: 4, "
-                     "latent_channels: 4, down_block_types: [DownEncoderBlock2D, DownEncoderBlock2D], "
-                     "up_block_types: [UpDecoderBlock2D, UpDecoderBlock2D]}")
+        extra.append(f"model.autoencoder_kl={json.dumps(tiny_kl)}")
     if cfg.video is not None:
         io.save_video(torch.stack([smooth_image(40, 40, i) for i in range(10)], 1), tmp_path / "clips" / "a.mp4")
         extra += ["model.preset=N-N/2x8", f"video.data.train=[{tmp_path / 'clips'}]", "video.data.image_size=32",
