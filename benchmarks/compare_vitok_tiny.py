@@ -24,8 +24,8 @@ from vitok.models.vitok import ViTok
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def measure(model: torch.nn.Module, label: str, args: argparse.Namespace) -> dict:
-    """Every number of one row of the table."""
+def measure(model: torch.nn.Module, label: str, peaks: dict[str, float], args: argparse.Namespace) -> dict:
+    """Every number of one row of the table (``peaks``: the matmul GFLOP/s per precision, measured once)."""
     row: dict = {"model": label}
     info = model_info(model, (1, 128, 128))
     row.update(params_M=info["params_M"], gmacs_128=info["gmacs"], E_128=info["E"],
@@ -37,8 +37,7 @@ def measure(model: torch.nn.Module, label: str, args: argparse.Namespace) -> dic
     cfg = EvalConfig(data=[str(args.video)], kind="video", size=128, frames=16, metrics=["psnr", "ssim"],
                      batch_size=2, out_dir=str(args.out / label / "video-128"), cache=args.cache)
     row["video_128"] = evaluate(model, cfg, model_info(model, (16, 128, 128)))["metrics"]
-    for precision in ("fp32", "bf16"):
-        peak = matmul_peak(torch.float32 if precision == "fp32" else torch.bfloat16, torch.device("cpu"))
+    for precision, peak in peaks.items():
         r = bench_model(model, label, info["gmacs"], (1, 128, 128), 1, precision, args.repeats,
                         torch.device("cpu"), peak)
         row[f"ms_{precision}"] = {"encode": r.encode_ms, "decode": r.decode_ms}
@@ -78,7 +77,9 @@ def main() -> int:
     args = p.parse_args()
     models = [(ViTok.from_pretrained(args.vitok).float().eval(), "vitok-tiny"),
               (build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl")]
-    rows = [measure(model, label, args) for model, label in models]
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {p: matmul_peak(dtype, torch.device("cpu")) for p, dtype in dtypes.items()}
+    rows = [measure(model, label, peaks, args) for model, label in models]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows, args.image_sizes)

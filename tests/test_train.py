@@ -217,6 +217,9 @@ def _plain(value):
     return value
 
 
+# a two-level AutoencoderKL standing in for the baselines' configured one
+TINY_AUTOENCODER_KL = {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4, "latent_channels": 4,
+                       "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
 TOKENIZER_CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name not in ("dit", "sweeps"))
 
 
@@ -234,16 +237,14 @@ def test_every_config_parses_and_its_first_steps_run(path: Path, image_folder, t
              "loss.disc_channels=8"]
     if cfg.data.short_side:
         extra.append("data.short_side=[32,48]")
-    tiny_kl = {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4, "latent_channels": 4,
-               "down_block_types": ["DownEncoderBlock2D"] * 2, "up_block_types": ["UpDecoderBlock2D"] * 2}
     if cfg.model.init_from:  # a stage-2 config: a stand-in stage-1 model to start from
         if cfg.model.kind == "autoencoder-kl":
-            build_autoencoder_kl(tiny_kl).save_pretrained(tmp_path / "init")
+            build_autoencoder_kl(TINY_AUTOENCODER_KL).save_pretrained(tmp_path / "init")
         else:
             ViTok.from_preset(stand_in).save_pretrained(tmp_path / "init")
         extra.append(f"model.init_from={tmp_path / 'init'}")
     if cfg.model.kind == "autoencoder-kl":
-        extra.append(f"model.autoencoder_kl={json.dumps(tiny_kl)}")
+        extra.append(f"model.autoencoder_kl={json.dumps(TINY_AUTOENCODER_KL)}")
     if cfg.video is not None:
         io.save_video(torch.stack([smooth_image(40, 40, i) for i in range(10)], 1), tmp_path / "clips" / "a.mp4")
         extra += ["model.preset=N-N/2x8", f"video.data.train=[{tmp_path / 'clips'}]", "video.data.image_size=32",
