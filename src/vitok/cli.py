@@ -108,13 +108,20 @@ def run_flops(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- reconstruct
+SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
+SHIPPED = Path(__file__).resolve().parent / "pretrained"
+# the shipped tokenizer (trained by configs/vitok-tiny/), else the paper's S-B/16 with random weights
+DEMO_MODEL = "vitok-tiny" if (SHIPPED / "vitok-tiny" / "model.safetensors").is_file() else "S-B/16"
+
+
 def register_reconstruct(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="encode + decode image and video files",
                        description="Reconstruct images and videos with a model; writes the results "
                                    "and side-by-side comparisons, prints PSNR per item.")
     p.add_argument("inputs", nargs="+", type=Path, help="image / video files or folders of them")
-    p.add_argument("--model", required=True,
-                   help="a saved model directory, a shipped model name, or a preset (random weights)")
+    p.add_argument("--model", default=DEMO_MODEL,
+                   help="a saved model directory, a shipped model name, or a preset (random weights); "
+                        f"default: {DEMO_MODEL}")
     p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
     p.add_argument("--size", type=parse_size, default=None,
                    help="resize shorter side + center-crop to N or HxW (default: native size)")
@@ -168,12 +175,6 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- demo
-SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
-SHIPPED = Path(__file__).resolve().parent / "pretrained"
-# the shipped tokenizer once it is there (see configs/vitok-tiny/), else the paper's S-B/16 untrained
-DEMO_MODEL = "vitok-tiny" if (SHIPPED / "vitok-tiny" / "model.safetensors").is_file() else "S-B/16"
-
-
 def register_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the first thing to run: a model's table row and reconstructions",
                        description="Builds a model, prints its size row and reconstructs the sample "
