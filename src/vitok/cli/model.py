@@ -1,0 +1,137 @@
+"""Using a tokenizer: ``presets``, ``flops``, ``reconstruct``, ``demo``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from vitok.cli.common import (
+    DEMO_MODEL,
+    PRESET_COLUMNS,
+    SAMPLES,
+    format_table,
+    load_model,
+    optional_lpips,
+    parse_size,
+    preset_row,
+)
+
+
+def register_presets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression",
+                       description="Table of the registered presets at their default input size.")
+    p.set_defaults(func=run_presets)
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    from vitok.presets import PRESETS
+
+    print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
+    return 0
+
+
+def register_flops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("flops", help="GMACs of a model at a given input size",
+                       description="Multiply-accumulates (the paper's 'GFLOPs') of encoder + decoder.")
+    p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`)")
+    p.add_argument("--size", type=parse_size, default=None, help="input N or HxW (default: the preset's)")
+    p.add_argument("--frames", type=int, default=None, help="clip length T (default: the preset's)")
+    p.add_argument("--latent-channels", type=int, default=None, help="override c")
+    p.add_argument("--measure", action="store_true",
+                   help="also count with torch's FlopCounterMode (meta device) as a cross-check")
+    p.set_defaults(func=run_flops)
+
+
+def run_flops(args: argparse.Namespace) -> int:
+    from vitok.metrics.flops import measure_macs
+    from vitok.presets import get_config
+
+    overrides = {} if args.latent_channels is None else {"latent_channels": args.latent_channels}
+    config = get_config(args.name, **overrides)
+    t, h, w = config.default_input_shape
+    shape = (args.frames or t, *(args.size or (h, w)))
+    row = preset_row(config, shape)
+    columns = (*PRESET_COLUMNS[:2], "encoder_gmacs", "decoder_gmacs", *PRESET_COLUMNS[2:])
+    print(format_table([row], columns))
+    if args.measure:
+        print(f"FlopCounterMode: {measure_macs(config, shape).gmacs:.2f} GMACs")
+    return 0
+
+
+def register_reconstruct(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reconstruct", help="encode + decode image and video files",
+                       description="Reconstruct images and videos with a model; writes the results "
+                                   "and side-by-side comparisons, prints PSNR per item.")
+    p.add_argument("inputs", nargs="+", type=Path, help="image / video files or folders of them")
+    p.add_argument("--model", default=DEMO_MODEL,
+                   help="a saved model directory, a shipped model name, or a preset (random weights); "
+                        f"default: {DEMO_MODEL}")
+    p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="resize shorter side + center-crop to N or HxW (default: native size)")
+    p.add_argument("--frames", type=int, default=16, help="frames per video to reconstruct")
+    p.add_argument("--stride", type=int, default=1, help="take every k-th video frame")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--bf16", action="store_true", help="run under bf16 autocast")
+    p.set_defaults(func=run_reconstruct)
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from vitok.reconstruct import expand_inputs, reconstruct_item, summarize
+
+    model = load_model(args.model, args.device)
+    lpips = optional_lpips(args.device)
+    scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16,
+                               lpips) for path in expand_inputs(args.inputs)]
+    if scores:
+        print(f"mean {summarize(scores)} over {len(scores)} items -> {args.out}")
+    return 0
+
+
+def register_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the first thing to run: a model's table row and reconstructions",
+                       description="Builds a model, prints its size row and reconstructs the sample "
+                                   "images and video shipped with the package into --out.")
+    p.add_argument("--model", default=DEMO_MODEL,
+                   help=f"saved model directory, shipped name or preset (default: {DEMO_MODEL})")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from vitok.reconstruct import reconstruct_item, summarize
+
+    model = load_model(args.model, args.device)
+    print(format_table([preset_row(model.config)], PRESET_COLUMNS))
+    samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
+    lpips = optional_lpips(args.device)
+    scores = [reconstruct_item(model, path, args.out, device=args.device, lpips=lpips) for path in samples]
+    print(f"mean {summarize(scores)} over {len(scores)} samples -> {args.out}")
+    return 0
+
+
+def register_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="package a trained tokenizer: bf16 weights, latent statistics, model card",
+                       description="Reads a model directory (e.g. run/model-ema), measures the latent statistics "
+                                   "on --stats-data, writes weights (bf16 by default), config and README.md.")
+    p.add_argument("--model", required=True, help="model directory written by training")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", required=True, help="name shown in the model card")
+    p.add_argument("--stats-data", nargs="*", default=None, help="images for the latent statistics")
+    p.add_argument("--stats-size", type=int, default=None, help="center-crop size for the statistics")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
+    p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vitok.export import export, load_facts
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    out = export(args.model, args.out, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
+    size = (out / "model.safetensors").stat().st_size / 2**20
+    print(f"{args.name}: {size:.1f} MB -> {out}")
+    return 0

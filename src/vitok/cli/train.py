@@ -1,0 +1,62 @@
+"""Training: ``train`` (one tokenizer run) and ``sweep`` (a grid of runs, the scaling study)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a tokenizer from a YAML config (stage 1 or 2)",
+                       description="Train with `vitok train CONFIG.yaml [section.key=value ...]`. "
+                                   "Resumes automatically from the newest checkpoint in run.out_dir. "
+                                   "Scale out with `torchrun --nproc_per_node N -m vitok train ...`.")
+    p.add_argument("config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. run.steps=100")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from vitok.train import load_config, train
+    from vitok.train.trainer import _yaml
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(_yaml(cfg.to_dict()))
+        return 0
+    scalars = train(cfg)
+    if scalars and os.environ.get("RANK", "0") == "0":
+        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+    return 0
+
+
+def register_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of tokenizer trainings, or report on one (scaling study)",
+                       description="`vitok sweep SPEC.yaml` trains every grid point (finished runs skipped, "
+                                   "interrupted ones resumed; jobs.sh lists one command per run). "
+                                   "`vitok sweep report DIR` evaluates the runs, writes results.csv/.md and plots.")
+    p.add_argument("target", help="a sweep spec (YAML), or `report`")
+    p.add_argument("dir", nargs="?", type=Path, help="with `report`: the sweep's out_dir")
+    p.add_argument("--plan-only", action="store_true", help="write runs.json and jobs.sh, train nothing")
+    p.add_argument("--force", action="store_true", help="with `report`: evaluate again")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from vitok import sweep
+
+    if args.target == "report":
+        if args.dir is None:
+            raise ValueError("usage: vitok sweep report DIR")
+        sweep.report(args.dir, args.force)
+        print(f"report -> {args.dir / 'report'}")
+        return 0
+    spec = sweep.load_spec(args.target)
+    runs = sweep.run_sweep(spec, args.plan_only)
+    print(f"{len(runs)} runs -> {spec.out_dir} (jobs.sh, runs.json)")
+    return 0
