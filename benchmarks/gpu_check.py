@@ -1,0 +1,179 @@
+"""One prepared accelerator check, to run in a single call on a GPU machine (it also runs on CPU with
+``--smoke`` for a quick test of the script itself).
+
+    PYTHONPATH=src python benchmarks/gpu_check.py --out $OUT/gpu_check.json           # GPU, paper sizes
+    python benchmarks/gpu_check.py --smoke --device cpu --out out/gpu_check.json     # CPU, tiny sizes
+
+What it measures, all in one process:
+
+1. the device and its measured bf16 matmul peak (TFLOP/s);
+2. flash attention: the model's forward under ``sdpa_kernel(FLASH_ATTENTION)`` alone (bf16), so a
+   layout that silently falls back to the math kernel fails loudly;
+3. inference: encode / decode ms per image of the preset at each size, bf16 autocast, eager and
+   ``torch.compile``d, with achieved TFLOP/s (2 x MACs / time) and the same for the SD VAE when
+   ``diffusers`` imports;
+4. a stage-1 training step (MSE + KL, AdamW, bf16 autocast), eager and compiled: steps/s, images/s
+   and MFU = 6 x MACs x images/s over the measured matmul peak and over ``--peak-tflops``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from vitok import ViTok
+from vitok.bench import matmul_peak, median_seconds, synchronize
+from vitok.losses import AutoencoderLoss, LossConfig
+from vitok.metrics.flops import count_macs
+
+
+def device_info(device: torch.device) -> dict:
+    info = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    peak_n = 8192 if device.type == "cuda" else 512
+    info["matmul_bf16_tflops"] = matmul_peak(torch.bfloat16, device, n=peak_n) / 1e3
+    return info
+
+
+def check_flash(model: ViTok, size: int, device: torch.device) -> dict:
+    """Forward with only the flash kernel allowed: ok, or the error that says why it was refused."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    x = torch.rand(2, 3, size, size, device=device) * 2 - 1
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16), \
+                sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            model(x)
+        return {"flash_only_forward": "ok"}
+    except RuntimeError as err:  # no flash kernel for this device / dtype / layout
+        return {"flash_only_forward": f"refused: {str(err).splitlines()[0][:300]}"}
+
+
+def time_codec(encode, decode, x: torch.Tensor, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median encode and decode seconds for one batch (bf16 autocast, inference mode)."""
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16):
+        z = encode(x)
+        return median_seconds(lambda: encode(x), repeats, device), median_seconds(lambda: decode(z), repeats, device)
+
+
+def inference_rows(model: ViTok, name: str, sizes: list[int], batch: int, repeats: int, device: torch.device,
+                   compile_too: bool) -> list[dict]:
+    rows = []
+    variants = [("eager", model.encode, model.decode)]
+    if compile_too:
+        variants.append(("compiled", torch.compile(model.encode), torch.compile(model.decode)))
+    for size in sizes:
+        gmacs = count_macs(model.config, (1, size, size)).gmacs
+        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+        for mode, encode, decode in variants:
+            enc, dec = time_codec(encode, decode, x, repeats, device)
+            rows.append({"model": name, "size": size, "mode": mode, "batch": batch,
+                         "encode_ms": 1e3 * enc / batch, "decode_ms": 1e3 * dec / batch,
+                         "images_per_s": batch / (enc + dec), "tflops": 2 * gmacs * batch / (enc + dec) / 1e3})
+    return rows
+
+
+def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device) -> list[dict]:
+    """The SD VAE (random weights: timing only) at the same sizes, when diffusers is installed."""
+    try:
+        from vitok.baselines import load_sd_vae
+        vae = load_sd_vae(None, device)
+    except ImportError as err:
+        return [{"model": "sd-vae", "skipped": str(err)}]
+    rows = []
+    for size in sizes:
+        gmacs = vae.gmacs((1, size, size))
+        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+        enc, dec = time_codec(vae.encode, vae.decode, x, repeats, device)
+        rows.append({"model": "sd-vae", "size": size, "mode": "eager", "batch": batch,
+                     "encode_ms": 1e3 * enc / batch, "decode_ms": 1e3 * dec / batch,
+                     "images_per_s": batch / (enc + dec), "tflops": 2 * gmacs * batch / (enc + dec) / 1e3})
+    return rows
+
+
+def train_row(preset: str, size: int, batch: int, steps: int, device: torch.device, compiled: bool,
+              peak_tflops: float, measured_tflops: float) -> dict:
+    """Steps/s and MFU of a stage-1 step (MSE + KL; the perceptual network is not part of MFU)."""
+    torch.manual_seed(0)
+    model = ViTok.from_preset(preset).to(device).train()
+    forward = torch.compile(model) if compiled else model
+    loss_fn = AutoencoderLoss(LossConfig(perceptual="none")).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+
+    def step() -> None:
+        with torch.autocast(device.type, torch.bfloat16):
+            out = forward(x, sample=True)
+            loss, _ = loss_fn(x, out.recon, out.posterior, 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):  # warm-up (and compilation)
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / steps
+    gmacs = count_macs(model.config, (1, size, size)).gmacs
+    achieved = 6 * gmacs * batch / seconds / 1e3  # TFLOP/s: forward 2 x MACs, backward twice that
+    row = {"preset": preset, "size": size, "batch": batch, "compiled": compiled, "steps_per_s": 1 / seconds,
+           "images_per_s": batch / seconds, "model_tflops": achieved,
+           "mfu_vs_measured_peak": achieved / measured_tflops, "mfu_vs_spec_peak": achieved / peak_tflops}
+    if device.type == "cuda":
+        row["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--preset", default="S-B/16")
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--batch", type=int, default=32, help="inference batch")
+    p.add_argument("--train-batch", type=int, default=64)
+    p.add_argument("--train-steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="spec dense bf16 peak (H100/H200 SXM: 989)")
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="tiny preset and sizes (a test of the script)")
+    p.add_argument("--out", type=Path, default=Path("out/gpu_check.json"))
+    args = p.parse_args()
+    if args.smoke:
+        args.preset, args.sizes, args.batch, args.repeats = "N-N/8", [32], 2, 1
+        args.train_batch, args.train_steps = 2, 1
+    device = torch.device(args.device)
+    compile_too = not args.no_compile
+
+    report: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    report["device"] = info = device_info(device)
+    print(json.dumps(info))
+    model = ViTok.from_preset(args.preset).to(device).eval()
+    report["flash"] = check_flash(model, args.sizes[0], device)
+    print(json.dumps(report["flash"]))
+    report["inference"] = inference_rows(model, args.preset, args.sizes, args.batch, args.repeats, device,
+                                         compile_too)
+    report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device)
+    for row in report["inference"]:
+        print(json.dumps(row))
+    report["train"] = []
+    for compiled in ([False, True] if compile_too else [False]):
+        row = train_row(args.preset, args.sizes[0], args.train_batch, args.train_steps, device, compiled,
+                        args.peak_tflops, info["matmul_bf16_tflops"])
+        report["train"].append(row)
+        print(json.dumps(row))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
