@@ -9,36 +9,12 @@ AdamW update, on random images. Prints steps/s, images/s and the bf16 / fp32 rat
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from vitok import ViTok
+from vitok.bench import train_steps_per_second
 from vitok.losses import AutoencoderLoss, LossConfig
 from vitok.weights import MissingWeightsError
-
-
-def steps_per_second(preset: str, size: int, batch: int, steps: int, precision: str, perceptual: str) -> float:
-    torch.manual_seed(0)
-    model = ViTok.from_preset(preset).train()
-    loss_fn = AutoencoderLoss(LossConfig(perceptual=perceptual))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
-    x = torch.rand(batch, 3, size, size) * 2 - 1
-
-    def step() -> None:
-        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x, sample=True)
-            loss, _ = loss_fn(x, out.recon, out.posterior, 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -55,7 +31,7 @@ def main() -> None:
         perceptuals = ["none"]
     print(f"{args.preset} at {args.size}px, batch {args.batch}, {torch.get_num_threads()} threads")
     for perceptual in perceptuals:
-        rates = {p: steps_per_second(args.preset, args.size, args.batch, args.steps, p, perceptual)
+        rates = {p: train_steps_per_second(args.preset, args.size, args.batch, args.steps, p, perceptual)
                  for p in ("fp32", "bf16")}
         for precision, rate in rates.items():
             print(f"  loss=mse+kl{'+' + perceptual if perceptual != 'none' else ''} {precision}: "

@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from vitok import ViTok
-from vitok.bench import matmul_peak, median_seconds, synchronize
-from vitok.losses import AutoencoderLoss, LossConfig
+from vitok.bench import bench_model, matmul_peak, train_steps_per_second
 from vitok.metrics.flops import count_macs
+from vitok.presets import get_config
 
 
 def device_info(device: torch.device) -> dict:
@@ -55,78 +55,53 @@ def check_flash(model: ViTok, size: int, device: torch.device) -> dict:
         return {"flash_only_forward": f"refused: {str(err).splitlines()[0][:300]}"}
 
 
-def time_codec(encode, decode, x: torch.Tensor, repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median encode and decode seconds for one batch (bf16 autocast, inference mode)."""
-    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16):
-        z = encode(x)
-        return median_seconds(lambda: encode(x), repeats, device), median_seconds(lambda: decode(z), repeats, device)
+class CompiledCodec(nn.Module):
+    """A model's ``encode`` and ``decode``, each ``torch.compile``d (what ``bench_model`` times)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.encode = torch.compile(model.encode)
+        self.decode = torch.compile(model.decode)
+
+
+def codec_row(model: nn.Module, name: str, mode: str, gmacs: float, size: int, batch: int, repeats: int,
+              device: torch.device, peak_gflops: float) -> dict:
+    """Per-image encode / decode ms, images/s and achieved TFLOP/s at bf16 autocast."""
+    r = bench_model(model, name, gmacs, (1, size, size), batch, "bf16", repeats, device, peak_gflops)
+    return {"model": name, "size": size, "mode": mode, "batch": batch, "encode_ms": r.encode_ms,
+            "decode_ms": r.decode_ms, "images_per_s": r.frames_per_s, "tflops": r.gflops_s / 1e3,
+            "peak_mb": r.peak_mb}
 
 
 def inference_rows(model: ViTok, name: str, sizes: list[int], batch: int, repeats: int, device: torch.device,
-                   compile_too: bool) -> list[dict]:
-    rows = []
-    variants = [("eager", model.encode, model.decode)]
-    if compile_too:
-        variants.append(("compiled", torch.compile(model.encode), torch.compile(model.decode)))
-    for size in sizes:
-        gmacs = count_macs(model.config, (1, size, size)).gmacs
-        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-        for mode, encode, decode in variants:
-            enc, dec = time_codec(encode, decode, x, repeats, device)
-            rows.append({"model": name, "size": size, "mode": mode, "batch": batch,
-                         "encode_ms": 1e3 * enc / batch, "decode_ms": 1e3 * dec / batch,
-                         "images_per_s": batch / (enc + dec), "tflops": 2 * gmacs * batch / (enc + dec) / 1e3})
-    return rows
+                   compile_too: bool, peak_gflops: float) -> list[dict]:
+    variants = [("eager", model)] + ([("compiled", CompiledCodec(model))] if compile_too else [])
+    return [codec_row(m, name, mode, count_macs(model.config, (1, size, size)).gmacs, size, batch, repeats, device,
+                      peak_gflops) for size in sizes for mode, m in variants]
 
 
-def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device) -> list[dict]:
+def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device, peak_gflops: float) -> list[dict]:
     """The SD VAE (random weights: timing only) at the same sizes, when diffusers is installed."""
     try:
         from vitok.baselines import load_sd_vae
         vae = load_sd_vae(None, device)
     except ImportError as err:
         return [{"model": "sd-vae", "skipped": str(err)}]
-    rows = []
-    for size in sizes:
-        gmacs = vae.gmacs((1, size, size))
-        x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-        enc, dec = time_codec(vae.encode, vae.decode, x, repeats, device)
-        rows.append({"model": "sd-vae", "size": size, "mode": "eager", "batch": batch,
-                     "encode_ms": 1e3 * enc / batch, "decode_ms": 1e3 * dec / batch,
-                     "images_per_s": batch / (enc + dec), "tflops": 2 * gmacs * batch / (enc + dec) / 1e3})
-    return rows
+    return [codec_row(vae, "sd-vae", "eager", vae.gmacs((1, size, size)), size, batch, repeats, device, peak_gflops)
+            for size in sizes]
 
 
 def train_row(preset: str, size: int, batch: int, steps: int, device: torch.device, compiled: bool,
               peak_tflops: float, measured_tflops: float) -> dict:
     """Steps/s and MFU of a stage-1 step (MSE + KL; the perceptual network is not part of MFU)."""
-    torch.manual_seed(0)
-    model = ViTok.from_preset(preset).to(device).train()
-    forward = torch.compile(model) if compiled else model
-    loss_fn = AutoencoderLoss(LossConfig(perceptual="none")).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
-    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-
-    def step() -> None:
-        with torch.autocast(device.type, torch.bfloat16):
-            out = forward(x, sample=True)
-            loss, _ = loss_fn(x, out.recon, out.posterior, 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(3):  # warm-up (and compilation)
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    seconds = (time.perf_counter() - start) / steps
-    gmacs = count_macs(model.config, (1, size, size)).gmacs
-    achieved = 6 * gmacs * batch / seconds / 1e3  # TFLOP/s: forward 2 x MACs, backward twice that
-    row = {"preset": preset, "size": size, "batch": batch, "compiled": compiled, "steps_per_s": 1 / seconds,
-           "images_per_s": batch / seconds, "model_tflops": achieved,
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rate = train_steps_per_second(preset, size, batch, steps, "bf16", "none", device, compiled, warmup=3)
+    gmacs = count_macs(get_config(preset), (1, size, size)).gmacs
+    achieved = 6 * gmacs * batch * rate / 1e3  # TFLOP/s: forward 2 x MACs, backward twice that
+    row = {"preset": preset, "size": size, "batch": batch, "compiled": compiled, "steps_per_s": rate,
+           "images_per_s": batch * rate, "model_tflops": achieved,
            "mfu_vs_measured_peak": achieved / measured_tflops, "mfu_vs_spec_peak": achieved / peak_tflops}
     if device.type == "cuda":
         row["max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -159,9 +134,10 @@ def main() -> None:
     model = ViTok.from_preset(args.preset).to(device).eval()
     report["flash"] = check_flash(model, args.sizes[0], device)
     print(json.dumps(report["flash"]))
+    peak_gflops = 1e3 * info["matmul_bf16_tflops"]
     report["inference"] = inference_rows(model, args.preset, args.sizes, args.batch, args.repeats, device,
-                                         compile_too)
-    report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device)
+                                         compile_too, peak_gflops)
+    report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device, peak_gflops)
     for row in report["inference"]:
         print(json.dumps(row))
     report["train"] = []

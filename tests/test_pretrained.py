@@ -29,19 +29,22 @@ def test_shipped_files_and_size_limit() -> None:
     assert (TINY / "model.safetensors").stat().st_size <= 25 * 2**20
 
 
-def test_loads_by_name_with_latent_stats() -> None:
-    model = ViTok.from_pretrained("vitok-tiny")
-    c = model.config
+@pytest.fixture(scope="module")
+def tiny() -> ViTok:
+    return ViTok.from_pretrained("vitok-tiny").eval()
+
+
+def test_loads_by_name_with_latent_stats(tiny: ViTok) -> None:
+    c = tiny.config
     assert c.latent_mean is not None and len(c.latent_std) == c.latent_channels
     assert all(s > 0 for s in c.latent_std)
 
 
 @pytest.mark.parametrize("name", sorted(PSNR_FLOORS))
-def test_reconstructs_shipped_sample_above_floor(name: str) -> None:
-    model = ViTok.from_pretrained("vitok-tiny").eval()
+def test_reconstructs_shipped_sample_above_floor(tiny: ViTok, name: str) -> None:
     path: Path = SAMPLES / name
     x = io.load_video(path, 16) if io.is_video_file(path) else io.load_image(path)
     with torch.inference_mode():
-        recon = model(x[None]).recon[0].float().clamp(-1, 1)
+        recon = tiny(x[None]).recon[0].float().clamp(-1, 1)
     assert recon.shape == x.shape
     assert item_scores(x, recon)["psnr"] > PSNR_FLOORS[name]

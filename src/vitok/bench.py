@@ -173,3 +173,39 @@ def run_bench(model: nn.Module, name: str, macs_fn: Callable[[tuple[int, int, in
                 log(f"  -> {label} {shape[1]}x{shape[2]}: bf16 autocast is "
                     f"{by['fp32'].total_ms / by['bf16'].total_ms:.2f}x the speed of fp32")
     return results
+
+
+def train_steps_per_second(preset: str, size: int, batch: int, steps: int, precision: str,
+                           perceptual: str = "none", device: str | torch.device = "cpu",
+                           compiled: bool = False, warmup: int = 1) -> float:
+    """Optimiser steps per second of a stage-1 step on random (batch, 3, size, size) images: forward
+    (``torch.compile``d if asked), MSE + KL (+ ``perceptual``) loss under ``precision`` autocast,
+    backward, gradient clipping, AdamW; timed after ``warmup`` steps."""
+    from vitok.losses import AutoencoderLoss, LossConfig
+    from vitok.models.vitok import ViTok
+
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = ViTok.from_preset(preset).to(device).train()
+    forward = torch.compile(model) if compiled else model
+    loss_fn = AutoencoderLoss(LossConfig(perceptual=perceptual)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
+    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+
+    def step() -> None:
+        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+            out = forward(x, sample=True)
+            loss, _ = loss_fn(x, out.recon, out.posterior, 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return steps / (time.perf_counter() - start)
