@@ -1,7 +1,9 @@
 """Training curves of a run (or several) from their metrics.jsonl: loss terms against step.
 
-    python docs/vitok-tiny/plot_curves.py RUN_DIR [RUN_DIR ...] --out curves.png
+    python docs/vitok-tiny/plot_curves.py RUN_DIR [RUN_DIR ...] [--vs RUN_DIR ...] --out curves.png
 
+Run directories given together are one training chained end to end (stage 1, then stage 2); ``--vs``
+overlays a second such chain (dashed), e.g. the AutoencoderKL baseline trained with the same configs.
 A resumed run logs some steps twice; the last record of each step wins. Curves are smoothed with a
 moving average over ``--window`` logged points.
 """
@@ -30,6 +32,7 @@ def smooth(values: list[float], window: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--vs", nargs="*", type=Path, default=[], help="a second chain of runs, drawn dashed")
     parser.add_argument("--keys", nargs="+", default=["loss", "rec", "lpips", "kl"])
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--out", type=Path, required=True)
@@ -41,15 +44,16 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(args.keys), figsize=(4 * len(args.keys), 3.2))
-    offset = 0
-    for run in args.runs:
-        records = load_metrics(run)
-        steps = [offset + r["step"] for r in records]
-        for ax, key in zip(axes, args.keys):
-            values = [r[key] for r in records if key in r]
-            if values:
-                ax.plot(steps[-len(values):], smooth(values, args.window), label=run.name)
-        offset = steps[-1]
+    for runs, style in ((args.runs, "-"), (args.vs, "--")):
+        offset = 0
+        for run in runs:
+            records = load_metrics(run)
+            steps = [offset + r["step"] for r in records]
+            for ax, key in zip(axes, args.keys):
+                values = [r[key] for r in records if key in r]
+                if values:
+                    ax.plot(steps[-len(values):], smooth(values, args.window), style, label=run.name)
+            offset = steps[-1]
     for ax, key in zip(axes, args.keys):
         ax.set_title(key)
         ax.set_xlabel("step")
