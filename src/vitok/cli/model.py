@@ -133,5 +133,5 @@ def run_export(args: argparse.Namespace) -> int:
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     out = export(args.model, args.out, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
     size = (out / "model.safetensors").stat().st_size / 2**20
-    print(f"{args.name}: {size:.1f} MB -> {out}")
+    print(f"{args.name}: {size:.1f} MiB -> {out}")
     return 0
