@@ -126,3 +126,29 @@ def test_mixed_real_and_motion_video_dataset(tmp_path) -> None:
     assert batch["x"].shape == (2, 3, 4, 16, 16)
     with pytest.raises(ValueError, match="data.kind=video"):
         build_dataset(DataConfig(motion=[str(tmp_path / "photos")], kind="image"))
+
+
+def test_multi_size_sampler_is_uniform_per_step_deterministic_and_resumes(tmp_path) -> None:
+    sampler = StepBatchSampler(10, 4, seed=3, accum=2, sizes=[32, 48, 64])
+    sizes = [sampler.step_size(s) for s in range(60)]
+    assert set(sizes) == {32, 48, 64}  # every size is drawn
+    assert sizes == [StepBatchSampler(10, 4, seed=3, sizes=[32, 48, 64]).step_size(s) for s in range(60)]
+    assert sizes != [StepBatchSampler(10, 4, seed=4, sizes=[32, 48, 64]).step_size(s) for s in range(60)]
+    it = iter(sampler)
+    for step in range(3):
+        micro = next(it) + next(it)
+        assert {k[2] for k in micro} == {sizes[step]}  # one size for the whole step
+    resumed = iter(StepBatchSampler(10, 4, seed=3, accum=2, start_step=2, sizes=[32, 48, 64]))
+    assert next(resumed) + next(resumed) == sampler.step_keys(2)
+    for i in range(3):
+        io.save_image(smooth_image(80, 96, i), tmp_path / f"{i}.png")
+    cfg = DataConfig(train=[str(tmp_path)], image_size=[32, 48], workers=0)
+    loader = iter(build_train_loader(cfg, 2, seed=1))
+    shapes = [next(loader)["x"].shape[-1] for _ in range(12)]
+    assert set(shapes) == {32, 48}
+    again = iter(build_train_loader(cfg, 2, seed=1, start_step=5))
+    assert [next(again)["x"].shape[-1] for _ in range(7)] == shapes[5:]
+    with pytest.raises(ValueError, match="need data.kind=image"):
+        DataConfig(kind="video", image_size=[32, 48])
+    with pytest.raises(ValueError, match="positive"):
+        DataConfig(image_size=[32, 0])

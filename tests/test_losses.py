@@ -121,3 +121,28 @@ def test_composite_loss_terms_and_video_frames() -> None:
     assert total.item() == pytest.approx(expected, rel=1e-5)
     total.backward()
     assert recon.grad.abs().sum() > 0
+
+
+def test_perceptual_schedule_window_and_skipping() -> None:
+    from vitok.losses.autoencoder import perceptual_window
+
+    cfg = LossConfig(perceptual_weight=0.5, perceptual_start=10, perceptual_ramp=10, perceptual_every=2)
+    assert [cfg.perceptual_scale(s) for s in (0, 9, 10, 11, 14, 19, 30)] == [0, 0, 0.05, 0, 0.25, 0, 0.5]
+    windows = [perceptual_window((64, 80), 0.5, 8, step) for step in range(40)]
+    assert windows == [perceptual_window((64, 80), 0.5, 8, step) for step in range(40)]  # resumable
+    assert all(r.stop - r.start == 32 and c.stop - c.start == 40 for r, c in windows)
+    assert len({r.start % 8 for r, _ in windows}) > 4  # sub-patch phases vary
+    shifted = [perceptual_window((64, 64), 1.0, 8, step) for step in range(40)]
+    assert all(r.stop - r.start == 56 and 0 <= r.start <= 8 for r, _ in shifted)
+    with pytest.raises(ValueError, match="perceptual_crop"):
+        LossConfig(perceptual_crop=0)
+    loss_fn = AutoencoderLoss(LossConfig(perceptual="lpips-alex", perceptual_every=2, perceptual_crop=0.5))
+    assert perceptual_window((40, 40), 0.25, 0, 0)[0].stop - perceptual_window((40, 40), 0.25, 0, 0)[0].start == 32
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    from vitok.models.bottleneck import LatentDistribution
+
+    post = LatentDistribution(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8))
+    assert "lpips" not in loss_fn(x, x * 0.9, post, step=1)[1]
+    total, terms = loss_fn(x, x * 0.9, post, step=2)
+    assert terms["lpips"] > 0 and total.item() == pytest.approx(terms["rec"] + 1e-3 * terms["kl"] + terms["lpips"],
+                                                               rel=1e-5)

@@ -226,3 +226,60 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
         grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
     for key, grad in grads[0].items():
         torch.testing.assert_close(grad, grads[1][key])
+
+
+# ---------------------------------------------------------------------- decoder heads
+HEADS = [{"head": "linear"}, {"head": "conv", "head_channels": 8, "head_blocks": 0},
+         {"head": "conv", "head_channels": 8, "head_blocks": 2}]
+
+
+@pytest.mark.parametrize("name", ["N-N/8", "N-N/2x8"])
+def test_fresh_conv_tail_gives_exactly_the_linear_heads_output(name: str) -> None:
+    linear = ViTok(get_config(name))
+    conv = ViTok(get_config(name, head="conv", head_channels=8, head_blocks=2))
+    missing, unexpected = conv.load_state_dict(linear.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("decoder_features.", "conv_tail.")) for k in missing)
+    for shape in [(2, 3, 40, 24), (2, 3, 5, 40, 24)]:
+        x = torch.rand(shape) * 2 - 1
+        with torch.no_grad():
+            assert torch.equal(linear(x).recon, conv(x).recon)
+
+
+def test_conv_tail_learns_a_correction() -> None:
+    model = ViTok(get_config("N-N/8", head="conv", head_channels=8, head_blocks=1))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model(x).recon.pow(2).mean().backward()
+    assert model.conv_tail.conv_out.weight.grad.abs().sum() > 0  # the zero conv gets a gradient
+
+
+@pytest.mark.parametrize("head", HEADS, ids=lambda h: f"{h['head']}{h.get('head_blocks', '')}")
+@pytest.mark.parametrize("name", ["N-N/8", "N-N/2x8", "Ti-XS/4x8"])
+def test_every_head_macs_match_flop_counter_and_shapes(name: str, head: dict) -> None:
+    config = get_config(name, **head)
+    for shape in [(1, 64, 48), (1, 40, 24), (4, 32, 32), (3, 24, 40)]:
+        assert measure_macs(config, shape).total == count_macs(config, shape).total, shape
+    with torch.device("meta"):
+        model = ViTok(config)
+        for x in (torch.zeros(2, 3, 40, 24), torch.zeros(2, 3, 5, 40, 24)):
+            out = model(x)
+            assert out.recon.shape == x.shape
+
+
+def test_head_config_is_checked_and_round_trips(tmp_path) -> None:
+    with pytest.raises(ValueError, match="head must be"):
+        get_config("N-N/8", head="deconv")
+    with pytest.raises(ValueError, match="head_channels"):
+        get_config("N-N/8", head="conv", head_channels=0)
+    model = ViTok(get_config("N-N/8", head="conv", head_channels=8, head_blocks=1,
+                             decoder={"width": 64, "depth": 1, "heads": 2}))
+    assert model.config.decoder.depth == 1
+    model.save_pretrained(tmp_path)
+    loaded = ViTok.from_pretrained(tmp_path)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x).recon, loaded(x).recon)
+
+
+def test_paper_presets_keep_the_linear_head() -> None:
+    for name in ("S-B/16", "S-L/16", "S-B/4x8", "S-B/8x8", "S-B/4x16"):
+        assert PRESETS[name].head == "linear"

@@ -93,3 +93,34 @@ def test_shipped_sweep_specs_parse() -> None:
 
         for run in sweep.expand(spec):
             load_config(REPO / spec.base, run["overrides"])
+
+
+def test_variants_cross_the_grid_and_shards_split_the_runs(tmp_path, capsys) -> None:
+    path = spec_file(tmp_path, tmp_path, {"model.overrides.latent_channels": [4, 8]})
+    data = yaml.safe_load(path.read_text())
+    data["variants"] = {"linear": [], "conv": ["model.overrides.head=conv", "loss.perceptual_shift=8"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    runs = sweep.expand(sweep.load_spec(path))
+    assert [r["name"] for r in runs] == ["variant=linear,latent_channels=4", "variant=linear,latent_channels=8",
+                                         "variant=conv,latent_channels=4", "variant=conv,latent_channels=8"]
+    from vitok.train import load_config
+
+    cfg = load_config(data["base"], runs[3]["overrides"])
+    assert cfg.model.overrides == {"head": "conv", "latent_channels": 8} and cfg.loss.perceptual_shift == 8
+    del data["grid"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert [r["name"] for r in sweep.expand(sweep.load_spec(path))] == ["variant=linear", "variant=conv"]
+    assert main(["sweep", str(path), "--shard", "2/2"]) != 0
+    assert "I/N" in capsys.readouterr().err
+    data["variants"] = {"bad": ["no-equals-sign"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ValueError, match="section.key=value"):
+        sweep.load_spec(path)
+
+
+def test_a_finished_baseline_run_is_recognised(tmp_path) -> None:
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    assert not sweep.is_finished(tmp_path / "run")
+    (model / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    assert sweep.is_finished(tmp_path / "run")

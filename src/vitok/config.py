@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 NormType = Literal["layernorm", "rmsnorm"]
 BottleneckType = Literal["kl", "deterministic"]
+HeadType = Literal["linear", "conv"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class ViTokConfig:
         num_frames: default clip length T (1 for image models).
         latent_mean, latent_std: optional per-channel latent statistics used to normalise
             latents for generative models (filled in after training).
+        head: the decoder's pixel head: "linear" (the paper's: one linear layer per token to its
+            q*p*p*3 pixels) or "conv" (that linear head plus a full-resolution residual conv tail,
+            see :mod:`vitok.nn.pixel_head`); the paper's presets use "linear".
+        head_channels: C, feature channels per pixel of the conv tail.
+        head_blocks: residual 3x3 conv blocks of the tail (0 = one 3x3 conv).
         name: the preset name this config came from, for display.
     """
 
@@ -76,9 +82,19 @@ class ViTokConfig:
     num_frames: int = 1
     latent_mean: tuple[float, ...] | None = None
     latent_std: tuple[float, ...] | None = None
+    head: HeadType = "linear"
+    head_channels: int = 32
+    head_blocks: int = 2
     name: str = "custom"
 
     def __post_init__(self) -> None:
+        for tower in ("encoder", "decoder"):  # a dict (from YAML or JSON) becomes a TowerConfig
+            object.__setattr__(self, tower, _tower(getattr(self, tower)))
+        if self.head not in ("linear", "conv"):
+            raise ValueError(f"head must be 'linear' or 'conv', got {self.head!r}")
+        if self.head_channels <= 0 or self.head_blocks < 0:
+            raise ValueError(f"head_channels must be positive and head_blocks >= 0, got "
+                             f"{self.head_channels} and {self.head_blocks}")
         if self.patch_size <= 0 or self.tubelet_size <= 0 or self.latent_channels <= 0:
             raise ValueError("patch_size, tubelet_size and latent_channels must be positive")
         if self.norm not in ("layernorm", "rmsnorm"):

@@ -31,7 +31,7 @@ class EvalConfig:
     kind: Literal["auto", "image", "video"] = "auto"
     size: int = 256
     frames: int = 16
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid"])
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid", "grid"])
     max_samples: int | None = None
     batch_size: int = 8
     device: str = "cpu"
@@ -52,14 +52,24 @@ def detect_kind(paths: list[str]) -> Literal["image", "video"]:
         return "video"
 
 
-def build_metrics(names: list[str], device: torch.device, cache: str | None) -> tuple[dict, dict[str, str]]:
+def lattice_period(model: nn.Module) -> int:
+    """The pixel period of a model's token lattice: a vitok model's patch size p, a conv VAE's
+    downsampling factor (what the ``grid`` metric measures against)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "patch_size"):
+        return int(config.patch_size)
+    return int(getattr(model, "downsample", 8))
+
+
+def build_metrics(names: list[str], device: torch.device, cache: str | None,
+                  period: int = 8) -> tuple[dict, dict[str, str]]:
     """Metric objects by name; those whose weights are missing are skipped with the reason."""
     from vitok.metrics.streaming import build_metric
 
     metrics, skipped = {}, {}
     for name in names:
         try:
-            metrics[name] = build_metric(name, device, cache)
+            metrics[name] = build_metric(name, device, cache, period)
         except MissingWeightsError as err:
             print(f"warning: skipping {name}: {err}", file=sys.stderr)
             skipped[name] = str(err)
@@ -100,7 +110,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
 
     device = torch.device(cfg.device)
     kind = detect_kind(cfg.data) if cfg.kind == "auto" else cfg.kind
-    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache)
+    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache, lattice_period(model))
     import torch.distributed as dist
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -124,6 +134,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         **info, "kind": kind, "size": cfg.size, "frames": cfg.frames if kind == "video" else 1,
         "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
         "metrics": {name: metric.compute() for name, metric in metrics.items()}, "skipped": skipped,
+        "lattice_period": lattice_period(model),
     }
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

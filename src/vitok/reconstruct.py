@@ -24,9 +24,11 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | None = None) -> dict[str, float]:
-    """PSNR and SSIM on uint8 values (per frame, averaged) and LPIPS if given, for one image
-    (3, H, W) or clip (3, T, H, W) in [-1, 1]."""
+def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | None = None,
+                period: int | None = None) -> dict[str, float]:
+    """PSNR and SSIM on uint8 values (per frame, averaged), LPIPS if given, and the patch-grid
+    measure for a lattice of ``period`` pixels if given (and the image is larger than two
+    periods), for one image (3, H, W) or clip (3, T, H, W) in [-1, 1]."""
     from vitok.metrics.psnr import to_uint8
     from vitok.metrics.streaming import frames, psnr_uint8, ssim_uint8
 
@@ -37,6 +39,10 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     if lpips is not None:
         with torch.no_grad():
             scores["lpips"] = lpips(to_uint8(b) / 127.5 - 1, to_uint8(a) / 127.5 - 1).mean().item()
+    if period is not None and min(a.shape[-2:]) > 2 * period:
+        from vitok.metrics.grid import grid_score
+
+        scores["grid"] = grid_score(to_uint8(a), to_uint8(b), period)
     return scores
 
 
@@ -55,7 +61,9 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     with torch.inference_mode(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
         recon = model(x[None].to(device)).recon[0].float().cpu().clamp(-1, 1)
     seconds = time.perf_counter() - start
-    scores = item_scores(x, recon, lpips)
+    from vitok.evaluate import lattice_period
+
+    scores = item_scores(x, recon, lpips, lattice_period(model))
     out.mkdir(parents=True, exist_ok=True)
     if video:
         io.save_video(recon, out / f"{path.stem}_recon.mp4")

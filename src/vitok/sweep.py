@@ -29,8 +29,11 @@ import yaml
 
 @dataclass
 class SweepEval:
+    """How the report evaluates each run: ``size`` is one evaluation size or a list of them (each
+    size's metrics get a ``_<size>`` suffix in the table when there are several)."""
+
     data: list[str] = field(default_factory=list)
-    size: int = 128
+    size: int | list[int] = 128
     frames: int = 16
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid"])
     max_samples: int | None = None
@@ -40,10 +43,13 @@ class SweepEval:
 @dataclass
 class SweepSpec:
     """``base``: a ``vitok train`` config; ``overrides``: applied to every run; ``grid``: key ->
-    values, expanded as a Cartesian product; ``out_dir``: one sub-directory per run."""
+    values, expanded as a Cartesian product; ``variants``: named lists of overrides (an ablation:
+    each variant is crossed with the grid, or run alone when there is no grid); ``out_dir``: one
+    sub-directory per run."""
 
     base: str
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    variants: dict[str, list[str]] = field(default_factory=dict)
     out_dir: str = "runs/sweep"
     overrides: list[str] = field(default_factory=list)
     eval: SweepEval = field(default_factory=SweepEval)
@@ -54,8 +60,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     from vitok.train.config import from_dict
 
     spec = from_dict(SweepSpec, yaml.safe_load(Path(path).read_text()))
-    if not spec.grid or any(not isinstance(v, list) or not v for v in spec.grid.values()):
+    if not spec.grid and not spec.variants:
+        raise ValueError("a sweep needs a grid (key: [values]) or variants (name: [overrides])")
+    if any(not isinstance(v, list) or not v for v in spec.grid.values()):
         raise ValueError("sweep grid must map each key to a non-empty list of values")
+    for name, overrides in spec.variants.items():
+        if not isinstance(overrides, list) or any("=" not in str(o) for o in overrides):
+            raise ValueError(f"sweep variant {name!r} must be a list of section.key=value overrides")
     return spec
 
 
@@ -69,18 +80,34 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every grid point: ``{"name", "dir", "assignments", "overrides"}``, in grid order."""
     keys = list(spec.grid)
     runs = []
-    for values in itertools.product(*(spec.grid[k] for k in keys)):
-        assignments = dict(zip(keys, values))
-        name = slug(assignments)
-        run_dir = Path(spec.out_dir) / name
-        overrides = [*spec.overrides, *(f"{k}={json.dumps(v)}" for k, v in assignments.items()),
-                     f"run.out_dir={run_dir}"]
-        runs.append({"name": name, "dir": str(run_dir), "assignments": assignments, "overrides": overrides})
+    for variant, extra in (spec.variants or {"": []}).items():
+        for values in itertools.product(*(spec.grid[k] for k in keys)):
+            assignments = dict(zip(keys, values))
+            name = ",".join(part for part in (slug({"variant": variant}) if variant else "", slug(assignments))
+                            if part)
+            run_dir = Path(spec.out_dir) / name
+            overrides = [*spec.overrides, *extra, *(f"{k}={json.dumps(v)}" for k, v in assignments.items()),
+                         f"run.out_dir={run_dir}"]
+            runs.append({"name": name, "dir": str(run_dir), "variant": variant, "assignments": assignments,
+                         "overrides": overrides})
     return runs
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / "model" / "model.safetensors").is_file()
+    """A run has exported its model: a vitok directory or a diffusers one (a baseline)."""
+    model = Path(run_dir) / "model"
+    return (model / "model.safetensors").is_file() or (model / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def load_trained(directory: str | Path) -> Any:
+    """The model a run exported: a :class:`ViTok`, or a diffusers AutoencoderKL baseline."""
+    from vitok.models.vitok import ViTok
+
+    if (Path(directory) / "diffusion_pytorch_model.safetensors").is_file():
+        from vitok.baselines import build_autoencoder_kl
+
+        return build_autoencoder_kl({}, str(directory)).eval()
+    return ViTok.from_pretrained(directory)
 
 
 def write_plan(spec: SweepSpec, runs: list[dict[str, Any]]) -> Path:
@@ -96,13 +123,17 @@ def write_plan(spec: SweepSpec, runs: list[dict[str, Any]]) -> Path:
     return out
 
 
-def run_sweep(spec: SweepSpec, plan_only: bool = False, log: Any = print) -> list[dict[str, Any]]:
-    """Write the plan, then train every unfinished run one after another (unless ``plan_only``)."""
+def run_sweep(spec: SweepSpec, plan_only: bool = False, log: Any = print,
+              shard: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
+    """Write the plan, then train every unfinished run one after another (unless ``plan_only``);
+    ``shard=(i, n)`` trains only runs i, i+n, ... so that n processes can share one sweep."""
     from vitok.train import load_config, train
 
     runs = expand(spec)
     write_plan(spec, runs)
     for i, run in enumerate(runs):
+        if i % shard[1] != shard[0]:
+            continue
         if is_finished(run["dir"]):
             log(f"[{i + 1}/{len(runs)}] {run['name']}: finished, skipped")
             continue
@@ -123,35 +154,62 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(a), float(b), float(1 - residual / total) if total > 0 else 1.0
 
 
+def training_speed(run_dir: str | Path) -> dict[str, float]:
+    """Median logged steps/s of a run and the CPU hours it implies (from ``metrics.jsonl``)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    speeds = [r["steps_per_s"] for r in rows if r.get("steps_per_s", 0) > 0]
+    if not speeds:
+        return {}
+    median = float(np.median(speeds))
+    return {"steps_per_s": median, "hours": max(r["step"] for r in rows) / median / 3600}
+
+
+def _describe(config: dict[str, Any]) -> dict[str, Any]:
+    """The architecture columns of a run's exported ``config.json`` (None for a baseline)."""
+    if "encoder" not in config:  # a diffusers AutoencoderKL
+        return {"encoder_width": None, "encoder_depth": None, "decoder_width": None, "decoder_depth": None,
+                "patch": 2 ** (len(config["block_out_channels"]) - 1), "tubelet": 1,
+                "channels": config["latent_channels"], "head": "conv-vae"}
+    return {"encoder_width": config["encoder"]["width"], "encoder_depth": config["encoder"]["depth"],
+            "decoder_width": config["decoder"]["width"], "decoder_depth": config["decoder"]["depth"],
+            "patch": config["patch_size"], "tubelet": config["tubelet_size"],
+            "channels": config["latent_channels"], "head": config.get("head", "linear")}
+
+
 def evaluate_runs(sweep_dir: Path, force: bool = False, log: Any = print) -> list[dict[str, Any]]:
-    """Evaluate every finished run (results cached in ``<run>/eval/results.json``); one row per run."""
+    """Evaluate every finished run at every eval size (results cached in ``<run>/eval/`` for one
+    size, ``<run>/eval-<size>/`` for several); one row per run."""
     from vitok.evaluate import EvalConfig, evaluate, model_info
-    from vitok.models.vitok import ViTok
 
     plan = json.loads((sweep_dir / "runs.json").read_text())
     cfg = plan["eval"]
+    sizes = cfg["size"] if isinstance(cfg["size"], list) else [cfg["size"]]
     rows = []
     for run in plan["runs"]:
         if not is_finished(run["dir"]):
             log(f"{run['name']}: not finished, left out")
             continue
-        results_path = Path(run["dir"]) / "eval" / "results.json"
-        if force or not results_path.is_file():
-            model = ViTok.from_pretrained(Path(run["dir"]) / "model")
-            kind = "video" if model.config.is_video and cfg.get("frames", 1) > 1 else "image"
-            shape = (cfg["frames"] if kind == "video" else 1, cfg["size"], cfg["size"])
-            evaluate(model, EvalConfig(data=cfg["data"], kind="auto", size=cfg["size"], frames=cfg["frames"],
-                                       metrics=cfg["metrics"], max_samples=cfg["max_samples"],
-                                       batch_size=cfg["batch_size"], out_dir=str(results_path.parent)),
-                     model_info(model, shape))
-        results = json.loads(results_path.read_text())
+        model = None
         config = json.loads((Path(run["dir"]) / "model" / "config.json").read_text())
-        rows.append({"run": run["name"], "encoder_width": config["encoder"]["width"],
-                     "encoder_depth": config["encoder"]["depth"], "decoder_width": config["decoder"]["width"],
-                     "decoder_depth": config["decoder"]["depth"], "patch": config["patch_size"],
-                     "tubelet": config["tubelet_size"], "channels": config["latent_channels"],
-                     "E": results["E"], "gmacs": results["gmacs"], "params_M": results["params_M"],
-                     **results["metrics"]})
+        row: dict[str, Any] = {"run": run["name"], **_describe(config)}
+        for size in sizes:
+            results_path = Path(run["dir"]) / ("eval" if len(sizes) == 1 else f"eval-{size}") / "results.json"
+            if force or not results_path.is_file():
+                model = model or load_trained(Path(run["dir"]) / "model")
+                is_video = getattr(getattr(model, "config", None), "is_video", False)
+                kind = "video" if is_video and cfg.get("frames", 1) > 1 else "image"
+                shape = (cfg["frames"] if kind == "video" else 1, size, size)
+                evaluate(model, EvalConfig(data=cfg["data"], kind="auto", size=size, frames=cfg["frames"],
+                                           metrics=cfg["metrics"], max_samples=cfg["max_samples"],
+                                           batch_size=cfg["batch_size"], out_dir=str(results_path.parent)),
+                         model_info(model, shape))
+            results = json.loads(results_path.read_text())
+            suffix = "" if len(sizes) == 1 else f"_{size}"
+            row.update({f"E{suffix}": results["E"], f"gmacs{suffix}": results["gmacs"],
+                        "params_M": results["params_M"],
+                        **{f"{k}{suffix}": v for k, v in results["metrics"].items()}})
+        rows.append({**row, **training_speed(run["dir"])})
     return rows
 
 
@@ -163,14 +221,14 @@ def tower_params(width: int, depth: int) -> float:
 def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
     if not rows:
         raise ValueError("no finished runs to report")
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # union, first-seen order
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     (out / "results.md").write_text("\n".join(lines) + "\n")
 
 
@@ -182,8 +240,10 @@ def plot_report(rows: list[dict[str, Any]], metrics: list[str], out: Path) -> di
     import matplotlib.pyplot as plt
 
     fits = {}
+    e_key = "E" if "E" in rows[0] else next(k for k in rows[0] if k.startswith("E_"))
+    gmacs_key = e_key.replace("E", "gmacs")
     for metric in metrics:
-        x = np.log2([r["E"] for r in rows])
+        x = np.log2([r[e_key] for r in rows])
         y = np.array([r[metric] for r in rows])
         fig, axes = plt.subplots(1, 4, figsize=(18, 4))
         for patch in sorted({r["patch"] for r in rows}):
@@ -196,11 +256,12 @@ def plot_report(rows: list[dict[str, Any]], metrics: list[str], out: Path) -> di
             axes[0].plot(grid, a * grid + b, "k--", label=f"fit R^2={r2:.2f}")
         axes[0].set(xlabel="log2 E", ylabel=metric, title=f"{metric} vs E")
         axes[0].legend()
+        towers = [i for i, r in enumerate(rows) if r["encoder_width"] is not None]  # baselines have none
         for ax, key in ((axes[1], "encoder"), (axes[2], "decoder")):
-            sizes = [tower_params(r[f"{key}_width"], r[f"{key}_depth"]) for r in rows]
-            ax.scatter(sizes, y)
+            sizes = [tower_params(rows[i][f"{key}_width"], rows[i][f"{key}_depth"]) for i in towers]
+            ax.scatter(sizes, y[towers])
             ax.set(xlabel=f"{key} params (M)", ylabel=metric, title=f"{metric} vs {key} size")
-        axes[3].scatter([r["gmacs"] for r in rows], y)
+        axes[3].scatter([r[gmacs_key] for r in rows], y)
         axes[3].set(xlabel="GMACs", ylabel=metric, title=f"{metric} vs GMACs")
         fig.tight_layout()
         fig.savefig(out / f"{metric}.png", dpi=80)
@@ -216,8 +277,9 @@ def report(sweep_dir: str | Path, force: bool = False, log: Any = print) -> dict
     out = sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
-    known = ("psnr", "ssim", "lpips", "rfid", "rfvd")
-    metrics = [m for m in known if all(m in r and math.isfinite(r[m]) for r in rows)]
+    known = ("psnr", "ssim", "lpips", "rfid", "rfvd", "grid")
+    metrics = [k for k in rows[0] if k.split("_")[0] in known
+               and all(k in r and isinstance(r[k], float) and math.isfinite(r[k]) for r in rows)]
     fits = plot_report(rows, metrics, out)
     for metric, fit in fits.items():
         log(f"{metric}: {fit['slope']:+.4f} per doubling of E, R^2 {fit['r2']:.3f}")

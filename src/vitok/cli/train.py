@@ -44,6 +44,8 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", nargs="?", type=Path, help="with `report`: the sweep's out_dir")
     p.add_argument("--plan-only", action="store_true", help="write runs.json and jobs.sh, train nothing")
     p.add_argument("--force", action="store_true", help="with `report`: evaluate again")
+    p.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="train only runs I, I+N, I+2N, ... (0-based): N processes share a sweep")
     p.set_defaults(func=run_sweep_command)
 
 
@@ -57,6 +59,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print(f"report -> {args.dir / 'report'}")
         return 0
     spec = sweep.load_spec(args.target)
-    runs = sweep.run_sweep(spec, args.plan_only)
+    index, _, count = args.shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--shard must look like I/N with 0 <= I < N, got {args.shard!r}")
+    runs = sweep.run_sweep(spec, args.plan_only, shard=(int(index), int(count)))
     print(f"{len(runs)} runs -> {spec.out_dir} (jobs.sh, runs.json)")
     return 0

@@ -87,21 +87,24 @@ class MediaFolder(Dataset):
         start = int(torch.randint(0, last_start + 1, (), generator=gen)) if self.random_clips else 0
         return fit_clip(io.load_video(path, self.num_frames, start=start, stride=stride), self.num_frames)
 
-    def load(self, path: Path, gen: torch.Generator) -> Tensor:
+    def load(self, path: Path, gen: torch.Generator, size: int | None = None) -> Tensor:
+        transform = self.transform if size is None else self.transform.resized((size, size))
         if self.kind == "image":
-            x = io.load_image(path, min_side=self.transform.decode_min_side)
+            x = io.load_image(path, min_side=transform.decode_min_side)
         else:
             x = self.load_clip(path, gen)
-        return self.transform(x, gen)
+        return transform(x, gen)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
-        index, seed = key if isinstance(key, tuple) else (key, key)
+    def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, object]:
+        """``key``: an index, ``(index, seed)``, or ``(index, seed, size)`` (a crop size for
+        this sample, multi-resolution training)."""
+        index, seed, size = (*key, None)[:3] if isinstance(key, tuple) else (key, key, None)
         skipped: list[str] = []
         for attempt in range(self.max_tries):
             path = self.files[(index + attempt) % len(self.files)]
             gen = torch.Generator().manual_seed(seed)
             try:
-                return {"x": self.load(path, gen), "seed": seed, "path": str(path), "skipped": skipped}
+                return {"x": self.load(path, gen, size), "seed": seed, "path": str(path), "skipped": skipped}
             except ValueError as err:
                 log.warning("skipping unreadable file %s: %s", path, err)
                 skipped.append(str(path))
@@ -120,11 +123,11 @@ class KeyedConcat(Dataset):
     def __len__(self) -> int:
         return sum(self.sizes)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, object]:
-        index, seed = key
+    def __getitem__(self, key: tuple[int, ...]) -> dict[str, object]:
+        index, *rest = key
         for dataset, size in zip(self.datasets, self.sizes):
             if index < size:
-                return dataset[(index % len(dataset), seed)]
+                return dataset[(index % len(dataset), *rest)]
             index -= size
         raise IndexError(f"index {key[0]} out of range for {len(self)} items")
 

@@ -23,7 +23,10 @@ class DataConfig:
     Attributes:
         train: image/video folders or files, or tar shard paths / globs (WebDataset).
         kind: "image" or "video".
-        image_size: crop size (H = W) in pixels.
+        image_size: crop size (H = W) in pixels, or a list of sizes: each optimiser step then
+            draws one of them (uniformly, from the run seed and the step, so a resumed run draws
+            the same), and every sample of that step is cropped to it (multi-resolution training;
+            images only, folders only).
         num_frames, frame_stride: clip length and frame step for videos.
         scale: area range of the random resized crop (the paper's 0.8-1).
         short_side: instead of ``scale``: resize shorter side to a random length in [lo, hi]
@@ -36,7 +39,7 @@ class DataConfig:
 
     train: list[str] = field(default_factory=list)
     kind: Kind = "image"
-    image_size: int = 256
+    image_size: int | list[int] = 256
     num_frames: int = 16
     frame_stride: int = 1
     scale: tuple[float, float] = (0.8, 1.0)
@@ -47,9 +50,23 @@ class DataConfig:
     motion_repeat: int = 1
     train_repeat: int = 1
 
+    def __post_init__(self) -> None:
+        if any(size <= 0 for size in self.sizes):
+            raise ValueError(f"data.image_size must be positive, got {self.image_size}")
+        if len(self.sizes) > 1 and self.kind != "image":
+            raise ValueError("several data.image_size values (multi-resolution training) need data.kind=image")
+
+    @property
+    def sizes(self) -> list[int]:
+        """The crop sizes (one entry unless training at several resolutions)."""
+        sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        if not sizes:
+            raise ValueError("data.image_size is an empty list")
+        return list(sizes)
+
     def transform(self) -> TrainTransform:
-        return TrainTransform((self.image_size, self.image_size), scale=self.scale, hflip=self.hflip,
-                              short_side=self.short_side)
+        size = self.sizes[0]
+        return TrainTransform((size, size), scale=self.scale, hflip=self.hflip, short_side=self.short_side)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -67,7 +84,7 @@ def build_dataset(cfg: DataConfig) -> MediaFolder | KeyedConcat:
     if cfg.motion:
         if cfg.kind != "video":
             raise ValueError("data.motion makes video clips: it needs data.kind=video")
-        motion = CameraMotion(num_frames=cfg.num_frames, size=(cfg.image_size, cfg.image_size))
+        motion = CameraMotion(num_frames=cfg.num_frames, size=(cfg.sizes[0], cfg.sizes[0]))
         sources.append(MotionClips(cfg.motion, motion, hflip=cfg.hflip))
     if len(sources) == 1 and cfg.train_repeat == 1:
         return sources[0]
@@ -82,11 +99,15 @@ def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world:
         raise ValueError("data.train is empty: give image/video folders or tar shards")
     common = {"num_workers": cfg.workers, "collate_fn": collate, "worker_init_fn": _seed_worker,
               "persistent_workers": cfg.workers > 0, "pin_memory": torch.cuda.is_available()}
+    multi = len(cfg.sizes) > 1
     if cfg.train and is_shard_spec(cfg.train):
+        if multi:
+            raise ValueError("multi-resolution training (several data.image_size values) reads folders, not shards")
         micro = global_batch // (world * accum)
         dataset = ShardDataset(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, rank, world, seed,
                                start_sample=start_step * accum * micro)
         return DataLoader(dataset, batch_size=micro, **common)
     dataset = build_dataset(cfg)
-    sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum)
+    sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum,
+                               sizes=cfg.sizes if multi else None)
     return DataLoader(dataset, batch_sampler=sampler, **common)

@@ -89,7 +89,8 @@ class MotionClips(MediaFolder):
         super().__init__(roots, "image", EvalTransform(motion.size))
         self.motion, self.photo_side, self.hflip = motion, photo_side, hflip
 
-    def load(self, path: Path, gen: torch.Generator) -> Tensor:
+    def load(self, path: Path, gen: torch.Generator, size: int | None = None) -> Tensor:
+        """A clip of ``motion.size`` frames (``size`` is not used: clips have one size)."""
         side = round(_uniform(gen, *self.photo_side))
         photo = io.load_image(path, min_side=side)
         h, w = photo.shape[-2:]

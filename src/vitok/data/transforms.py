@@ -7,6 +7,7 @@ identical data under any number of workers or ranks).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -70,6 +71,10 @@ class TrainTransform:
         left = int(torch.randint(0, w - cw + 1, (), generator=gen))
         return top, left, ch, cw
 
+    def resized(self, size: tuple[int, int]) -> TrainTransform:
+        """The same transform cropping to another ``size``."""
+        return dataclasses.replace(self, size=size)
+
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
         top, left, ch, cw = self.box(*x.shape[-2:], gen)
         x = resize(x[..., top:top + ch, left:left + cw], self.size)
@@ -88,6 +93,9 @@ class EvalTransform:
     """Resize the shorter side, then center-crop to ``size`` (the evaluation protocol)."""
 
     size: tuple[int, int]
+
+    def resized(self, size: tuple[int, int]) -> EvalTransform:
+        return dataclasses.replace(self, size=size)
 
     def __call__(self, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
         from vitok.io import resize_center_crop

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
@@ -16,6 +17,7 @@ from vitok.metrics.ssim import ssim
 from vitok.models.bottleneck import LatentDistribution
 
 Perceptual = Literal["lpips-vgg", "lpips-alex", "none"]
+MIN_WINDOW = 32  # smallest side of the perceptual loss's window (LPIPS nets need about 32 px)
 
 
 @dataclass
@@ -27,6 +29,11 @@ class LossConfig:
     kl_weight: float = 1e-3
     perceptual: Perceptual = "lpips-vgg"
     perceptual_weight: float = 1.0
+    perceptual_start: int = 0  # steps before the perceptual term starts
+    perceptual_ramp: int = 0  # steps over which it ramps to perceptual_weight
+    perceptual_every: int = 1  # compute it on every k-th step only (k x cheaper on average)
+    perceptual_crop: float = 1.0  # side of a random window (fraction of H, W) it sees
+    perceptual_shift: int = 0  # the window also moves by a random offset in [0, shift] pixels
     ssim_weight: float = 0.0
     gan_weight: float = 0.0  # 0.05 in stage 2
     gan_start: int = 0  # steps before the generator's GAN term starts
@@ -35,9 +42,41 @@ class LossConfig:
     disc_warmup: int = 0  # linear warm-up of the discriminator LR
     disc_channels: int = 64
 
+    def __post_init__(self) -> None:
+        if not 0 < self.perceptual_crop <= 1:
+            raise ValueError(f"loss.perceptual_crop must be in (0, 1], got {self.perceptual_crop}")
+        if self.perceptual_every < 1 or self.perceptual_shift < 0:
+            raise ValueError("loss.perceptual_every must be >= 1 and loss.perceptual_shift >= 0, got "
+                             f"{self.perceptual_every} and {self.perceptual_shift}")
+
     @property
     def uses_gan(self) -> bool:
         return self.gan_weight > 0
+
+    def perceptual_scale(self, step: int) -> float:
+        """The perceptual term's weight at ``step`` (0 on the steps it is skipped)."""
+        if step % self.perceptual_every:
+            return 0.0
+        return self.perceptual_weight * ramp(step, self.perceptual_start, self.perceptual_ramp)
+
+
+def perceptual_window(size: tuple[int, int], crop: float, shift: int, step: int,
+                      seed: int = 0) -> tuple[slice, slice]:
+    """The random (rows, columns) window the perceptual loss sees at ``step``.
+
+    Its side is ``round(crop * side)``, at most ``side - shift``, at least 32 pixels (AlexNet's
+    and VGG's smallest input) unless the image is smaller; its top-left corner is uniform
+    over the valid positions, drawn from a generator seeded by (seed, step), so a resumed run
+    sees the same windows. A window that moves by sub-patch offsets keeps the perceptual network
+    (whose pooling has a fixed 2/4/8/16-pixel lattice) from rewarding the patch lattice.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    slices = []
+    for side in size:
+        length = max(min(side, MIN_WINDOW), min(round(crop * side), side - shift))
+        start = int(torch.randint(0, side - length + 1, (1,), generator=gen))
+        slices.append(slice(start, start + length))
+    return slices[0], slices[1]
 
 
 def to_frames(x: Tensor) -> Tensor:
@@ -69,9 +108,12 @@ class AutoencoderLoss(nn.Module):
         terms = {"rec": reconstruction_loss(cfg.reconstruction, recon, x), "kl": posterior.kl()}
         total = cfg.reconstruction_weight * terms["rec"] + cfg.kl_weight * terms["kl"]
         frames_x, frames_r = to_frames(x), to_frames(recon)
-        if self.lpips is not None:
-            terms["lpips"] = self.lpips(frames_r, frames_x).mean()
-            total = total + cfg.perceptual_weight * terms["lpips"]
+        scale = cfg.perceptual_scale(step)
+        if self.lpips is not None and scale > 0:
+            rows, cols = perceptual_window(tuple(frames_x.shape[-2:]), cfg.perceptual_crop,
+                                           cfg.perceptual_shift, step)
+            terms["lpips"] = self.lpips(frames_r[..., rows, cols], frames_x[..., rows, cols]).mean()
+            total = total + scale * terms["lpips"]
         if cfg.ssim_weight > 0:
             terms["ssim"] = ssim(frames_r, frames_x).mean()
             total = total + cfg.ssim_weight * (1 - terms["ssim"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from vitok.config import TowerConfig, ViTokConfig
+from vitok.nn.pixel_head import conv_tail_macs
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,21 @@ def count_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -
     bottleneck = n * enc_w * (2 * c if config.bottleneck == "kl" else c)
     encoder = n * token_dim * enc_w + tower_macs(config.encoder, n, config.mlp_ratio) + bottleneck
     decoder = n * c * dec_w + tower_macs(config.decoder, n, config.mlp_ratio) + n * dec_w * token_dim
+    if config.head == "conv":
+        decoder += head_macs(config, shape)
     return MacCount(encoder=encoder, decoder=decoder)
+
+
+def head_macs(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
+    """MACs of the conv tail's feature projection and convs (``head="conv"``) for one (T, H, W)
+    input; T = 1 is an image (one frame), a video runs the tail on every (padded) frame."""
+    t, h, w = shape
+    q, p, ch = config.tubelet_size, config.patch_size, config.head_channels
+    n = token_count(config, shape)
+    frames = 1 if t == 1 else math.ceil(t / q) * q  # an image uses only frame 0's features
+    pixels = frames * math.ceil(h / p) * p * math.ceil(w / p) * p
+    features = n * config.decoder.width * (1 if t == 1 else q) * p * p * ch
+    return features + conv_tail_macs(ch, config.head_blocks, pixels)
 
 
 def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
@@ -74,7 +89,8 @@ def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None)
     shape = shape or config.default_input_shape
     with torch.device("meta"):
         model = ViTok(config)
-        x = torch.zeros(1, config.in_channels, *shape)
+        t, h, w = shape  # T = 1 is an image (B, 3, H, W), as count_macs treats it
+        x = torch.zeros(1, config.in_channels, h, w) if t == 1 else torch.zeros(1, config.in_channels, *shape)
     counts = []
     with sdpa_kernel(SDPBackend.MATH), torch.no_grad():
         with FlopCounterMode(display=False) as counter:

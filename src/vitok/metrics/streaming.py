@@ -69,6 +69,27 @@ class LPIPSMetric(MeanMetric):
         super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1))
 
 
+class GridMetric:
+    """The patch-grid measure (:mod:`vitok.metrics.grid`) pooled over everything seen, on uint8
+    values, frame by frame for videos; ``period`` is the patch size or downsampling factor."""
+
+    def __init__(self, period: int) -> None:
+        from vitok.metrics.grid import lattice_steps
+
+        self.name, self.period, self._steps = "grid", period, lattice_steps
+        lattice_steps(torch.zeros(1, 1, 2, 2), period)  # validates the period now, not after the work
+        self.stats = torch.zeros(4, dtype=torch.float64)
+
+    def update(self, x: Tensor, y: Tensor) -> None:
+        error = to_uint8(frames(y)).double() - to_uint8(frames(x)).double()
+        self.stats += self._steps(error, self.period)
+
+    def compute(self) -> float:
+        from vitok.metrics.grid import grid_ratio
+
+        return grid_ratio(_all_reduce_sum(self.stats))
+
+
 class FrechetMetric:
     """Frechet distance between the feature statistics of originals and reconstructions.
 
@@ -92,8 +113,12 @@ class FrechetMetric:
         return frechet_distance(*self.real.mean_cov(), *self.fake.mean_cov())
 
 
-def build_metric(name: str, device: torch.device, cache: str | None = None) -> MeanMetric | FrechetMetric:
-    """``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips_vgg``, ``rfid`` (frame-wise for video), ``rfvd``."""
+def build_metric(name: str, device: torch.device, cache: str | None = None,
+                 period: int = 8) -> MeanMetric | FrechetMetric | GridMetric:
+    """``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips_vgg``, ``rfid`` (frame-wise for video), ``rfvd``,
+    ``grid`` (the patch-grid measure for a lattice of ``period`` pixels)."""
+    if name == "grid":
+        return GridMetric(period)
     if name == "psnr":
         return MeanMetric("psnr", psnr_uint8)
     if name == "ssim":
@@ -112,4 +137,4 @@ def build_metric(name: str, device: torch.device, cache: str | None = None) -> M
 
         net = I3D(cache=cache).to(device)
         return FrechetMetric("rfvd", net.features_uint8, per_frame=False)
-    raise ValueError(f"unknown metric {name!r}; choose from psnr, ssim, lpips, lpips_vgg, rfid, rfvd")
+    raise ValueError(f"unknown metric {name!r}; choose from psnr, ssim, lpips, lpips_vgg, rfid, rfvd, grid")

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from vitok.config import ViTokConfig
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
 from vitok.nn import Transformer, pad_to_multiple, patchify, rope_cos_sin, token_grid, unpatchify
+from vitok.nn.pixel_head import ConvTail
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -88,6 +90,10 @@ class ViTok(nn.Module):
         self.decoder_in = nn.Linear(config.latent_channels, dec.width)
         self.decoder = Transformer(dec, config.mlp_ratio, config.norm, config.qk_norm)
         self.decoder_out = nn.Linear(dec.width, self.token_dim)  # = ConvTranspose3d, kernel = stride
+        self.decoder_features = self.conv_tail = None
+        if config.head == "conv":  # see vitok.nn.pixel_head
+            self.decoder_features = nn.Linear(dec.width, q * p * p * config.head_channels)
+            self.conv_tail = ConvTail(config.head_channels, config.head_blocks, c)
         self.register_buffer("latent_mean", _stats(config.latent_mean, config.latent_channels, 0.0))
         self.register_buffer("latent_std", _stats(config.latent_std, config.latent_channels, 1.0))
         self.initialize_weights()
@@ -101,6 +107,8 @@ class ViTok(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.xavier_uniform_(self.patch_embed.weight)
+        if self.conv_tail is not None:
+            self.conv_tail.initialize_weights()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -198,9 +206,7 @@ class ViTok(nn.Module):
         grid = tuple(z5.shape[-3:])
         h = self.decoder_in(rearrange(z5.to(self.dtype), "b c t h w -> b (t h w) c"))
         h = self.decoder(h, self._rope(grid, "decoder"))
-        tokens = self.decoder_out(h)  # (B, L, q*p*p*C)
-        q, p = self.config.tubelet_size, self.config.patch_size
-        video = unpatchify(tokens, grid, q, p, self.config.in_channels)  # (B, C, T, H, W)
+        video = self.pixel_head(h, grid, is_image)
         if is_image:
             video = video[:, :, 0]
         if size is not None:
@@ -208,6 +214,25 @@ class ViTok(nn.Module):
                 raise ValueError(f"size must have {video.ndim - 2} entries for this latent, got {size}")
             video = video[(..., *(slice(0, s) for s in size))]
         return video
+
+    def pixel_head(self, h: Tensor, grid: tuple[int, int, int], is_image: bool) -> Tensor:
+        """Decoder tokens (B, L, width) on ``grid`` -> pixels (B, 3, T, H, W) through the linear
+        head and, with ``head="conv"``, the conv tail (per frame; an image keeps only frame 0)."""
+        q, p, c = self.config.tubelet_size, self.config.patch_size, self.config.in_channels
+        video = unpatchify(self.decoder_out(h), grid, q, p, c)  # (B, 3, T, H, W)
+        if self.conv_tail is None:
+            return video
+        rows = p * p * self.config.head_channels
+        if is_image:  # only frame 0's features: the first p*p*C outputs (q is the outer index)
+            video = video[:, :, :1]
+            weight, bias = self.decoder_features.weight[:rows], self.decoder_features.bias[:rows]
+            features = unpatchify(F.linear(h, weight, bias), grid, 1, p, self.config.head_channels)
+        else:
+            features = unpatchify(self.decoder_features(h), grid, q, p, self.config.head_channels)
+        frames = video.shape[2]
+        flat = lambda v: v.transpose(1, 2).flatten(0, 1)  # noqa: E731  (B*T, C, H, W)
+        out = self.conv_tail(flat(video), flat(features))
+        return out.unflatten(0, (video.shape[0], frames)).transpose(1, 2)
 
     def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
                 noise: Tensor | None = None) -> AutoencoderOutput:

@@ -93,7 +93,7 @@ class Trainer:
         device = self.dist.device
         self.model = build_model(cfg).to(device)
         self.loss = AutoencoderLoss(cfg.loss).to(device)
-        self.disc = Discriminator(cfg.data.image_size, cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
+        self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         self.step, self.bad_steps, self.skipped_files = 0, 0, 0
         state = self.load_latest()
         if state is not None:  # weights go in before sharding / replication
