@@ -1,9 +1,11 @@
-"""The shipped vitok-tiny against the AutoencoderKL baseline trained the same way
-(configs/vitok-tiny/baseline_autoencoder_kl*.yaml), in one run: PSNR / SSIM / LPIPS / rFID on the
-val photos at 128 and 256 px (centre crops), PSNR / SSIM on the val videos (16 x 128 x 128 clips,
-with their E and GMACs), params, GMACs, E, and encode / decode ms per image at 128 px (fp32 and bf16, same process).
+"""The shipped tokenizer (``vitok.DEFAULT_MODEL``) against the AutoencoderKL baseline trained the
+same way (configs/vitok-tiny/baseline_autoencoder_kl*.yaml; its exported weights are committed in
+benchmarks/baselines/autoencoder-kl/ once trained), in one run: PSNR / SSIM / LPIPS / rFID and the
+patch-grid measure on the val photos at 128 and 256 px (centre crops), PSNR / SSIM on the val
+videos (16 x 128 x 128 clips, with their E and GMACs), params, GMACs, E, and encode / decode ms per
+image at 128 px (each precision asked for, same process).
 
-    python benchmarks/compare_vitok_tiny.py --baseline runs/vitok-tiny-baseline-autoencoder-kl-stage2/model-ema
+    python benchmarks/compare_vitok_tiny.py [--vitok vitok-tiny] [--baseline DIR] [--precisions fp32 bf16]
 
 Writes ``out/compare_vitok_tiny/{results.json,table.md}`` and prints the Markdown table.
 """
@@ -20,8 +22,10 @@ from vitok.baselines import build_autoencoder_kl
 from vitok.bench import bench_model, matmul_peak
 from vitok.evaluate import EvalConfig, evaluate, model_info
 from vitok.models.vitok import ViTok
+from vitok.presets import DEFAULT_MODEL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+BASELINE = Path(__file__).resolve().parent / "baselines" / "autoencoder-kl"
 
 
 def measure(model: torch.nn.Module, label: str, peaks: dict[str, float], args: argparse.Namespace) -> dict:
@@ -31,7 +35,8 @@ def measure(model: torch.nn.Module, label: str, peaks: dict[str, float], args: a
     row.update(params_M=info["params_M"], gmacs_128=info["gmacs"], E_128=info["E"],
                ratio_128=info["compression_ratio"])
     for size in args.image_sizes:
-        cfg = EvalConfig(data=[str(args.images)], kind="image", size=size, metrics=["psnr", "ssim", "lpips", "rfid"],
+        cfg = EvalConfig(data=[str(args.images)], kind="image", size=size,
+                         metrics=["psnr", "ssim", "lpips", "rfid", "grid"],
                          out_dir=str(args.out / label / f"images-{size}"), cache=args.cache)
         row[f"image_{size}"] = evaluate(model, cfg, info)["metrics"]
     cfg = EvalConfig(data=[str(args.video)], kind="video", size=128, frames=16, metrics=["psnr", "ssim"],
@@ -49,18 +54,20 @@ def measure(model: torch.nn.Module, label: str, peaks: dict[str, float], args: a
 def markdown(rows: list[dict], sizes: list[int]) -> str:
     head = ["model", "params (M)", "GMACs @128", "E @128"]
     for s in sizes:
-        head += [f"PSNR {s}", f"SSIM {s}", f"LPIPS {s}", f"rFID {s}"]
-    head += ["video E", "video GMACs", "video PSNR", "video SSIM", "enc/dec ms fp32", "enc/dec ms bf16"]
+        head += [f"PSNR {s}", f"SSIM {s}", f"LPIPS {s}", f"rFID {s}", f"grid {s}"]
+    precisions = [k.removeprefix("ms_") for k in rows[0] if k.startswith("ms_")]
+    head += ["video E", "video GMACs", "video PSNR", "video SSIM", *(f"enc/dec ms {p}" for p in precisions)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["model"], f"{r['params_M']:.2f}", f"{r['gmacs_128']:.2f}", str(r["E_128"])]
         for s in sizes:
             m = r[f"image_{s}"]
             cells += [f"{m.get('psnr', float('nan')):.2f}", f"{m.get('ssim', float('nan')):.3f}",
-                      f"{m.get('lpips', float('nan')):.3f}", f"{m.get('rfid', float('nan')):.1f}"]
+                      f"{m.get('lpips', float('nan')):.3f}", f"{m.get('rfid', float('nan')):.1f}",
+                      f"{m.get('grid', float('nan')):.2f}"]
         v = r["video_128"]
         cells += [str(r["E_video"]), f"{r['gmacs_video']:.1f}", f"{v['psnr']:.2f}", f"{v['ssim']:.3f}"]
-        for p in ("fp32", "bf16"):
+        for p in precisions:
             cells.append(f"{r[f'ms_{p}']['encode']:.1f} / {r[f'ms_{p}']['decode']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -68,8 +75,11 @@ def markdown(rows: list[dict], sizes: list[int]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vitok", default="vitok-tiny", help="shipped name or saved model directory")
-    p.add_argument("--baseline", required=True, help="diffusers AutoencoderKL directory written by training")
+    p.add_argument("--vitok", default=DEFAULT_MODEL, help="shipped name or saved model directory")
+    p.add_argument("--baseline", default=str(BASELINE),
+                   help="diffusers AutoencoderKL directory written by training (default: the committed one)")
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
+                   help="timings to take (bf16 is slow on CPUs without bf16 matmul units)")
     p.add_argument("--images", type=Path, default=SHARED / "images" / "val")
     p.add_argument("--video", type=Path, default=SHARED / "videos" / "val")
     p.add_argument("--image-sizes", type=int, nargs="+", default=[128, 256])
@@ -77,10 +87,14 @@ def main() -> int:
     p.add_argument("--cache", default=None, help="metric weights cache")
     p.add_argument("--out", type=Path, default=Path("out/compare_vitok_tiny"))
     args = p.parse_args()
-    models = [(ViTok.from_pretrained(args.vitok).float().eval(), "vitok-tiny"),
+    if not Path(args.baseline).is_dir():
+        p.error(f"--baseline {args.baseline} is not a directory: train the baseline "
+                "(configs/vitok-tiny/baseline_autoencoder_kl*.yaml) or give its model directory")
+    label = Path(str(args.vitok)).name
+    models = [(ViTok.from_pretrained(args.vitok).float().eval(), label),
               (build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl")]
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    peaks = {p: matmul_peak(dtype, torch.device("cpu")) for p, dtype in dtypes.items()}
+    peaks = {p: matmul_peak(dtypes[p], torch.device("cpu")) for p in args.precisions}
     rows = [measure(model, label, peaks, args) for model, label in models]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))

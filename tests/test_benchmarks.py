@@ -29,7 +29,8 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["compare_vitok_tiny", "--baseline", str(tmp_path / "akl"),
                                       "--images", str(media_dir), "--video", str(media_dir),
-                                      "--image-sizes", "32", "--repeats", "1", "--out", str(out)])
+                                      "--image-sizes", "32", "--repeats", "1", "--out", str(out),
+                                      "--precisions", "fp32"])
     assert load_script("compare_vitok_tiny").main() == 0
     rows = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in rows] == ["vitok-tiny", "autoencoder-kl"]
@@ -37,7 +38,7 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
     assert vitok["E_128"] == 4096 and vitok["E_video"] == 16384  # 16x16x16, 4-frame tubelets
     assert akl["E_video"] == 16 * akl["E_128"]  # a 2D VAE codes every frame
     for r in rows:
-        assert set(r["image_32"]) >= {"psnr", "ssim"} and math.isfinite(r["image_32"]["psnr"])
+        assert set(r["image_32"]) >= {"psnr", "ssim", "grid"} and math.isfinite(r["image_32"]["psnr"])
         assert math.isfinite(r["video_128"]["psnr"]) and r["ms_fp32"]["encode"] > 0
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 4 and table[2].startswith("| vitok-tiny |")

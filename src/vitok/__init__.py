@@ -10,11 +10,11 @@ from vitok.config import TowerConfig, ViTokConfig
 from vitok.metrics.flops import compression_ratio, count_macs, latent_size
 from vitok.models import AutoencoderOutput, LatentDistribution, ViTok
 from vitok.models.dit import DiT, DiTConfig, dit_config
-from vitok.presets import PRESETS, TOWERS, get_config, list_presets
+from vitok.presets import DEFAULT_MODEL, PRESETS, TOWERS, get_config, list_presets
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRESETS", "TOWERS", "AutoencoderOutput", "DiT", "DiTConfig", "LatentDistribution", "TowerConfig", "ViTok",
+    "DEFAULT_MODEL", "PRESETS", "TOWERS", "AutoencoderOutput", "DiT", "DiTConfig", "LatentDistribution", "TowerConfig", "ViTok",
     "ViTokConfig", "compression_ratio", "count_macs", "dit_config", "get_config", "latent_size", "list_presets",
 ]

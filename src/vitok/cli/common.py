@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from vitok.config import ViTokConfig
+from vitok.presets import DEFAULT_MODEL
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -36,7 +37,8 @@ def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -
     macs = count_macs(config, shape)
     t, h, w = shape
     return {
-        "name": config.name, "params_M": params / 1e6, "gmacs": macs.gmacs,
+        "name": config.name, "head": config.head if config.head == "linear" else
+        f"conv C={config.head_channels} x{config.head_blocks}", "params_M": params / 1e6, "gmacs": macs.gmacs,
         "encoder_gmacs": macs.encoder / 1e9, "decoder_gmacs": macs.decoder / 1e9,
         "input": f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}", "tokens": token_count(config, shape),
         "E": latent_size(config, shape), "ratio": compression_ratio(config, shape),
@@ -57,12 +59,12 @@ def format_table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-PRESET_COLUMNS = ("name", "params_M", "gmacs", "input", "tokens", "E", "ratio")
+PRESET_COLUMNS = ("name", "head", "params_M", "gmacs", "input", "tokens", "E", "ratio")
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 
-# the shipped tokenizer (trained by configs/vitok-tiny/), else the paper's S-B/16 with random weights
-DEMO_MODEL = "vitok-tiny" if (SHIPPED / "vitok-tiny" / "model.safetensors").is_file() else "S-B/16"
+# vitok.DEFAULT_MODEL (the shipped tokenizer), else the paper's S-B/16 with random weights
+DEMO_MODEL = DEFAULT_MODEL if (SHIPPED / DEFAULT_MODEL / "model.safetensors").is_file() else "S-B/16"
 
 
 def load_model(spec: str, device: str) -> torch.nn.Module:

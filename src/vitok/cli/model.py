@@ -35,21 +35,45 @@ def run_presets(args: argparse.Namespace) -> int:
 def register_flops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="GMACs of a model at a given input size",
                        description="Multiply-accumulates (the paper's 'GFLOPs') of encoder + decoder.")
-    p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`)")
+    p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`), a shipped "
+                                "model name or a saved model directory")
     p.add_argument("--size", type=parse_size, default=None, help="input N or HxW (default: the preset's)")
     p.add_argument("--frames", type=int, default=None, help="clip length T (default: the preset's)")
     p.add_argument("--latent-channels", type=int, default=None, help="override c")
+    p.add_argument("--head", choices=("linear", "conv"), default=None,
+                   help="decoder pixel head (conv: the residual conv tail, see vitok.nn.pixel_head)")
+    p.add_argument("--head-channels", type=int, default=None, help="conv tail channels C")
+    p.add_argument("--head-blocks", type=int, default=None, help="conv tail residual blocks (0 = one conv)")
     p.add_argument("--measure", action="store_true",
                    help="also count with torch's FlopCounterMode (meta device) as a cross-check")
     p.set_defaults(func=run_flops)
+
+
+def saved_config(name: str):
+    """The config of a saved model directory or shipped model, or None when ``name`` is neither."""
+    import json
+
+    from vitok.config import ViTokConfig
+    from vitok.models.vitok import CONFIG_NAME, resolve_pretrained
+
+    try:
+        directory = resolve_pretrained(name)
+    except FileNotFoundError:
+        return None
+    data = json.loads((directory / CONFIG_NAME).read_text())
+    data.pop("model_type", None)
+    return ViTokConfig.from_dict(data)
 
 
 def run_flops(args: argparse.Namespace) -> int:
     from vitok.metrics.flops import measure_macs
     from vitok.presets import get_config
 
-    overrides = {} if args.latent_channels is None else {"latent_channels": args.latent_channels}
-    config = get_config(args.name, **overrides)
+    overrides = {key: value for key, value in (("latent_channels", args.latent_channels), ("head", args.head),
+                                               ("head_channels", args.head_channels),
+                                               ("head_blocks", args.head_blocks)) if value is not None}
+    config = saved_config(args.name)
+    config = config.replace(**overrides) if config is not None else get_config(args.name, **overrides)
     t, h, w = config.default_input_shape
     shape = (args.frames or t, *(args.size or (h, w)))
     row = preset_row(config, shape)
