@@ -175,8 +175,12 @@ def test_bad_latents_raise_clear_errors() -> None:
     model = ViTok.from_preset("N-N/8")
     with pytest.raises(ValueError, match=r"\(B, 16, h, w\)"):
         model.decode(torch.zeros(1, 8, 4, 4))
-    with pytest.raises(ValueError, match="size must have 2"):
+    with pytest.raises(ValueError, match="size must be 2 ints"):
         model.decode(torch.zeros(1, 16, 4, 4), size=(1, 2, 3))
+    for size in [(64, 64), (-8, 32), (0, 0), (1000, 5), (32.0, 32), (True, 1)]:  # decodes to 32 x 32
+        with pytest.raises(ValueError, match="size"):
+            model.decode(torch.zeros(1, 16, 4, 4), size=size)
+    assert model.decode(torch.zeros(1, 16, 4, 4), size=(31, 1)).shape == (1, 3, 31, 1)
 
 
 def test_unknown_preset_and_override() -> None:

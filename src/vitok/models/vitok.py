@@ -12,6 +12,7 @@ out; positions come from axial RoPE over the (t, y, x) token grid, so any resolu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from vitok.config import ViTokConfig
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
+from vitok.models.tiling import TilingConfig, concat_slices, spans, tiled_apply
 from vitok.nn import Transformer, pad_to_multiple, patchify, rope_cos_sin, token_grid, unpatchify
 from vitok.nn.pixel_head import ConvTail
 
@@ -96,6 +98,7 @@ class ViTok(nn.Module):
             self.conv_tail = ConvTail(config.head_channels, config.head_blocks, c)
         self.register_buffer("latent_mean", _stats(config.latent_mean, config.latent_channels, 0.0))
         self.register_buffer("latent_std", _stats(config.latent_std, config.latent_channels, 1.0))
+        self.tiling = TilingConfig()  # automatic tiling of large inputs (vitok.models.tiling)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -152,10 +155,73 @@ class ViTok(nn.Module):
         coords = token_grid(*grid, device=self.device)
         return rope_cos_sin(coords, head_dim, self.config.rope_theta)
 
+    # ------------------------------------------------------------------ tiling (vitok.models.tiling)
+    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float = 0.25,
+                      frames: int | None = None, frame_overlap: float = 0.25, threshold: float = 4.0) -> None:
+        """Tile large inputs automatically (the default): spatial windows of ``tile`` pixels (default
+        ``config.image_size``) overlapping by ``overlap`` of a window, temporal chunks of ``frames``
+        (default ``config.num_frames``), whenever an input exceeds ``threshold`` windows' tokens.
+        Raises ``ValueError`` for out-of-range values (see :class:`TilingConfig`)."""
+        tile = (tile, tile) if isinstance(tile, int) else tile
+        self.tiling = TilingConfig(True, tile, overlap, frames, frame_overlap, threshold, self.tiling.batch_slice)
+
+    def disable_tiling(self) -> None:
+        """Never tile automatically (``encode(..., tiled=True)`` still does)."""
+        self.tiling = dataclasses.replace(self.tiling, enabled=False)
+
+    def enable_slicing(self, batch_slice: int = 1) -> None:
+        """Encode / decode at most ``batch_slice`` batch items at a time (bounds memory for big batches)."""
+        self.tiling = dataclasses.replace(self.tiling, batch_slice=batch_slice)
+
+    def disable_slicing(self) -> None:
+        self.tiling = dataclasses.replace(self.tiling, batch_slice=None)
+
+    def tile_windows(self, grid: tuple[int, int, int], video: bool) -> tuple[list[list[tuple[int, int]]], bool]:
+        """Token-unit windows along (t,) h, w for a token ``grid`` and whether the tiling policy tiles
+        it automatically (more than ``threshold`` windows' worth of tokens or of tubelets)."""
+        cfg, q, p = self.tiling, self.config.tubelet_size, self.config.patch_size
+        tile_h, tile_w = cfg.tile or self.config.image_size
+        th, tw = max(1, tile_h // p), max(1, tile_w // p)
+        chunk = max(1, math.ceil((cfg.frames or self.config.num_frames) / q))
+        t, h, w = grid
+        windows = [spans(h, th, round(cfg.overlap * th)), spans(w, tw, round(cfg.overlap * tw))]
+        large = h * w > cfg.threshold * th * tw
+        if video:
+            windows.insert(0, spans(t, chunk, round(cfg.frame_overlap * chunk)))
+            large = large or t > cfg.threshold * chunk
+        return windows, large
+
     # ------------------------------------------------------------------ encoder
-    def encode_posterior(self, x: Tensor) -> LatentDistribution:
-        """Pixels (image or video, [-1, 1]) -> latent distribution in grid layout."""
+    def encode_posterior(self, x: Tensor, tiled: bool | None = None) -> LatentDistribution:
+        """Pixels (image or video, [-1, 1]) -> latent distribution in grid layout.
+
+        ``tiled``: None = tile when the input is large and tiling is enabled (the default), True =
+        always tile, False = never (see :meth:`enable_tiling`).
+        """
         check_pixels(x, self.config.in_channels)
+        q, p = self.config.tubelet_size, self.config.patch_size
+        video = x.ndim == 5
+        x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
+        grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
+        windows, large = self.tile_windows(grid, video)
+        if tiled is False or (tiled is None and not (self.tiling.enabled and large)):
+            return concat_posteriors([self._encode_posterior(part) for part in
+                                      _split(x, self.tiling.batch_slice)])
+        c = self.config.latent_channels
+        kl = self.config.bottleneck == "kl"
+
+        def encode_params(crop: Tensor) -> Tensor:
+            posterior = self._encode_posterior(crop)
+            return torch.cat([posterior.mean, posterior.logvar], 1) if kl else posterior.mean
+
+        scale_in = ([q] if video else []) + [p, p]
+        params = concat_slices(lambda part: tiled_apply(encode_params, part, windows, scale_in, [1] * len(scale_in),
+                                                        2 * c if kl else c), x, self.tiling.batch_slice)
+        params = params.to(self.dtype)
+        return LatentDistribution(params[:, :c], params[:, c:] if kl else None)
+
+    def _encode_posterior(self, x: Tensor) -> LatentDistribution:
+        """The untiled encoder on one input whose size is already whole patches."""
         is_image = x.ndim == 4
         video = x.unsqueeze(2) if is_image else x  # (B, C, T, H, W)
         q, p = self.config.tubelet_size, self.config.patch_size
@@ -170,7 +236,7 @@ class ViTok(nn.Module):
         return posterior.map(lambda v: rearrange(v, "b (t h w) c -> b c t h w", t=t, h=gh, w=gw))
 
     def encode(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
-               normalize: bool = False) -> Tensor:
+               normalize: bool = False, tiled: bool | None = None) -> Tensor:
         """Pixels -> latent.
 
         Args:
@@ -179,41 +245,60 @@ class ViTok(nn.Module):
             generator: RNG for ``sample``.
             normalize: subtract the stored per-channel latent mean and divide by the std
                 (the form a generative model should see).
+            tiled: None = automatic (large inputs are tiled unless :meth:`disable_tiling`), True /
+                False = always / never.
         Returns:
             (B, c, ceil(H/p), ceil(W/p)) for images, (B, c, ceil(T/q), ceil(H/p), ceil(W/p)) for videos.
         """
-        posterior = self.encode_posterior(x)
+        posterior = self.encode_posterior(x, tiled)
         z = posterior.sample(generator) if sample else posterior.mode()
         return self.normalize_latent(z) if normalize else z
 
     # ------------------------------------------------------------------ decoder
-    def decode(self, z: Tensor, size: tuple[int, ...] | None = None, denormalize: bool = False) -> Tensor:
+    def decode(self, z: Tensor, size: tuple[int, ...] | None = None, denormalize: bool = False,
+               tiled: bool | None = None) -> Tensor:
         """Latent -> pixels.
 
         Args:
             z: (B, c, h, w) image latent or (B, c, t, h, w) video latent.
-            size: output (H, W) or (T, H, W) to crop to (the input size); default: the full
-                padded size (h*p, w*p) / (t*q, h*p, w*p).
+            size: output (H, W) or (T, H, W) to crop to (the input size), each entry in
+                [1, decoded size]; default: the full decoded size (h*p, w*p) / (t*q, h*p, w*p).
             denormalize: undo ``encode(..., normalize=True)`` first.
+            tiled: None = automatic (large latents are tiled unless :meth:`disable_tiling`),
+                True / False = always / never.
         Returns:
             image (B, 3, H, W) or video (B, 3, T, H, W), values nominally in [-1, 1].
+        Raises:
+            ValueError: for a latent of the wrong shape or a ``size`` that is not a tuple of
+                positive ints no larger than the decoded size.
         """
         check_latent(z, self.config.latent_channels)
+        q, p = self.config.tubelet_size, self.config.patch_size
+        video = z.ndim == 5
+        full = ((z.shape[2] * q,) if video else ()) + (z.shape[-2] * p, z.shape[-1] * p)
+        size = check_size(size, full)
         if denormalize:
             z = self.denormalize_latent(z)
+        grid = tuple(z.shape[-3:]) if video else (1, *z.shape[-2:])
+        windows, large = self.tile_windows(grid, video)
+        if tiled is False or (tiled is None and not (self.tiling.enabled and large)):
+            out = concat_slices(self._decode, z, self.tiling.batch_slice)
+        else:
+            scale_out = ([q] if video else []) + [p, p]
+            out = concat_slices(lambda part: tiled_apply(self._decode, part, windows, [1] * len(scale_out),
+                                                         scale_out, self.config.in_channels),
+                                z, self.tiling.batch_slice).to(self.dtype)
+        return out[(..., *(slice(0, s) for s in size))]
+
+    def _decode(self, z: Tensor) -> Tensor:
+        """The untiled decoder: (B, c, [t,] h, w) -> (B, 3, [t*q,] h*p, w*p)."""
         is_image = z.ndim == 4
         z5 = z.unsqueeze(2) if is_image else z  # (B, c, t, h, w)
         grid = tuple(z5.shape[-3:])
         h = self.decoder_in(rearrange(z5.to(self.dtype), "b c t h w -> b (t h w) c"))
         h = self.decoder(h, self._rope(grid, "decoder"))
         video = self.pixel_head(h, grid, is_image)
-        if is_image:
-            video = video[:, :, 0]
-        if size is not None:
-            if len(size) != video.ndim - 2:
-                raise ValueError(f"size must have {video.ndim - 2} entries for this latent, got {size}")
-            video = video[(..., *(slice(0, s) for s in size))]
-        return video
+        return video[:, :, 0] if is_image else video
 
     def pixel_head(self, h: Tensor, grid: tuple[int, int, int], is_image: bool) -> Tensor:
         """Decoder tokens (B, L, width) on ``grid`` -> pixels (B, 3, T, H, W) through the linear
@@ -235,12 +320,13 @@ class ViTok(nn.Module):
         return out.unflatten(0, (video.shape[0], frames)).transpose(1, 2)
 
     def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
-                noise: Tensor | None = None) -> AutoencoderOutput:
+                noise: Tensor | None = None, tiled: bool | None = None) -> AutoencoderOutput:
         """Encode and decode; ``sample=True`` (training) decodes a posterior sample, whose
-        standard-normal noise can be given (shape :meth:`latent_shape`) for reproducibility."""
-        posterior = self.encode_posterior(x)
+        standard-normal noise can be given (shape :meth:`latent_shape`) for reproducibility;
+        ``tiled`` as in :meth:`encode`."""
+        posterior = self.encode_posterior(x, tiled)
         z = posterior.sample(generator, noise) if sample else posterior.mode()
-        recon = self.decode(z, size=tuple(x.shape[2:]))
+        recon = self.decode(z, size=tuple(x.shape[2:]), tiled=tiled)
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -293,24 +379,92 @@ class ViTok(nn.Module):
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None) -> ViTok:
         """Load a model saved by :meth:`save_pretrained` from a local directory (no network,
-        no unpickling: the weights are safetensors) or a model shipped with the package."""
+        no unpickling: the weights are safetensors) or a model shipped with the package.
+
+        The config is validated and the model is first built on the meta device and compared
+        with the safetensors header (no tensor is read), so a config that does not match its
+        weights fails fast, using no memory.
+
+        Raises:
+            FileNotFoundError: no such directory or shipped model.
+            ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
+                not match the config (each message names the file).
+        """
         directory = resolve_pretrained(name_or_path)
+        config = read_config(directory / CONFIG_NAME)
+        weights = directory / WEIGHTS_NAME
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        stored = safetensors_shapes(weights)
+        missing = sorted(set(expected) - set(stored))
+        unexpected = sorted(set(stored) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        if missing or unexpected or wrong:
+            raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
         from safetensors.torch import load_file
 
-        data = json.loads((directory / CONFIG_NAME).read_text())
-        if data.pop("model_type", "vitok") != "vitok":
-            raise ValueError(f"{directory / CONFIG_NAME} is not a vitok config")
-        model = cls(ViTokConfig.from_dict(data))
-        state = load_file(str(directory / WEIGHTS_NAME))
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
-        if missing or unexpected or wrong:
-            raise ValueError(f"weights in {directory} do not match its config: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}, wrong shape {sorted(wrong)[:5]}")
-        model.load_state_dict(state)
+        model = cls(config)
+        model.load_state_dict(load_file(str(weights)))
         return model.to(device=device, dtype=dtype).eval()
+
+
+def read_config(path: Path) -> ViTokConfig:
+    """A :class:`ViTokConfig` from a model's ``config.json``; ``ValueError`` naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the model config: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    if data.pop("model_type", "vitok") != "vitok":
+        raise ValueError(f"{path} is not a vitok config")
+    try:
+        return ViTokConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (no tensor is read); ``ValueError``
+    naming the file when it is not a readable safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types for every malformed header
+        raise ValueError(f"{path}: not a readable safetensors weights file ({err})") from None
+
+
+def check_size(size: object, full: tuple[int, ...]) -> tuple[int, ...]:
+    """``size`` as a tuple of ints in [1, full] (one per entry of ``full``), or ``full`` if None."""
+    if size is None:
+        return full
+    entries = tuple(size) if isinstance(size, (tuple, list, torch.Size)) else None
+    if entries is None or len(entries) != len(full) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                               for s in entries):
+        raise ValueError(f"size must be {len(full)} ints {'(T, H, W)' if len(full) == 3 else '(H, W)'} for "
+                         f"this latent, got {size!r}")
+    if any(not 1 <= s <= f for s, f in zip(entries, full)):
+        raise ValueError(f"size {entries} must be within 1..{full} (the decoded size of this latent); "
+                         "decode a larger latent for a larger output")
+    return entries
+
+
+def concat_posteriors(parts: list[LatentDistribution]) -> LatentDistribution:
+    """Concatenate posteriors of batch slices along the batch."""
+    if len(parts) == 1:
+        return parts[0]
+    logvar = None if parts[0].logvar is None else torch.cat([p.logvar for p in parts])
+    return LatentDistribution(torch.cat([p.mean for p in parts]), logvar)
+
+
+def _split(x: Tensor, size: int | None) -> list[Tensor]:
+    from vitok.models.tiling import batch_slices
+
+    return [x[part] for part in batch_slices(x.shape[0], size)]
 
 
 def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:

@@ -1,0 +1,155 @@
+"""Tiled and chunked encode / decode: large images and long videos at bounded memory, no seams.
+
+Global attention costs grow with the square of the token count, so a 4096x4096 image (65,536
+tokens at p = 8) does not fit. Tiling cuts the token grid into overlapping windows of about the
+training size, runs the model on each window and blends the results:
+
+- windows are laid in token units along each tiled axis (H and W, and T in tubelets for video):
+  ``tile`` tokens long, consecutive windows overlapping by ``overlap`` tokens, the last one
+  flush with the end;
+- each window's output is weighted by a ramp that rises linearly across the overlap with the
+  previous window and falls across the overlap with the next one (weight 1 elsewhere and at the
+  image's own borders); the ramps of two neighbours sum to one, so the blend is a partition of
+  unity and a constant output stays constant;
+- encoding blends the posterior parameters per latent token, decoding blends pixels.
+
+The mechanism is exact when the input fits in one window (one window, weight 1). A window is
+always cut at token (tubelet) boundaries, so a patch is never split. The pixel head's conv tail
+(:mod:`vitok.nn.pixel_head`) has no statistics across the image, so a tile sees the same function
+as the whole image. ViTok-v2 lists tiled decoding as future work; the blending follows the
+overlap-and-feather scheme of diffusers' ``AutoencoderKL.enable_tiling``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """When and how :class:`~vitok.models.vitok.ViTok` tiles (all sizes in pixels / frames).
+
+    Attributes:
+        enabled: tile automatically above ``threshold`` (``encode(..., tiled=True/False)`` forces).
+        tile: (H, W) of a spatial window in pixels; None = the model's ``config.image_size``.
+        overlap: overlap of neighbouring windows as a fraction of the window (0 <= overlap < 1),
+            rounded to whole tokens.
+        frames: frames per temporal chunk (a multiple of the tubelet q); None = the model's
+            ``config.num_frames`` (rounded up to a multiple of q).
+        frame_overlap: overlap of neighbouring chunks as a fraction of the chunk.
+        threshold: automatic tiling starts when the input has more than ``threshold`` times the
+            tokens of one window (spatially) or more than ``threshold`` chunks' frames (in time).
+        batch_slice: process at most this many batch items at once (None = the whole batch).
+    """
+
+    enabled: bool = True
+    tile: tuple[int, int] | None = None
+    overlap: float = 0.25
+    frames: int | None = None
+    frame_overlap: float = 0.25
+    threshold: float = 4.0
+    batch_slice: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < 1 or not 0 <= self.frame_overlap < 1:
+            raise ValueError(f"tiling overlap must be in [0, 1), got {self.overlap} and {self.frame_overlap}")
+        if self.tile is not None and (len(self.tile) != 2 or min(self.tile) <= 0):
+            raise ValueError(f"tiling tile must be a positive (H, W), got {self.tile}")
+        if self.frames is not None and self.frames <= 0:
+            raise ValueError(f"tiling frames must be positive, got {self.frames}")
+        if self.threshold < 1:
+            raise ValueError(f"tiling threshold must be >= 1, got {self.threshold}")
+        if self.batch_slice is not None and self.batch_slice <= 0:
+            raise ValueError(f"tiling batch_slice must be positive, got {self.batch_slice}")
+
+
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Windows ``[start, end)`` covering ``[0, length)``: ``tile`` long (or the whole length if
+    shorter), consecutive ones overlapping by at least ``overlap``, the last flush with the end.
+
+    >>> spans(10, 4, 1)
+    [(0, 4), (3, 7), (6, 10)]
+    """
+    if length <= tile:
+        return [(0, length)]
+    overlap = min(overlap, tile - 1)
+    count = math.ceil((length - overlap) / (tile - overlap))
+    starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    return [(s, s + tile) for s in starts]
+
+
+def ramp_weights(windows: list[tuple[int, int]], index: int, scale: int) -> Tensor:
+    """Blend weights (length ``(end - start) * scale``) of window ``index`` along one axis, in output
+    units (``scale`` outputs per token): rising linearly over the overlap with the previous window,
+    falling over the overlap with the next one, 1 elsewhere; neighbouring weights sum to 1."""
+    start, end = windows[index]
+    positions = torch.arange((end - start) * scale, dtype=torch.float64, device="cpu") + 0.5  # unit centres
+    weight = torch.ones_like(positions)
+    if index > 0:
+        lap = (windows[index - 1][1] - start) * scale
+        if lap > 0:
+            weight = torch.minimum(weight, positions / lap)
+    if index < len(windows) - 1:
+        lap = (end - windows[index + 1][0]) * scale
+        if lap > 0:
+            weight = torch.minimum(weight, ((end - start) * scale - positions) / lap)
+    return weight.clamp(0, 1)
+
+
+def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tuple[int, int]]],
+                scale_in: list[int], scale_out: list[int], out_channels: int,
+                progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """Apply ``fn`` window by window over the last ``len(windows)`` axes of ``x`` and blend.
+
+    Args:
+        fn: maps an input crop (..., C_in, *sizes_in) to (..., out_channels, *sizes_out) with
+            ``sizes_out[i] = sizes_in[i] / scale_in[i] * scale_out[i]``.
+        x: the input, its tiled axes already whole multiples of ``scale_in``.
+        windows: per tiled axis, the :func:`spans` in token units.
+        scale_in, scale_out: input / output elements per token along each tiled axis.
+        out_channels: channels (dim 1) of ``fn``'s output.
+        progress: called with (done, total) after each window.
+    Returns:
+        the blended output, (B, out_channels, *token_counts * scale_out).
+    """
+    axes = len(windows)
+    tokens = [w[-1][1] for w in windows]
+    shape = (x.shape[0], out_channels, *x.shape[2:x.ndim - axes], *(t * s for t, s in zip(tokens, scale_out)))
+    out = torch.zeros(shape, dtype=torch.float32, device=x.device)
+    total = torch.zeros(shape[-axes:], dtype=torch.float32, device=x.device)
+    grid = list(itertools.product(*(range(len(w)) for w in windows)))
+    for done, index in enumerate(grid, 1):
+        crop_in = tuple(slice(w[i][0] * s, w[i][1] * s) for w, i, s in zip(windows, index, scale_in))
+        crop_out = tuple(slice(w[i][0] * s, w[i][1] * s) for w, i, s in zip(windows, index, scale_out))
+        y = fn(x[(..., *crop_in)]).float()
+        weight = torch.ones((), dtype=torch.float64, device="cpu")
+        for axis, (w, i, s) in enumerate(zip(windows, index, scale_out)):
+            view = [1] * axes
+            view[axis] = -1
+            weight = weight * ramp_weights(w, i, s).view(view)
+        weight = weight.to(out.device, torch.float32)
+        out[(..., *crop_out)] += y * weight
+        total[crop_out] += weight
+        if progress is not None:
+            progress(done, len(grid))
+    return out / total
+
+
+def batch_slices(batch: int, size: int | None) -> list[slice]:
+    """Consecutive slices of at most ``size`` items (one slice for the whole batch if None)."""
+    size = size or batch
+    return [slice(i, min(i + size, batch)) for i in range(0, batch, size)]
+
+
+def concat_slices(fn: Callable[[Tensor], Tensor], x: Tensor, size: int | None) -> Tensor:
+    """``fn`` over batch slices of ``x``, concatenated (diffusers' ``enable_slicing``)."""
+    parts = batch_slices(x.shape[0], size)
+    if len(parts) == 1:
+        return fn(x)
+    return torch.cat([fn(x[part]) for part in parts])
