@@ -16,5 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL", "PRESETS", "TOWERS", "AutoencoderOutput", "DiT", "DiTConfig", "LatentDistribution",
-    "TowerConfig", "ViTok", "ViTokConfig", "compression_ratio", "count_macs", "dit_config", "get_config", "latent_size", "list_presets",
+    "TowerConfig", "ViTok", "ViTokConfig", "compression_ratio", "count_macs", "dit_config", "get_config",
+    "latent_size", "list_presets",
 ]
