@@ -152,3 +152,107 @@ def test_multi_size_sampler_is_uniform_per_step_deterministic_and_resumes(tmp_pa
         DataConfig(kind="video", image_size=[32, 48])
     with pytest.raises(ValueError, match="positive"):
         DataConfig(image_size=[32, 0])
+
+
+# ---------------------------------------------------------------- bad and unusual files (issue #13)
+@pytest.mark.parametrize("hw", [(1, 1), (1, 40), (2, 2), (3, 200)])
+def test_tiny_images_crop_to_at_least_one_pixel(hw) -> None:
+    x = torch.rand(3, *hw) * 2 - 1
+    for transform in (TrainTransform((32, 32), short_side=(32, 96)), TrainTransform((32, 32))):
+        top, left, ch, cw = transform.box(*hw, torch.Generator().manual_seed(0))
+        assert ch >= 1 and cw >= 1 and top + ch <= hw[0] and left + cw <= hw[1]
+        assert transform(x, torch.Generator().manual_seed(0)).shape == (3, 32, 32)
+
+
+def _tar(path, members: dict[str, bytes]) -> str:
+    import io as pyio
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, pyio.BytesIO(data))
+    return str(path)
+
+
+def _png_bytes(seed: int) -> bytes:
+    import io as pyio
+
+    from PIL import Image
+
+    buffer = pyio.BytesIO()
+    Image.fromarray(io.tensor_to_uint8(smooth_image(20, 20, seed))).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_shard_members_are_matched_on_their_last_extension(tmp_path) -> None:
+    from vitok.data.shards import split_last_extension
+
+    assert split_last_extension("a/scan.2023.01.jpg") == ("a/scan.2023.01", "jpg")
+    assert split_last_extension("noext") == (None, None)
+    shard = _tar(tmp_path / "dots.tar", {"scan.2023.01.png": _png_bytes(0), "scan.2023.02.png": _png_bytes(1),
+                                         "photo.v2.PNG": _png_bytes(2)})
+    items = [item for _, item in zip(range(3), ShardDataset([shard], "image", TrainTransform((16, 16))))]
+    assert sorted(item["path"].rsplit(":", 1)[1] for item in items) == ["photo.v2", "scan.2023.01", "scan.2023.02"]
+    assert all(item["x"].shape == (3, 16, 16) and not item["skipped"] for item in items)
+
+
+def test_shards_without_readable_samples_raise_instead_of_looping(tmp_path) -> None:
+    from vitok.data.datasets import UnreadableDataError
+
+    broken = _tar(tmp_path / "broken.tar", {"a.png": b"not a png", "b.jpg": b"", "c.txt": b"notes"})
+    with pytest.raises(UnreadableDataError, match=r"no readable image sample in a whole pass .*broken\.tar"):
+        next(iter(ShardDataset([broken], "image", TrainTransform((16, 16)))))
+    empty = _tar(tmp_path / "empty.tar", {})
+    with pytest.raises(UnreadableDataError, match=r"empty\.tar hold no samples"):
+        next(iter(ShardDataset([empty], "image", TrainTransform((16, 16)), start_sample=5)))
+
+
+def _folder_with_broken_files(root) -> None:
+    for i in range(3):
+        io.save_image(smooth_image(20, 24, i), root / f"b_{i}.png")
+    (root / "a_empty.jpg").write_bytes(b"")
+    (root / "a_notes.png").write_text("not an image")
+
+
+def test_training_substitutes_and_logs_each_unreadable_file_once(tmp_path, caplog) -> None:
+    _folder_with_broken_files(tmp_path)
+    data = MediaFolder([tmp_path], "image", TrainTransform((16, 16)))
+    items = [data[(i % len(data), seed)] for seed, i in enumerate(range(20))]
+    assert all(item["x"].shape == (3, 16, 16) and "b_" in item["path"] for item in items)
+    skipped = [p for item in items for p in item["skipped"]]
+    assert {p.rsplit("/", 1)[1] for p in skipped} == {"a_empty.jpg", "a_notes.png"}
+    warnings = [r.getMessage() for r in caplog.records if "skipping unreadable file" in r.getMessage()]
+    assert len(warnings) == 2  # one line per distinct file, not per draw
+    substitutes = [item["path"] for item in items if item["skipped"]]
+    assert len(set(substitutes)) > 1  # drawn from the seed, not always the next file in sort order
+
+
+def test_evaluation_drops_unreadable_files_and_scores_each_file_once(tmp_path) -> None:
+    from torch.utils.data import DataLoader
+
+    _folder_with_broken_files(tmp_path)
+    data = MediaFolder([tmp_path], "image", EvalTransform((16, 16)), random_clips=False, substitute=False)
+    batches = list(DataLoader(data, batch_size=2, collate_fn=collate))
+    paths = [p for b in batches for p in b["path"]]
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["b_0.png", "b_1.png", "b_2.png"]
+    assert batches[0]["x"] is None and batches[0]["index"] == []  # both files of the first batch unreadable
+    assert sum(len(b["skipped"]) for b in batches) == 2 and len(batches[0]["errors"]) == 2
+    assert [b["x"].shape[0] for b in batches[1:]] == [2, 1] and batches[1]["index"] == [2, 3]
+
+
+def test_no_readable_file_is_one_clear_line_even_from_a_worker(tmp_path) -> None:
+    from vitok.data.datasets import UnreadableDataError
+    from vitok.train.trainer import next_batch
+
+    (tmp_path / "notes.png").write_text("not an image")
+    data = MediaFolder([tmp_path], "image", TrainTransform((16, 16)), max_tries=4)
+    with pytest.raises(UnreadableDataError, match=r"^none of the 1 image files under .* could be read \(first: "):
+        data[(0, 0)]
+    loader = iter(build_train_loader(DataConfig(train=[str(tmp_path)], image_size=16, workers=1), global_batch=1))
+    with pytest.raises(UnreadableDataError) as caught:
+        next_batch(loader)
+    message = str(caught.value)
+    assert message.startswith("none of the 1 image files under") and "\n" not in message
+    assert message.count("notes.png") == 1  # named once, not once per try

@@ -191,3 +191,75 @@ def test_metrics_reduce_across_processes(tmp_path) -> None:
     assert got["psnr"] == pytest.approx(single.compute(), rel=1e-9)
     assert got["count"] == 6
     torch.testing.assert_close(got["mu"], x.flatten(1)[:, :8].double().mean(0))
+
+
+# ---------------------------------------------------------------- edge cases and bad files (issue #13)
+def test_psnr_of_an_exact_frame_is_the_documented_cap_and_frechet_is_never_negative() -> None:
+    from vitok.metrics.psnr import to_uint8
+    from vitok.metrics.streaming import PSNR_CAP_DB
+
+    x, y = pair(n=2)
+    metric = MeanMetric("psnr", psnr_uint8)
+    metric.update(x, x.clone())
+    assert metric.compute() == pytest.approx(PSNR_CAP_DB) == pytest.approx(100.0)
+    other = psnr_uint8(to_uint8(y[1:]), to_uint8(x[1:])).item()
+    mixed = MeanMetric("psnr", psnr_uint8)
+    mixed.update(x, torch.stack([x[0], y[1]]))  # one exact frame, one noisy one
+    assert mixed.compute() == pytest.approx((100.0 + other) / 2)
+    for n in (3, 40):  # fewer and more samples than feature dimensions
+        f = torch.randn(n, 8, dtype=torch.float64)
+        stats = FeatureStats()
+        stats.update(f)
+        assert frechet_distance(*stats.mean_cov(), *stats.mean_cov()) == 0.0
+        assert frechet_distance(*stats.mean_cov(), stats.mean_cov()[0], stats.mean_cov()[1] * (1 + 1e-12)) >= 0
+
+
+def _broken_and_good(folder: Path) -> None:
+    from tests.conftest import smooth_image
+    from vitok import io
+
+    for i in range(3):
+        io.save_image(smooth_image(40, 40, i), folder / f"b_{i}.png")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a_empty.jpg").write_bytes(b"")
+    (folder / "a_notes.png").write_text("not an image")
+
+
+def test_eval_scores_each_readable_file_once_and_lists_the_skipped(tmp_path, capsys) -> None:
+    from vitok.evaluate import EvalConfig, evaluate
+
+    _broken_and_good(tmp_path / "data")
+    cfg = EvalConfig(data=[str(tmp_path / "data")], size=32, metrics=["psnr"], batch_size=2,
+                     out_dir=str(tmp_path / "out"))
+    model = ViTok.from_preset("N-N/8")
+    results = evaluate(model, cfg, {"model": "N-N/8"})
+    assert results["samples"] == 3
+    assert [Path(p).name for p in results["skipped_files"]] == ["a_empty.jpg", "a_notes.png"]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["skipped_files"] == results["skipped_files"]
+    model.save_pretrained(tmp_path / "m")
+    assert main(["eval", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "data"), "--size", "32",
+                 "--metrics", "psnr", "--out", str(tmp_path / "cli")]) == 0
+    assert "skipped 2 unreadable files: " in capsys.readouterr().err
+
+
+def test_eval_with_no_readable_file_is_one_line_error(tmp_path, capsys) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.png").write_text("not an image")
+    (tmp_path / "data" / "empty.jpg").write_bytes(b"")
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "m")
+    assert main(["eval", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "data"), "--size", "32",
+                 "--metrics", "psnr", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("vitok eval: error: none of the 2 files under ") and "could be read (first: " in err
+
+
+def test_metrics_needing_larger_images_are_skipped_with_a_note(capsys) -> None:
+    from vitok.evaluate import build_metrics
+    from vitok.losses.lpips import LPIPS
+
+    metrics, skipped = build_metrics(["psnr", "ssim"], torch.device("cpu"), None, size=8)
+    assert set(metrics) == {"psnr"} and "11x11" in skipped["ssim"] and "skipping ssim" in capsys.readouterr().err
+    lpips = LPIPS("alex", pretrained=False)
+    with pytest.raises(ValueError, match="at least 31x31"):
+        lpips(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+    assert lpips(torch.zeros(1, 3, 31, 31), torch.zeros(1, 3, 31, 31)).shape == (1,)

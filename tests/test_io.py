@@ -58,3 +58,143 @@ def test_center_crop_takes_the_middle() -> None:
     x = torch.zeros(3, 10, 30)
     x[:, :, 10:20] = 1
     assert io.resize_center_crop(x, 10).min().item() == 1.0
+
+
+# ---------------------------------------------------------------- real-world image files (issue #13)
+def test_16bit_grey_png_is_rescaled_not_clipped(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    got = io.tensor_to_uint8(io.load_image(tmp_path / "grey16.png")).astype(np.float64)  # (H, W, 3)
+    assert got.shape == (16, 16, 3)
+    assert np.abs(got - np.round(ramp / 257.0)[..., None]).max() <= 1  # not saturated at 255
+
+
+def test_every_pillow_mode_loads_as_rgb(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rgb = Image.fromarray(io.tensor_to_uint8(smooth_image(12, 10)))
+    transparent = Image.new("RGBA", (10, 12), (0, 0, 0, 0))  # fully transparent black: shows white
+    images = {"p.png": rgb.convert("P"), "l.png": rgb.convert("L"), "la.png": rgb.convert("LA"),
+              "one.png": rgb.convert("1"), "cmyk.jpg": rgb.convert("CMYK"), "rgba.png": transparent,
+              "f.webp": rgb}
+    for name, image in images.items():
+        image.save(tmp_path / name)
+        x = io.load_image(tmp_path / name)
+        assert x.shape == (3, 12, 10) and x.min() >= -1 and x.max() <= 1, name
+    white = io.tensor_to_uint8(io.load_image(tmp_path / "rgba.png"))
+    assert np.all(white == 255)  # alpha composited onto white, not the hidden black
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied(tmp_path, orientation: int) -> None:
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # stored 20 x 40 (H x W), left half white
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "photo.jpg") as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB")).astype(np.float64)
+    got = io.tensor_to_uint8(io.load_image(tmp_path / "photo.jpg")).astype(np.float64)
+    assert got.shape == expected.shape and np.abs(got - expected).mean() < 3
+    drafted = io.load_image(tmp_path / "photo.jpg", min_side=8)  # the JPEG draft path of the loaders
+    assert (drafted.shape[1] > drafted.shape[2]) == (expected.shape[0] > expected.shape[1])
+
+
+def test_decompression_bomb_is_an_unreadable_image(tmp_path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)  # claims 10^10 RGB pixels
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                        + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"cannot read image .*bomb\.png.*decompression bomb"):
+        io.load_image(tmp_path / "bomb.png")
+
+
+# ---------------------------------------------------------------- real-world video files (issue #13)
+def _write_counting_video(path, codec: str, frames: int = 30, base: int = 20, step: int = 6) -> None:
+    """A 16x16 clip whose frame i is grey level base + step * i (the index can be read back)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), base + step * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize(("ext", "codec"), [("webm", "libvpx"), ("mkv", "mpeg4")])
+def test_containers_without_frame_count_sample_random_strided_clips(tmp_path, ext: str, codec: str) -> None:
+    from vitok.data import MediaFolder, TrainTransform
+
+    path = tmp_path / f"clip.{ext}"
+    _write_counting_video(path, codec)
+    frames, fps = io.video_info(path)
+    assert 28 <= frames <= 30 and fps == pytest.approx(10)
+    data = MediaFolder([path], "video", TrainTransform((16, 16), hflip=False), num_frames=3, frame_stride=2)
+    starts, spacings = set(), []
+    for seed in range(8):
+        x = data[(0, seed)]["x"]  # (3, 3, 16, 16)
+        index = (((x[:, :, 8, 8].mean(0) + 1) * 127.5 - 20) / 6).round()
+        starts.add(int(index[0]))
+        spacings.append(float(index[-1] - index[0]) / 2)
+    assert len(starts) > 3  # random clip starts, not always frame 0
+    assert sorted(spacings)[len(spacings) // 2] == pytest.approx(2, abs=0.5)  # frame_stride honoured
+
+
+def test_video_without_video_stream_is_unreadable(tmp_path) -> None:
+    import av
+    import numpy as np
+
+    path = tmp_path / "audio_only.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        for i in range(3):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    for read in (io.video_info, io.load_video):
+        with pytest.raises(ValueError, match=r"audio_only\.mp4: the file has no video stream"):
+            read(path)
+
+
+def test_video_rotation_metadata_is_applied(tmp_path) -> None:
+    import av
+    import numpy as np
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "yuv420p"
+        stream.set_display_rotation(90)  # stored landscape, shown portrait
+        stored = np.zeros((16, 32, 3), np.uint8)
+        stored[:, :8] = 255  # white on the stored left edge
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = io.load_video(path)
+    assert clip.shape == (3, 2, 32, 16)  # H and W as displayed
+    shown = io.tensor_to_uint8(clip[:, 0])[..., 0].astype(float)  # (32, 16)
+    assert shown[-8:].mean() > 200 and shown[:8].mean() < 50  # rotated counter-clockwise: left edge -> bottom

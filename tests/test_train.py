@@ -350,3 +350,33 @@ def test_autoencoder_kl_baseline_trains_resumes_and_evaluates(image_folder, tmp_
     assert main(["eval", "--baseline", "sd-vae", "--baseline-weights", str(tmp_path / "full" / "model"),
                  "--data", str(image_folder), "--size", "32", "--metrics", "psnr", "--out", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["samples"] == 6
+
+
+def test_unreadable_files_are_counted_once_each_and_named(tmp_path, capsys) -> None:
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    folder = tmp_path / "data"
+    for i in range(3):
+        io.save_image(smooth_image(48, 56, seed=i), folder / f"{i}.png")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "pixel.png")  # valid, smaller than any crop
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 10**5, 10**5, 8, 2,
+                                                                                        0, 0, 0))
+                                      + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b""))
+    train(tiny_config(folder, tmp_path / "run", "run.steps=4", "run.ckpt_every=4", "run.image_every=0",
+                      "data.short_side=[32,96]"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    named = [Path(p).name for row in rows for p in row.get("skipped_new", [])]
+    assert sorted(named) == ["bomb.png", "broken.jpg"]  # each named once, in the row where it first appeared
+    assert rows[-1]["skipped_files"] == 2  # distinct files, not skip events
+    out = capsys.readouterr().out
+    assert "skipped 2 unreadable files: " in out and "bomb.png" in out
+    assert sorted(Path(p).name for p in load_checkpoint(list_checkpoints(tmp_path / "run")[-1][1])["skipped_paths"]) \
+        == ["bomb.png", "broken.jpg"]

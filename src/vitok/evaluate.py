@@ -1,8 +1,9 @@
-"""The evaluation protocol (SPEC section 3), shared by vitok models and baselines.
+"""The evaluation protocol of the ViTok paper (arXiv 2501.09755), shared by vitok models and baselines.
 
 Images: resize the shorter side + center-crop to ``size``. Videos: the first ``frames`` frames,
 resized and center-cropped the same way. Reconstructions are compared with the originals on
-uint8-quantised values: PSNR, SSIM, LPIPS, rFID (frame-wise for video) and rFVD.
+uint8-quantised values: PSNR, SSIM, LPIPS, rFID (frame-wise for video) and rFVD. Unreadable
+files are skipped (each readable file is scored exactly once) and listed in ``results.json``.
 """
 
 from __future__ import annotations
@@ -62,23 +63,34 @@ def lattice_period(model: nn.Module) -> int:
 
 
 def build_metrics(names: list[str], device: torch.device, cache: str | None,
-                  period: int = 8) -> tuple[dict, dict[str, str]]:
-    """Metric objects by name; those whose weights are missing are skipped with the reason."""
+                  period: int = 8, size: int | None = None) -> tuple[dict, dict[str, str]]:
+    """Metric objects by name; those whose weights are missing, or (given the crop ``size``) that
+    need larger images (SSIM: 11 px, LPIPS: 31 px AlexNet / 16 px VGG), are skipped with the
+    reason, printed as a note."""
     from vitok.metrics.streaming import build_metric
 
     metrics, skipped = {}, {}
     for name in names:
         try:
-            metrics[name] = build_metric(name, device, cache, period)
+            metric = build_metric(name, device, cache, period)
         except MissingWeightsError as err:
-            print(f"warning: skipping {name}: {err}", file=sys.stderr)
             skipped[name] = str(err)
+        else:
+            min_size = getattr(metric, "min_size", 1)
+            if size is not None and size < min_size:
+                skipped[name] = f"needs images of at least {min_size}x{min_size} px, evaluating at {size} px"
+            else:
+                metrics[name] = metric
+        if name in skipped:
+            print(f"warning: skipping {name}: {skipped[name]}", file=sys.stderr)
     return metrics, skipped
 
 
 def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> DataLoader:
+    """Batches of this rank's share of the (first ``max_samples``) files; an unreadable file is
+    dropped from its batch and named in the batch's ``skipped`` (never replaced by another)."""
     dataset = MediaFolder(cfg.data, kind, EvalTransform((cfg.size, cfg.size)), num_frames=cfg.frames,
-                          random_clips=False)
+                          random_clips=False, substitute=False)
     indices = list(range(min(len(dataset), cfg.max_samples or len(dataset))))[rank::world]
     return DataLoader(Subset(dataset, indices), batch_size=cfg.batch_size, collate_fn=collate,
                       num_workers=cfg.workers)
@@ -102,7 +114,9 @@ def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str,
 def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Run the protocol; writes ``results.json`` and ``comparison.png`` into ``cfg.out_dir``.
 
-    ``info`` (model name, GMACs, E, compression ratio) is copied into the results.
+    ``info`` (model name, GMACs, E, compression ratio) is copied into the results; ``samples`` is
+    the number of files scored (over all ranks), ``skipped_files`` the unreadable ones. Raises
+    ``ValueError`` (one line: how many files, where, the first reason) when none could be read.
     """
     from tqdm import tqdm
 
@@ -110,7 +124,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
 
     device = torch.device(cfg.device)
     kind = detect_kind(cfg.data) if cfg.kind == "auto" else cfg.kind
-    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache, lattice_period(model))
+    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache, lattice_period(model), cfg.size)
     import torch.distributed as dist
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -118,7 +132,11 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     model = model.to(device).eval()
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
+    unreadable: dict[str, str] = {}
     for batch in tqdm(loader, desc="eval", dynamic_ncols=True):
+        unreadable.update(zip(batch["skipped"], batch["errors"]))
+        if batch["x"] is None:
+            continue
         x = batch["x"].to(device)
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=cfg.bf16):
             recon = model(x).recon.float().clamp(-1, 1)
@@ -130,11 +148,14 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
             if len(shown) < 8:
                 shown.append((xi.cpu(), ri.cpu(), score))
     seconds = time.perf_counter() - start
+    count, unreadable = _gather_counts(count, unreadable, device, world)
+    if count == 0:
+        raise ValueError(no_readable_files(cfg.data, unreadable))
     results = {
         **info, "kind": kind, "size": cfg.size, "frames": cfg.frames if kind == "video" else 1,
         "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
         "metrics": {name: metric.compute() for name, metric in metrics.items()}, "skipped": skipped,
-        "lattice_period": lattice_period(model),
+        "skipped_files": sorted(unreadable), "lattice_period": lattice_period(model),
     }
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,6 +165,26 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     (out / "results.json").write_text(json.dumps(results, indent=2))
     save_comparison(shown, out / "comparison.png")
     return results
+
+
+def _gather_counts(count: int, unreadable: dict[str, str], device: torch.device,
+                   world: int) -> tuple[int, dict[str, str]]:
+    """The scored-sample count and the unreadable files of all ranks (unchanged on one process)."""
+    if world == 1:
+        return count, unreadable
+    import torch.distributed as dist
+
+    total = torch.tensor([count], dtype=torch.int64, device=device)
+    dist.all_reduce(total)
+    parts: list[dict[str, str]] = [{} for _ in range(world)]
+    dist.all_gather_object(parts, unreadable)
+    return int(total.item()), {k: v for part in parts for k, v in part.items()}
+
+
+def no_readable_files(data: list[str], unreadable: dict[str, str]) -> str:
+    """The one-line error for data in which no file could be read: how many, where, the first reason."""
+    first = next(iter(unreadable.values()), "no files")
+    return f"none of the {len(unreadable)} files under {', '.join(map(str, data))} could be read (first: {first})"
 
 
 def save_comparison(items: list[tuple[torch.Tensor, torch.Tensor, float]], path: Path) -> None:

@@ -23,12 +23,15 @@ from vitok.models.vitok import ViTok
 @torch.no_grad()
 def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: int = 512,
                          batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std (c,) of posterior means over center crops of the images in ``data``."""
-    dataset = MediaFolder(data, "image", EvalTransform((size, size)))
+    """Per-channel mean and std (c,) of posterior means over center crops of the images in ``data``
+    (unreadable images skipped; ``ValueError`` when none can be read)."""
+    dataset = MediaFolder(data, "image", EvalTransform((size, size)), substitute=False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     total = sq = None
     count, seen = 0, 0
     for batch in loader:
+        if batch["x"] is None:
+            continue
         z = model.encode(batch["x"]).double().transpose(0, 1).flatten(1)  # (c, positions)
         total = z.sum(1) if total is None else total + z.sum(1)
         sq = z.pow(2).sum(1) if sq is None else sq + z.pow(2).sum(1)
@@ -36,6 +39,8 @@ def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: in
         seen += batch["x"].shape[0]
         if seen >= max_items:
             break
+    if total is None:
+        raise ValueError(f"none of the {len(dataset)} images under {', '.join(map(str, data))} could be read")
     mean = total / count
     return mean.float(), (sq / count - mean.pow(2)).clamp_min(1e-12).sqrt().float()
 

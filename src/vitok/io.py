@@ -6,13 +6,18 @@ Layouts: an image is (3, H, W), a video (3, T, H, W), float32 with values in [-1
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import av
+    from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
@@ -38,11 +43,58 @@ def tensor_to_uint8(x: Tensor) -> np.ndarray:
     return x.movedim(0, -1).cpu().numpy()
 
 
-def load_image(path: str | Path, min_side: int | None = None) -> Tensor:
-    """An image file -> (3, H, W) float32 in [-1, 1]. Raises ``ValueError`` if unreadable.
+# What Pillow raises on malformed or hostile files (beyond OSError): truncated or inconsistent
+# headers surface as SyntaxError / struct.error / EOFError / IndexError / ZeroDivisionError, a
+# header declaring more than 2 * Image.MAX_IMAGE_PIXELS pixels as DecompressionBombError.
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, ZeroDivisionError)
 
-    ``min_side``: allow the JPEG decoder to downscale by a power of two while the shorter side
-    stays at least this long (much faster for large photos that are resized anyway).
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image of any mode -> (H, W, 3) uint8 RGB.
+
+    16-bit and 32-bit integer grey ("I;16*", "I") is rescaled from 0..65535 (v -> round(v / 257))
+    instead of being clipped at 255; float grey ("F") is taken as 0..255; images with an alpha
+    channel or a transparent palette are composited onto white; every other mode (palette, 1-bit,
+    CMYK, YCbCr, ...) goes through Pillow's RGB conversion.
+    """
+    from PIL import Image
+
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.round(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode == "F":
+        grey = np.round(np.clip(np.nan_to_num(np.asarray(image, np.float64)), 0, 255)).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as a viewer shows it: its EXIF orientation (tags 2-8) applied. A malformed EXIF
+    block leaves the image as stored."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except (*_IMAGE_ERRORS, KeyError, TypeError):
+        return image
+
+
+def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tensor:
+    """An image file (or file object) -> (3, H, W) float32 in [-1, 1], as a viewer shows it.
+
+    Every mode Pillow opens is handled (see :func:`_to_rgb_array`: 16-bit grey is rescaled,
+    alpha composited onto white) and the EXIF orientation is applied, so H and W are the
+    displayed ones. ``min_side``: allow the JPEG decoder to downscale by a power of two while the
+    shorter side stays at least this long (much faster for large photos that are resized anyway).
+
+    Raises ``ValueError`` ("cannot read image <path>: <reason>") for an unreadable, truncated or
+    undecodable file and for a decompression bomb (a header declaring more than
+    ``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels), so every loader skips such files the same way.
     """
     from PIL import Image
 
@@ -52,9 +104,11 @@ def load_image(path: str | Path, min_side: int | None = None) -> Tensor:
                 w, h = image.size
                 scale = max(min_side / min(w, h), 1 / 8)
                 image.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
-            array = np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+            array = _to_rgb_array(_upright(image))
+    except Image.UnidentifiedImageError as err:
+        raise ValueError(f"cannot read image {path}: not an image file Pillow can decode") from err
+    except (*_IMAGE_ERRORS, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot read image {path}: {err or type(err).__name__}") from err
     return uint8_to_tensor(array)
 
 
@@ -76,15 +130,48 @@ def _source(path: str | Path | BinaryIO) -> str | BinaryIO:
     return path
 
 
-def video_info(path: str | Path) -> tuple[int, float]:
-    """(frame count, frames per second) of a video file; the count may be an estimate."""
+def _video_stream(container: av.container.InputContainer, path: object) -> av.video.stream.VideoStream:
+    """The first video stream; ``ValueError`` naming the file when it has none (e.g. audio only)."""
+    if not container.streams.video:
+        raise ValueError(f"cannot read video {path}: the file has no video stream")
+    return container.streams.video[0]
+
+
+def _count_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                  fps: float) -> int:
+    """Frames of ``stream``: the header's count, else from the stream's or the container's
+    duration (Matroska / WebM store no count), else by demuxing its packets (nothing decoded)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        return int(stream.duration * stream.time_base * fps + 1e-6)
+    if container.duration:  # in microseconds (AV_TIME_BASE)
+        return int(container.duration / 1_000_000 * fps + 1e-6)
+    return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def video_info(path: str | Path | BinaryIO) -> tuple[int, float]:
+    """(frame count, frames per second) of a video file; the count may be an estimate from the
+    duration when the container stores none. Raises ``ValueError`` naming the file if it cannot
+    be opened or has no video stream."""
     import av
 
-    with av.open(_source(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 25)
-        frames = stream.frames or int((stream.duration or 0) * stream.time_base * fps)
+    try:
+        with av.open(_source(path)) as container:
+            stream = _video_stream(container, path)
+            fps = float(stream.average_rate or 25)
+            frames = _count_frames(container, stream, fps)
+    except (av.error.FFmpegError, OSError) as err:
+        raise ValueError(f"cannot read video {path}: {err}") from err
     return frames, fps
+
+
+def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 of a decoded frame with the container's rotation (display matrix)
+    applied, so a phone video recorded upright is returned upright."""
+    array = frame.to_ndarray(format="rgb24")
+    quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4  # counter-clockwise
+    return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
 
 
 def _decode(path: str | Path, num_frames: int | None, start: int, stride: int, seek: bool) -> list[np.ndarray]:
@@ -94,7 +181,7 @@ def _decode(path: str | Path, num_frames: int | None, start: int, stride: int, s
 
     frames: list[np.ndarray] = []
     with av.open(_source(path)) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         fps = float(stream.average_rate or 25)
         if seek:
             container.seek(int(start / fps / stream.time_base), stream=stream, backward=True)
@@ -107,7 +194,7 @@ def _decode(path: str | Path, num_frames: int | None, start: int, stride: int, s
             index = round(frame.time * fps) if seek else sequential
             if index < start or (index - start) % stride:
                 continue
-            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.append(_upright_frame(frame))
             if num_frames is not None and len(frames) == num_frames:
                 break
     return frames
@@ -117,8 +204,10 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
     """Decode frames ``start, start + stride, ...`` (``num_frames`` of them, or all) of a video.
 
     For a late ``start`` it seeks to the keyframe before it (falling back to decoding from the
-    beginning when the file's timestamps are not increasing). Returns (3, T, H, W) float32 in
-    [-1, 1]. Raises ``ValueError`` for an unreadable file or no frames in the requested range.
+    beginning when the file's timestamps are not increasing). Frames are turned upright by the
+    container's rotation metadata. Returns (3, T, H, W) float32 in [-1, 1]. Raises ``ValueError``
+    naming the file for an unreadable file, one without a video stream, frames of changing size,
+    or no frames in the requested range.
     """
     import av
 
@@ -130,6 +219,8 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
         raise ValueError(f"cannot read video {path}: {err}") from err
     if not frames:
         raise ValueError(f"video {path} has no frames from index {start}")
+    if len({f.shape for f in frames}) > 1:
+        raise ValueError(f"cannot read video {path}: frame size changes within the clip")
     return uint8_to_tensor(np.stack(frames))
 
 

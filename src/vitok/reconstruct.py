@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,15 +29,17 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
                 period: int | None = None) -> dict[str, float]:
     """PSNR and SSIM on uint8 values (per frame, averaged), LPIPS if given, and the patch-grid
     measure for a lattice of ``period`` pixels if given (and the image is larger than two
-    periods), for one image (3, H, W) or clip (3, T, H, W) in [-1, 1]."""
+    periods), for one image (3, H, W) or clip (3, T, H, W) in [-1, 1]. A score whose network or
+    window needs larger images (SSIM: 11 px, LPIPS: ``lpips.min_size``) is left out."""
     from vitok.metrics.psnr import to_uint8
-    from vitok.metrics.streaming import frames, psnr_uint8, ssim_uint8
+    from vitok.metrics.streaming import SSIM_WINDOW, frames, psnr_uint8, ssim_uint8
 
     a, b = frames(x[None]), frames(recon[None])
+    side = min(a.shape[-2:])
     scores = {"psnr": psnr_uint8(to_uint8(b), to_uint8(a)).mean().item()}
-    if min(a.shape[-2:]) >= 11:
+    if side >= SSIM_WINDOW:
         scores["ssim"] = ssim_uint8(to_uint8(b), to_uint8(a)).mean().item()
-    if lpips is not None:
+    if lpips is not None and side >= getattr(lpips, "min_size", 1):
         with torch.no_grad():
             scores["lpips"] = lpips(to_uint8(b) / 127.5 - 1, to_uint8(a) / 127.5 - 1).mean().item()
     if period is not None and min(a.shape[-2:]) > 2 * period:
@@ -75,6 +78,25 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     shown = ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in scores.items())
     print(f"{path.name}: {tuple(x.shape[1:])} {shown} ({seconds * 1000:.0f} ms)")
     return scores
+
+
+def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, size: tuple[int, int] | None = None,
+                    frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False,
+                    lpips: torch.nn.Module | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
+    """:func:`reconstruct_item` for every file; an unreadable file (``ValueError`` from the
+    decoder) is skipped with a warning naming it and the rest are still reconstructed.
+
+    Returns (the scores of the reconstructed files, {skipped file: reason}).
+    """
+    scores: list[dict[str, float]] = []
+    skipped: dict[str, str] = {}
+    for path in paths:
+        try:
+            scores.append(reconstruct_item(model, path, out, size, frames, stride, device, bf16, lpips))
+        except ValueError as err:
+            print(f"warning: skipping {path}: {err}", file=sys.stderr)
+            skipped[str(path)] = str(err)
+    return scores, skipped
 
 
 def summarize(all_scores: list[dict[str, float]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from vitok.data.datasets import describe_skipped
     from vitok.evaluate import EvalConfig, detect_kind, evaluate, model_info
 
     if args.model is None and args.baseline is None:
@@ -54,6 +56,8 @@ def run_eval(args: argparse.Namespace) -> int:
                          max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
                          bf16=args.bf16, out_dir=str(out), cache=args.cache)
         results = evaluate(model, cfg, model_info(model, shape))
+        if results["skipped_files"]:
+            print(describe_skipped(results["skipped_files"]), file=sys.stderr)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items())
         print(f"{results['model']}: {results['samples']} {kind}s, {results['gmacs']:.1f} GMACs, E {results['E']}: "
               f"{scores} -> {out / 'results.json'}")

@@ -1,9 +1,11 @@
 """Map-style datasets over folders of images or videos.
 
 Items are addressed by ``(index, seed)`` keys (see :mod:`vitok.data.sampler`): the seed drives
-the sample's crop, flip and clip start. An unreadable file is logged with its path, skipped (the
-next file is used instead, so batches keep their size) and reported in the item's ``skipped``
-list, which the trainer counts.
+the sample's crop, flip and clip start. An unreadable file is logged (once per file) with its
+path and reported in the item's ``skipped`` list, which the trainer counts per distinct file.
+For training it is replaced by another file drawn from the sample's seed (batches keep their
+size); for evaluation and inference (``substitute=False``) the item is dropped by :func:`collate`,
+so each readable file is used exactly once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")
 Kind = Literal["image", "video"]
+
+
+class UnreadableDataError(ValueError):
+    """A data source yielded no readable sample after a bounded number of tries (the message
+    names the source, the files tried and the first reason)."""
+
+
+def describe_skipped(paths: list[str], shown: int = 5) -> str:
+    """'skipped 2 unreadable files: a.png, b.jpg' (the first ``shown`` named, then a count)."""
+    names = ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+    return f"skipped {len(paths)} unreadable file{'s' if len(paths) != 1 else ''}: {names}"
 
 
 def list_files(roots: list[str | Path], kind: Kind) -> list[Path]:
@@ -57,13 +70,20 @@ class MediaFolder(Dataset):
         num_frames, frame_stride: clip length and frame step for videos; short videos use a
             smaller stride, then repeat their last frame.
         random_clips: random clip start (training) or the first frames (evaluation).
-        max_tries: consecutive unreadable files tolerated before giving up.
+        max_tries: unreadable files tolerated in a row before :class:`UnreadableDataError`.
+        substitute: replace an unreadable file by another one drawn from the sample's seed
+            (training: batches keep their size), or return an item with ``x=None`` that
+            :func:`collate` drops (evaluation and inference: each readable file used once).
     """
 
     def __init__(self, roots: list[str | Path], kind: Kind, transform: TrainTransform | EvalTransform,
-                 num_frames: int = 16, frame_stride: int = 1, random_clips: bool = True, max_tries: int = 16) -> None:
+                 num_frames: int = 16, frame_stride: int = 1, random_clips: bool = True, max_tries: int = 16,
+                 substitute: bool = True) -> None:
         if kind not in ("image", "video"):
             raise ValueError(f"kind must be 'image' or 'video', got {kind!r}")
+        if max_tries < 1:
+            raise ValueError(f"max_tries must be >= 1, got {max_tries}")
+        self.roots = [str(r) for r in roots]
         self.files = list_files(roots, kind)
         self.kind = kind
         self.transform = transform
@@ -71,7 +91,9 @@ class MediaFolder(Dataset):
         self.frame_stride = frame_stride
         self.random_clips = random_clips
         self.max_tries = max_tries
+        self.substitute = substitute
         self._frame_counts: dict[Path, int] = {}
+        self._warned: set[str] = set()  # files already logged as unreadable (per worker process)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -85,7 +107,13 @@ class MediaFolder(Dataset):
             stride -= 1
         last_start = max(0, total - 1 - (self.num_frames - 1) * stride)
         start = int(torch.randint(0, last_start + 1, (), generator=gen)) if self.random_clips else 0
-        return fit_clip(io.load_video(path, self.num_frames, start=start, stride=stride), self.num_frames)
+        try:
+            clip = io.load_video(path, self.num_frames, start=start, stride=stride)
+        except ValueError:
+            if start == 0:
+                raise
+            clip = io.load_video(path, self.num_frames, start=0, stride=stride)  # the count was an estimate
+        return fit_clip(clip, self.num_frames)
 
     def load(self, path: Path, gen: torch.Generator, size: int | None = None) -> Tensor:
         transform = self.transform if size is None else self.transform.resized((size, size))
@@ -95,20 +123,49 @@ class MediaFolder(Dataset):
             x = self.load_clip(path, gen)
         return transform(x, gen)
 
+    def _skip(self, path: Path, err: ValueError) -> None:
+        if str(path) not in self._warned:
+            self._warned.add(str(path))
+            log.warning("skipping unreadable file %s: %s", path, err)
+
+    def _candidate(self, index: int, seed: int, attempt: int) -> int:
+        """The file tried at ``attempt``: ``index`` first, then files drawn from the seed."""
+        if attempt == 0:
+            return index
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + attempt)
+        return int(torch.randint(0, len(self.files), (), generator=gen))
+
     def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, object]:
         """``key``: an index, ``(index, seed)``, or ``(index, seed, size)`` (a crop size for
-        this sample, multi-resolution training)."""
+        this sample, multi-resolution training). Returns ``{"x", "seed", "path", "index",
+        "skipped"}`` (``x`` is None, with an ``error``, for an unreadable file when not
+        substituting). Raises :class:`UnreadableDataError` after ``max_tries`` unreadable files."""
         index, seed, size = (*key, None)[:3] if isinstance(key, tuple) else (key, key, None)
         skipped: list[str] = []
-        for attempt in range(self.max_tries):
-            path = self.files[(index + attempt) % len(self.files)]
-            gen = torch.Generator().manual_seed(seed)
+        errors: dict[str, str] = {}
+        for attempt in range(self.max_tries if self.substitute else 1):
+            file_index = self._candidate(index, seed, attempt)
+            path = self.files[file_index]
             try:
-                return {"x": self.load(path, gen, size), "seed": seed, "path": str(path), "skipped": skipped}
+                x = self.load(path, torch.Generator().manual_seed(seed), size)
             except ValueError as err:
-                log.warning("skipping unreadable file %s: %s", path, err)
+                self._skip(path, err)
                 skipped.append(str(path))
-        raise RuntimeError(f"{self.max_tries} unreadable files in a row from {self.files[index]}: {skipped}")
+                errors.setdefault(str(path), str(err))
+                continue
+            return {"x": x, "seed": seed, "path": str(path), "index": file_index, "skipped": skipped}
+        if not self.substitute:
+            return {"x": None, "seed": seed, "path": str(path), "index": file_index, "skipped": skipped,
+                    "error": errors[str(path)]}
+        raise UnreadableDataError(self._nothing_readable(errors))
+
+    def _nothing_readable(self, errors: dict[str, str]) -> str:
+        reason = next(iter(errors.values()))
+        if len(errors) == len(self.files):
+            return (f"none of the {len(self.files)} {self.kind} files under {', '.join(self.roots)} could be read "
+                    f"(first: {reason})")
+        return (f"{self.max_tries} unreadable files in a row ({len(errors)} distinct) under "
+                f"{', '.join(self.roots)} (first: {reason})")
 
 
 class KeyedConcat(Dataset):
@@ -133,10 +190,18 @@ class KeyedConcat(Dataset):
 
 
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
-    """Stack samples: ``x`` (B, 3, [T,] H, W), ``seed`` (B,) int64, ``skipped`` list of paths."""
+    """Stack samples: ``x`` (B, 3, [T,] H, W) (None when every item was dropped), ``seed`` (B,)
+    int64, ``path`` and ``index`` of the kept items, ``skipped`` paths (of dropped items and of
+    substituted files), ``errors`` (one reason per dropped item).
+
+    Items with ``x`` None (unreadable files of a non-substituting :class:`MediaFolder`) are dropped.
+    """
+    kept = [item for item in items if item["x"] is not None]
     return {
-        "x": torch.stack([item["x"] for item in items]),
-        "seed": torch.tensor([item["seed"] for item in items], dtype=torch.int64),
-        "path": [item["path"] for item in items],
+        "x": torch.stack([item["x"] for item in kept]) if kept else None,
+        "seed": torch.tensor([item["seed"] for item in kept], dtype=torch.int64),
+        "path": [item["path"] for item in kept],
+        "index": [item.get("index") for item in kept],
         "skipped": [p for item in items for p in item["skipped"]],
+        "errors": [item["error"] for item in items if item["x"] is None],
     }

@@ -1,15 +1,19 @@
 """WebDataset tar shards, for data that does not fit on one disk (the ``webdataset`` package).
 
 A shard holds samples as ``<key>.jpg`` / ``.png`` / ``.webp`` (images) or ``<key>.mp4`` etc.
-(videos). Each rank reads its own shards (``shards[rank::world]``), each DataLoader worker its
-own subset of those; shards are visited in a seeded order per pass. Resume skips the samples this
-rank already consumed. Unreadable samples are skipped and reported like in :class:`MediaFolder`.
+(videos). Members are grouped into samples on their LAST extension, so ``scan.2023.01.jpg`` is
+the image of sample ``scan.2023.01`` (WebDataset's own reader splits at the first dot and would
+find no image in it). Each rank reads its own shards (``shards[rank::world]``), each DataLoader
+worker its own subset of those; shards are visited in a seeded order per pass. Resume skips the
+samples this rank already consumed. Unreadable samples are skipped and reported like in
+:class:`MediaFolder`; a whole pass that yields nothing raises :class:`UnreadableDataError`.
 """
 
 from __future__ import annotations
 
 import glob
 import io as pyio
+import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +22,37 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vitok import io
-from vitok.data.datasets import Kind, fit_clip
+from vitok.data.datasets import Kind, UnreadableDataError, fit_clip
 from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")
-IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp")
-VIDEO_KEYS = ("mp4", "webm", "mkv", "avi")
+IMAGE_KEYS = tuple(ext.lstrip(".") for ext in io.IMAGE_EXTENSIONS)  # the extensions folders accept
+VIDEO_KEYS = tuple(ext.lstrip(".") for ext in io.VIDEO_EXTENSIONS)
+
+
+def split_last_extension(name: str) -> tuple[str | None, str | None]:
+    """A tar member name -> (sample key, extension), split at the last dot of the file name:
+    ``"a/scan.2023.01.jpg"`` -> ``("a/scan.2023.01", "jpg")``; (None, None) without an extension."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or "/" in ext or stem.endswith("/"):
+        return None, None
+    return stem, ext
+
+
+def _warn_and_continue(err: Exception) -> bool:
+    """WebDataset error handler: an unreadable shard or tar member is logged and skipped."""
+    log.warning("skipping unreadable shard data: %s", err)
+    return True
+
+
+def read_samples(urls: list[str]) -> Iterator[dict[str, object]]:
+    """Samples ``{"__key__", "__url__", <extension>: bytes}`` of the shards in order, members
+    grouped by :func:`split_last_extension`; unreadable shards or members are logged and skipped."""
+    from webdataset import tariterators
+
+    streams = tariterators.url_opener([{"url": url} for url in urls], handler=_warn_and_continue)
+    files = tariterators.tar_file_expander(streams, handler=_warn_and_continue)
+    yield from tariterators.group_by_keys(files, keys=split_last_extension, handler=_warn_and_continue)
 
 
 def expand_shards(patterns: list[str]) -> list[str]:
@@ -57,34 +86,51 @@ class ShardDataset(IterableDataset):
             x = fit_clip(io.load_video(data, self.num_frames), self.num_frames)
         return self.transform(x, gen)
 
-    def samples(self) -> Iterator[dict[str, object]]:
-        import webdataset as wds
-
+    def pass_samples(self, epoch: int) -> Iterator[dict[str, object]]:
+        """One pass over this rank's shards, in the seeded order of ``epoch``."""
         mine = self.shards[self.rank::self.world]
-        epoch = 0
-        while True:
-            order = torch.randperm(len(mine), generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-            urls = [mine[i] for i in order]
-            yield from wds.WebDataset(urls, shardshuffle=False, nodesplitter=lambda x: x, empty_check=False)
-            epoch += 1
+        order = torch.randperm(len(mine), generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+        return read_samples([mine[i] for i in order])
 
     def __iter__(self) -> Iterator[dict[str, object]]:
+        """Items ``{"x", "seed", "path", "skipped"}``; raises :class:`UnreadableDataError` when a
+        whole pass over the shards gives this worker no readable sample (instead of looping)."""
         worker = get_worker_info()
         wid, nworkers = (worker.id, worker.num_workers) if worker else (0, 1)
         skipped: list[str] = []
-        for count, sample in enumerate(self.samples()):
-            if count < self.start_sample or count % nworkers != wid:
-                continue
-            seed = self.seed * 1_000_003 + count * self.world + self.rank
-            name = f"{sample.get('__url__')}:{sample.get('__key__')}"
-            try:
-                x = self.decode(sample, torch.Generator().manual_seed(seed))
-            except ValueError as err:
-                log.warning("skipping unreadable sample %s: %s", name, err)
-                skipped.append(name)
-                continue
-            yield {"x": x, "seed": seed, "path": name, "skipped": skipped}
-            skipped = []
+        errors: dict[str, str] = {}
+        count = 0
+        for epoch in itertools.count():
+            full_pass, first, yielded = count >= self.start_sample, count, 0
+            for sample in self.pass_samples(epoch):
+                index, count = count, count + 1
+                if index < self.start_sample or index % nworkers != wid:
+                    continue
+                seed = self.seed * 1_000_003 + index * self.world + self.rank
+                name = f"{sample.get('__url__')}:{sample.get('__key__')}"
+                try:
+                    x = self.decode(sample, torch.Generator().manual_seed(seed))
+                except ValueError as err:
+                    if name not in errors:
+                        log.warning("skipping unreadable sample %s: %s", name, err)
+                        errors[name] = str(err)
+                    skipped.append(name)
+                    continue
+                yielded += 1
+                yield {"x": x, "seed": seed, "path": name, "skipped": skipped}
+                skipped = []
+            if (full_pass or count == first) and not yielded:
+                raise UnreadableDataError(self._nothing_readable(count - first, nworkers, errors))
+
+    def _nothing_readable(self, samples: int, workers: int, errors: dict[str, str]) -> str:
+        shards = ", ".join(self.shards[self.rank::self.world])
+        if samples == 0:
+            return f"the shards {shards} hold no samples"
+        if not errors:
+            return f"the shards {shards} hold {samples} samples: too few for {workers} data loader workers"
+        first = next(iter(errors.values()))
+        return (f"no readable {self.kind} sample in a whole pass over the shards {shards} "
+                f"({len(errors)} unreadable, first: {first})")
 
 
 def is_shard_spec(paths: list[str]) -> bool:

@@ -63,10 +63,13 @@ class TrainTransform:
     short_side: tuple[int, int] | None = None
 
     def box(self, h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the crop in an H x W source; height and width are at
+        least 1 pixel (an image smaller than the crop is upscaled)."""
         if self.short_side is None:
             return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
         factor = min(h, w) / _uniform(gen, *self.short_side)  # source pixels per output pixel
-        ch, cw = min(h, round(self.size[0] * factor)), min(w, round(self.size[1] * factor))
+        ch = min(h, max(1, round(self.size[0] * factor)))
+        cw = min(w, max(1, round(self.size[1] * factor)))
         top = int(torch.randint(0, h - ch + 1, (), generator=gen))
         left = int(torch.randint(0, w - cw + 1, (), generator=gen))
         return top, left, ch, cw

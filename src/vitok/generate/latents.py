@@ -37,10 +37,12 @@ def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tup
 def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", size: int = 256, frames: int = 16,
                   batch_size: int = 16, shard_size: int = 1024, flip: bool = False, labels_file: Path | None = None,
                   device: str = "cpu", progress: bool = True) -> dict:
-    """Encode ``data`` into latent shards under ``out``; returns the stats dict (also written)."""
+    """Encode ``data`` into latent shards under ``out``; returns the stats dict (also written).
+    Unreadable files are skipped (logged once each), never replaced by another file's latent."""
     from tqdm import tqdm
 
-    dataset = MediaFolder([data], kind, EvalTransform((size, size)), num_frames=frames, random_clips=False)
+    dataset = MediaFolder([data], kind, EvalTransform((size, size)), num_frames=frames, random_clips=False,
+                          substitute=False)
     labels, names = class_labels(dataset.files, Path(data), labels_file)
     out.mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
@@ -50,7 +52,7 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
         if path.exists():
             continue  # finished earlier: resume
         indices = list(range(start, min(start + shard_size, len(dataset))))
-        write_shard(model, Subset(dataset, indices), [labels[i] for i in indices], path, batch_size, flip, device)
+        write_shard(model, Subset(dataset, indices), labels, path, batch_size, flip, device)
     stats = latent_stats(out)
     stats.update({"classes": names, "num_classes": len(names), "kind": kind, "size": size,
                   "frames": frames if kind == "video" else 1, "samples": sum(1 for _ in iter_shards(out))})
@@ -62,20 +64,24 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
 
 def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path, batch_size: int, flip: bool,
                 device: str) -> None:
+    """Encode ``subset`` (items of a :class:`MediaFolder`) into one safetensors shard at ``path``;
+    ``labels`` are indexed by the dataset's file index, so dropped unreadable files shift nothing."""
     from safetensors.torch import save_file
 
     latents, ys = [], []
     loader = DataLoader(subset, batch_size=batch_size, collate_fn=collate)
-    offset = 0
     for batch in loader:
+        if batch["x"] is None:
+            continue
         x = batch["x"].to(device)
-        y = torch.tensor(labels[offset:offset + x.shape[0]])
-        offset += x.shape[0]
+        y = torch.tensor([labels[i] for i in batch["index"]])
         latents.append(model.encode(x).float().cpu())
         ys.append(y)
         if flip:
             latents.append(model.encode(x.flip(-1)).float().cpu())
             ys.append(y)
+    if not latents:
+        raise ValueError(f"none of the {len(subset)} files for {path.name} could be read")
     tmp = path.with_suffix(".tmp")
     save_file({"latents": torch.cat(latents).contiguous(), "labels": torch.cat(ys)}, str(tmp))
     tmp.replace(path)

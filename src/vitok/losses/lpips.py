@@ -26,6 +26,7 @@ class VGG16Features(nn.Module):
     """torchvision's VGG16 conv stack up to relu5_3; returns the 5 LPIPS taps."""
 
     channels = (64, 128, 256, 512, 512)
+    min_size = 16  # four 2x2 max-pools: the smallest H, W with a non-empty last tap
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,6 +59,7 @@ class AlexNetFeatures(nn.Module):
     """torchvision's AlexNet conv stack; returns the 5 ReLU outputs LPIPS uses."""
 
     channels = (64, 192, 384, 256, 256)
+    min_size = 31  # 11x11 stride-4 conv then two 3x3 stride-2 max-pools: the smallest valid H, W
 
     def __init__(self) -> None:
         super().__init__()
@@ -84,7 +86,8 @@ class LPIPS(nn.Module):
     """Perceptual distance between two batches (B, 3, H, W) in [-1, 1]; returns (B,) float32.
 
     ``net`` is "vgg" (the training loss of the paper) or "alex" (the common evaluation metric).
-    The network is frozen (no parameter requires grad) but gradients flow to the inputs.
+    The network is frozen (no parameter requires grad) but gradients flow to the inputs. H and W
+    must be at least :attr:`min_size` (16 for VGG, 31 for AlexNet), else ``ValueError``.
     """
 
     def __init__(self, net: Literal["vgg", "alex"] = "vgg", pretrained: bool = True,
@@ -101,12 +104,20 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def min_size(self) -> int:
+        """The smallest height and width the backbone accepts."""
+        return self.net.min_size
+
     def train(self, mode: bool = True) -> LPIPS:  # always eval: the network is a fixed metric
         return super().train(False)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"LPIPS expects two (B, 3, H, W) batches, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(f"LPIPS ({type(self.net).__name__}) needs images of at least "
+                             f"{self.min_size}x{self.min_size}, got {tuple(x.shape[-2:])}")
         feats_x = self.net((x - self.shift) / self.scale)
         feats_y = self.net((y - self.shift) / self.scale)
         total = x.new_zeros(x.shape[0], dtype=torch.float32)

@@ -20,7 +20,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64 with scipy's matrix square root.
 
     As in pytorch-fid: if the product is singular, ``eps`` is added to the diagonals; a tiny
-    imaginary part from numerical error is dropped.
+    imaginary part from numerical error is dropped. Identical statistics give exactly 0 and the
+    result is never negative (the matrix square root of a singular product, e.g. from fewer
+    samples than feature dimensions, can otherwise leave a negative rounding residue).
     """
     from scipy import linalg
 
@@ -28,6 +30,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"statistics differ in shape: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")
+    if np.array_equal(mu1, mu2) and np.array_equal(sigma1, sigma2):
+        return 0.0
     diff = mu1 - mu2
     with warnings.catch_warnings():  # few samples give singular covariances; handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -39,7 +43,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return max(0.0, float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)))
 
 
 class FeatureStats:

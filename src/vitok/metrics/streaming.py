@@ -33,10 +33,11 @@ def _all_reduce_sum(values: Tensor) -> Tensor:
 
 
 class MeanMetric:
-    """Mean of a per-frame score ``fn(x_uint8, y_uint8) -> (N,)`` over everything seen."""
+    """Mean of a per-frame score ``fn(x_uint8, y_uint8) -> (N,)`` over everything seen;
+    ``min_size`` is the smallest frame height and width ``fn`` accepts."""
 
-    def __init__(self, name: str, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-        self.name, self.fn = name, fn
+    def __init__(self, name: str, fn: Callable[[Tensor, Tensor], Tensor], min_size: int = 1) -> None:
+        self.name, self.fn, self.min_size = name, fn, min_size
         self.total, self.count = 0.0, 0
 
     def update(self, x: Tensor, y: Tensor) -> None:
@@ -51,14 +52,22 @@ class MeanMetric:
         return total / count
 
 
+PSNR_CAP_DB = 100.0  # the PSNR of an exact frame, so one such frame cannot dominate a mean
+
+
 def psnr_uint8(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR (dB) per frame of uint8-valued (N, C, H, W) tensors; identical frames give 100 dB cap."""
-    mse = (x - y).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+    """PSNR (dB) per frame of uint8-valued (N, C, H, W) tensors (values in [0, 255]), capped at
+    :data:`PSNR_CAP_DB` (identical frames give exactly 100 dB). Returns (N,) float32."""
+    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(255.0**2 / mse)).clamp_max(PSNR_CAP_DB)
+
+
+SSIM_WINDOW = 11  # the Gaussian window: SSIM needs frames at least this large
 
 
 def ssim_uint8(x: Tensor, y: Tensor) -> Tensor:
-    return ssim(x, y, data_range=255.0)
+    """Mean SSIM per frame of uint8-valued (N, C, H, W) tensors, H and W >= 11; returns (N,)."""
+    return ssim(x, y, data_range=255.0, window=SSIM_WINDOW)
 
 
 class LPIPSMetric(MeanMetric):
@@ -66,7 +75,8 @@ class LPIPSMetric(MeanMetric):
         from vitok.losses.lpips import LPIPS
 
         model = LPIPS(net, cache=cache)
-        super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1))
+        super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1),
+                         min_size=model.min_size)
 
 
 class GridMetric:
@@ -122,7 +132,7 @@ def build_metric(name: str, device: torch.device, cache: str | None = None,
     if name == "psnr":
         return MeanMetric("psnr", psnr_uint8)
     if name == "ssim":
-        return MeanMetric("ssim", ssim_uint8)
+        return MeanMetric("ssim", ssim_uint8, min_size=SSIM_WINDOW)
     if name in ("lpips", "lpips_alex"):
         return LPIPSMetric("alex", cache)
     if name == "lpips_vgg":

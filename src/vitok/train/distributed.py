@@ -87,6 +87,16 @@ def reduce_scalars(scalars: dict[str, float], info: DistInfo) -> dict[str, float
     return {k: float(v) for k, v in zip(keys, values.tolist()) if math.isfinite(v)}
 
 
+def gather_strings(items: list[str], info: DistInfo) -> list[str]:
+    """The concatenation of every rank's ``items`` (a collective: call on all ranks); unchanged
+    on one process."""
+    if not info.enabled:
+        return list(items)
+    parts: list[list[str]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(parts, list(items))
+    return [item for part in parts for item in part]
+
+
 def all_reduce_min(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         value = value.clone()

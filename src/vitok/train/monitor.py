@@ -52,7 +52,8 @@ class Monitor:
 
             self.bar = tqdm(total=total_steps, initial=start_step, desc="train", dynamic_ncols=True)
 
-    def log(self, step: int, scalars: dict[str, float]) -> None:
+    def log(self, step: int, scalars: dict[str, float | list[str]]) -> None:
+        """One ``metrics.jsonl`` row (and TensorBoard scalars for the numeric values)."""
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -63,7 +64,8 @@ class Monitor:
         self.jsonl.flush()
         if self.writer is not None:
             for key, value in scalars.items():
-                self.writer.add_scalar(key, value, step)
+                if isinstance(value, (int, float)):  # lists (e.g. skipped_new paths) go to metrics.jsonl only
+                    self.writer.add_scalar(key, value, step)
         if self.bar is not None:
             keys = ("loss", "rec", "lpips", "d_loss", "steps_per_s")
             shown = {k: f"{v:.4g}" for k, v in scalars.items() if k in keys}

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vitok.data.datasets import describe_skipped
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
@@ -27,6 +28,7 @@ from vitok.train.distributed import (
     cleanup,
     full_model_state,
     full_optimizer_state,
+    gather_strings,
     init_distributed,
     load_optimizer_state,
     reduce_scalars,
@@ -35,6 +37,19 @@ from vitok.train.distributed import (
 from vitok.train.ema import EMA
 from vitok.train.monitor import _plain, open_run
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
+
+
+def next_batch(loader: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """The next batch of a data loader; an :class:`UnreadableDataError` raised in a worker process
+    (which DataLoader re-raises with the worker's traceback in its message) comes back as the
+    one-line error the dataset wrote."""
+    from vitok.data.datasets import UnreadableDataError
+
+    try:
+        return next(loader)
+    except UnreadableDataError as err:
+        line = str(err).strip().splitlines()[-1]
+        raise UnreadableDataError(line.partition("UnreadableDataError: ")[2] or line) from None
 
 
 class NonFiniteLossError(RuntimeError):
@@ -94,7 +109,8 @@ class Trainer:
         self.model = build_model(cfg).to(device)
         self.loss = AutoencoderLoss(cfg.loss).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
-        self.step, self.bad_steps, self.skipped_files = 0, 0, 0
+        self.step, self.bad_steps = 0, 0
+        self.skipped_paths: set[str] = set()  # distinct unreadable files seen by this run (all ranks)
         state = self.load_latest()
         if state is not None:  # weights go in before sharding / replication
             self.model.load_state_dict(state["model"])
@@ -126,7 +142,8 @@ class Trainer:
         """Everything needed to continue exactly (a collective under FSDP: call on every rank)."""
         state = {"step": self.step, "model": full_model_state(self.model, self.sharded),
                  "opt": full_optimizer_state(self.model, self.opt, self.sharded),
-                 "bad_steps": self.bad_steps, "skipped_files": self.skipped_files,
+                 "bad_steps": self.bad_steps, "skipped_files": len(self.skipped_paths),
+                 "skipped_paths": sorted(self.skipped_paths),
                  "rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -150,7 +167,7 @@ class Trainer:
             self.d_opt.load_state_dict(state["d_opt"])
         torch.set_rng_state(state["rng"])
         self.step, self.bad_steps = state["step"], state["bad_steps"]
-        self.skipped_files = state["skipped_files"]
+        self.skipped_paths = set(state.get("skipped_paths", []))
 
     def save(self) -> None:
         state = self.state_dict()
@@ -274,7 +291,7 @@ class Trainer:
         step = self.step
         while True:
             source = clips if video is not None and video.is_video_step(step) else images
-            yield [next(source) for _ in range(o.accum)]
+            yield [next_batch(source) for _ in range(o.accum)]
             step += 1
 
     def fit(self) -> dict[str, float]:
@@ -283,19 +300,23 @@ class Trainer:
         end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
         last: dict[str, float] = {}
         skipped_steps = 0
+        logged_skips = set(self.skipped_paths)  # unreadable files already named in metrics.jsonl
         try:
             data = self.batches()
             while self.step < end:
                 batches = next(data)
-                self.skipped_files += sum(len(b["skipped"]) for b in batches)
+                self.skipped_paths.update(p for b in batches for p in b["skipped"])
                 scalars = self.train_step(batches)
                 self.step += 1
                 skipped_steps += scalars is None
                 monitor.advance(self.step)
                 if scalars is not None and (self.step % run.log_every == 0 or self.step == end):
                     last = reduce_scalars(scalars, self.dist)
-                    monitor.log(self.step, {**last, "skipped_files": self.skipped_files,
-                                            "skipped_steps": skipped_steps})
+                    self.skipped_paths.update(gather_strings(sorted(self.skipped_paths - logged_skips), self.dist))
+                    new = sorted(self.skipped_paths - logged_skips)
+                    logged_skips.update(new)
+                    monitor.log(self.step, {**last, "skipped_files": len(self.skipped_paths),
+                                            "skipped_steps": skipped_steps, **({"skipped_new": new} if new else {})})
                 if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
                     monitor.images(self.step, *self.last_batch)
                 if self.step % run.ckpt_every == 0 or self.step == end:
@@ -304,8 +325,8 @@ class Trainer:
                 self.export()
         finally:
             monitor.close()
-        if self.skipped_files:
-            monitor.message(f"skipped {self.skipped_files} unreadable files (see the log for their paths)")
+        if self.skipped_paths:
+            monitor.message(describe_skipped(sorted(self.skipped_paths)) + " (all named in metrics.jsonl, skipped_new)")
         return last
 
     def close(self) -> None:
