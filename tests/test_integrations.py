@@ -1,0 +1,91 @@
+"""The diffusers drop-in: AutoencoderKL idioms, diffusers-format round trips, a real DiTPipeline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from vitok import ViTok
+from vitok.integrations.diffusers import AutoencoderViTok, scalar_scaling
+
+
+def tiny_vitok() -> ViTok:
+    model = ViTok.from_preset("N-N/8", latent_channels=4).eval()
+    model.set_latent_stats(torch.tensor([0.1, -0.2, 0.0, 0.3]), torch.tensor([0.5, 1.0, 2.0, 0.8]))
+    return model
+
+
+def test_autoencoder_kl_idioms_match_vitok() -> None:
+    model = tiny_vitok()
+    vae = AutoencoderViTok.from_vitok(model).eval()
+    x = torch.rand(2, 3, 40, 24) * 2 - 1
+    with torch.no_grad():
+        dist = vae.encode(x).latent_dist
+        posterior = model.encode_posterior(x)
+        assert torch.equal(dist.mode(), posterior.mean) and torch.equal(dist.logvar, posterior.logvar)
+        z = dist.sample(generator=torch.Generator().manual_seed(0))
+        assert z.shape == (2, 4, 5, 3)
+        assert torch.equal(vae.decode(z).sample, model.decode(z))
+        assert torch.equal(vae(x).sample, model(x).recon)
+        video = ViTok.from_preset("N-N/2x8").eval()
+        clip = torch.rand(1, 3, 4, 16, 16) * 2 - 1
+        assert torch.equal(AutoencoderViTok.from_vitok(video)(clip).sample, video(clip).recon)
+    vae.enable_tiling()
+    vae.enable_slicing()
+    vae.enable_gradient_checkpointing()
+    vae.disable_tiling()
+    vae.disable_slicing()
+    assert vae.config.latents_std == pytest.approx([0.5, 1.0, 2.0, 0.8])
+
+
+def test_scalar_scaling_normalises_the_pooled_latent() -> None:
+    mean, std = [0.1, -0.2, 0.0, 0.3], [0.5, 1.0, 2.0, 0.8]
+    scale, shift = scalar_scaling(mean, std)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(20000, 4, generator=g) * torch.tensor(std) + torch.tensor(mean)
+    scaled = (z - shift) * scale
+    assert scaled.mean().item() == pytest.approx(0, abs=0.02) and scaled.std().item() == pytest.approx(1, abs=0.02)
+    assert scalar_scaling(None, None) == (1.0, 0.0)
+
+
+def test_diffusers_format_round_trip_is_bit_identical(tmp_path) -> None:
+    model = tiny_vitok()
+    vae = AutoencoderViTok.from_vitok(model)
+    vae.save_pretrained(tmp_path / "diffusers")
+    assert (tmp_path / "diffusers" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = AutoencoderViTok.from_pretrained(tmp_path / "diffusers")
+    back = loaded.to_vitok()
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+    assert back.config == model.config
+    back.save_pretrained(tmp_path / "vitok")
+    again = ViTok.from_pretrained(tmp_path / "vitok")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_dit_pipeline_runs_with_the_vitok_vae_and_decodes_like_vitok() -> None:
+    from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+
+    model = tiny_vitok()
+    vae = AutoencoderViTok.from_vitok(model).eval()
+    transformer = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4,
+                                        num_layers=1, sample_size=4, patch_size=2, norm_num_groups=4).eval()
+    pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler())
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    decode = vae.decode
+
+    def recording_decode(z, *args, **kwargs):
+        out = decode(z, *args, **kwargs)
+        seen.append((z.clone(), out.sample.clone()))
+        return out
+
+    vae.decode = recording_decode
+    images = pipe(class_labels=[1, 7], num_inference_steps=2, guidance_scale=1.0,
+                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 32, 32) and len(seen) == 1
+    latents, decoded = seen[0]
+    with torch.no_grad():
+        assert torch.equal(model.decode(latents), decoded)  # the pipeline's decode is vitok's own
+    assert torch.allclose(images, (decoded / 2 + 0.5).clamp(0, 1))
