@@ -89,3 +89,20 @@ def test_dit_pipeline_runs_with_the_vitok_vae_and_decodes_like_vitok() -> None:
     with torch.no_grad():
         assert torch.equal(model.decode(latents), decoded)  # the pipeline's decode is vitok's own
     assert torch.allclose(images, (decoded / 2 + 0.5).clamp(0, 1))
+
+
+def test_cli_export_to_diffusers_format_and_back(tmp_path, capsys) -> None:
+    from vitok.cli import main
+
+    model = tiny_vitok()
+    model.save_pretrained(tmp_path / "trained")
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "diffusers"),
+                 "--name", "tiny", "--dtype", "fp32", "--format", "diffusers"]) == 0
+    assert "diffusers format" in capsys.readouterr().out
+    vae = AutoencoderViTok.from_pretrained(tmp_path / "diffusers")
+    assert (tmp_path / "diffusers" / "README.md").is_file()
+    assert all(torch.equal(vae.model.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert main(["export", "--model", str(tmp_path / "diffusers"), "--out", str(tmp_path / "vitok"),
+                 "--name", "tiny", "--dtype", "fp32"]) == 0
+    back = ViTok.from_pretrained(tmp_path / "vitok")
+    assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())

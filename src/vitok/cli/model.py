@@ -148,14 +148,36 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stats-size", type=int, default=None, help="center-crop size for the statistics")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
     p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
+    p.add_argument("--format", choices=["vitok", "diffusers"], default="vitok",
+                   help="vitok's own layout (config.json + model.safetensors) or diffusers' "
+                        "(AutoencoderViTok: loads with vitok.integrations.diffusers); --model may be either")
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from vitok.export import export, load_facts
 
+    import tempfile
+
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    out = export(args.model, args.out, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
-    size = (out / "model.safetensors").stat().st_size / 2**20
-    print(f"{args.name}: {size:.1f} MiB -> {out}")
+    with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
+        source = args.model
+        if (Path(source) / "diffusion_pytorch_model.safetensors").is_file():  # a diffusers AutoencoderViTok
+            from vitok.integrations.diffusers import AutoencoderViTok
+
+            source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
+        target = args.out if args.format == "vitok" else Path(scratch) / "out"
+        out = export(str(source), target, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
+        weights = out / "model.safetensors"
+        if args.format == "diffusers":
+            from vitok.integrations.diffusers import AutoencoderViTok
+            from vitok.models.vitok import ViTok
+
+            model = ViTok.from_pretrained(out)
+            vae = AutoencoderViTok.from_vitok(model.to(dtype) if dtype is not None else model)
+            vae.save_pretrained(args.out)
+            if (out / "README.md").is_file():
+                (Path(args.out) / "README.md").write_text((out / "README.md").read_text())
+            weights, out = Path(args.out) / "diffusion_pytorch_model.safetensors", Path(args.out)
+        print(f"{args.name}: {weights.stat().st_size / 2**20:.1f} MiB ({args.format} format) -> {out}")
     return 0
