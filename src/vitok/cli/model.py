@@ -155,9 +155,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from vitok.export import export, load_facts
-
     import tempfile
+
+    from vitok.export import export, load_facts
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
