@@ -83,6 +83,22 @@ def test_frechet_distance_properties_and_scipy_crosscheck() -> None:
     assert shifts == pytest.approx([0.25 * 5, 5.0, 20.0], rel=1e-6)  # equal covariances: ||d||^2
 
 
+def test_eigenvalue_trace_matches_sqrtm_on_singular_covariances() -> None:
+    """Fewer samples (40) than dimensions (96): singular covariances, as in a small rFID."""
+    from scipy import linalg
+
+    from vitok.metrics.frechet import trace_sqrt_product
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(40, 96)), rng.normal(size=(40, 96)) * 1.5 + 0.2
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    assert trace_sqrt_product(s1, s2) == pytest.approx(np.trace(linalg.sqrtm(s1 @ s2).real), rel=1e-6)
+    d = frechet_distance(a.mean(0), s1, b.mean(0), s2)
+    assert d > 0 and d == pytest.approx(frechet_distance(b.mean(0), s2, a.mean(0), s1), rel=1e-6)
+    near = frechet_distance(a.mean(0), s1, a.mean(0), s1 * (1 + 1e-12))
+    assert 0 <= near < 1e-6
+
+
 def test_inception_matches_the_torchscript_module() -> None:
     from vitok.metrics.inception import InceptionV3
     from vitok.weights import REGISTRY, _download
