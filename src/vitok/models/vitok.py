@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,11 +376,22 @@ class ViTok(nn.Module):
         _atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
         return directory
 
+    def push_to_hub(self, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
+                    private: bool | None = None, token: str | None = None, revision: str | None = None,
+                    commit_message: str = "Upload vitok model") -> str:
+        """Upload ``config.json``, ``model.safetensors`` and a generated model card (``README.md``) to the
+        Hugging Face Hub repository ``repo_id`` (created if missing); returns the commit URL.
+        The files are those of :func:`vitok.hub.prepare_folder`. Needs ``huggingface_hub``."""
+        from vitok.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, name, facts, private, token, revision, commit_message)
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None) -> ViTok:
-        """Load a model saved by :meth:`save_pretrained` from a local directory (no network,
-        no unpickling: the weights are safetensors) or a model shipped with the package.
+                        dtype: torch.dtype | None = None, revision: str | None = None) -> ViTok:
+        """Load a model saved by :meth:`save_pretrained`: a local directory, a model shipped with the
+        package, or a Hugging Face Hub id ``org/name`` at ``revision`` (through the hub cache;
+        ``HF_HUB_OFFLINE=1`` uses the cache only). No unpickling: the weights are safetensors.
 
         The config is validated and the model is first built on the meta device and compared
         with the safetensors header (no tensor is read), so a config that does not match its
@@ -390,7 +402,7 @@ class ViTok(nn.Module):
             ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
                 not match the config (each message names the file).
         """
-        directory = resolve_pretrained(name_or_path)
+        directory = resolve_pretrained(name_or_path, revision)
         config = read_config(directory / CONFIG_NAME)
         weights = directory / WEIGHTS_NAME
         with torch.device("meta"):
@@ -467,20 +479,50 @@ def _split(x: Tensor, size: int | None) -> list[Tensor]:
     return [x[part] for part in batch_slices(x.shape[0], size)]
 
 
-def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
-    """A local directory holding ``config.json`` + ``model.safetensors``, or the name of a model
-    shipped in ``vitok/pretrained/``. Raises ``FileNotFoundError`` naming what was looked for."""
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name" on the Hugging Face Hub
+
+
+def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+    """A directory holding ``config.json`` + ``model.safetensors``: a local directory, a model shipped
+    in ``vitok/pretrained/``, or a Hugging Face Hub id (``org/name``, at ``revision``) resolved
+    through the hub cache with ``huggingface_hub`` (honours ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE``).
+
+    Raises ``FileNotFoundError`` naming what was looked for (for a hub id offline and not cached,
+    or not on the hub).
+    """
     path = Path(name_or_path)
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
         return path
     shipped = Path(__file__).resolve().parent.parent / "pretrained" / str(name_or_path)
     if (shipped / CONFIG_NAME).is_file() and (shipped / WEIGHTS_NAME).is_file():
         return shipped
+    if HUB_ID.match(str(name_or_path)) and not path.exists():
+        return hub_snapshot(str(name_or_path), revision)
     raise FileNotFoundError(
         f"no vitok model at {str(name_or_path)!r}: expected a directory with {CONFIG_NAME} and "
-        f"{WEIGHTS_NAME} (written by save_pretrained) or a shipped model name; "
-        "for a randomly initialised preset use ViTok.from_preset(name)"
+        f"{WEIGHTS_NAME} (written by save_pretrained), a shipped model name or a Hugging Face Hub id "
+        "(org/name); for a randomly initialised preset use ViTok.from_preset(name)"
     )
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The local snapshot of a hub model's config, weights and card, downloaded into the hub cache
+    unless already there (offline mode: the cache only). Needs ``huggingface_hub``."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as err:
+        raise FileNotFoundError(f"{repo_id!r} looks like a Hugging Face Hub id, but huggingface_hub is not "
+                                "installed: pip install 'vitok[hub]'") from err
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision,
+                                        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise FileNotFoundError(f"cannot resolve hub model {repo_id!r} (revision {revision or 'main'}): "
+                                f"{str(err).splitlines()[0]}") from None
+    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"hub model {repo_id!r} has no {CONFIG_NAME} + {WEIGHTS_NAME} (not a vitok model)")
+    return folder
 
 
 def _stats(values: tuple[float, ...] | None, channels: int, fill: float) -> Tensor:

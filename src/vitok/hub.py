@@ -1,0 +1,40 @@
+"""Sharing on the Hugging Face Hub (``ViTok.push_to_hub``); loading is ``ViTok.from_pretrained("org/name")``.
+
+A hub repository holds exactly what :meth:`ViTok.save_pretrained` writes (``config.json`` +
+``model.safetensors``) plus a generated model card (``README.md``, :func:`vitok.export.model_card`
+with a ``library_name: vitok`` header), so a downloaded snapshot is an ordinary model directory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from vitok.models.vitok import ViTok
+
+
+def prepare_folder(model: ViTok, directory: str | Path, name: str | None = None,
+                   facts: dict[str, str] | None = None) -> Path:
+    """Write the files a hub repository gets into ``directory``: config, weights and model card."""
+    from vitok.export import model_card
+
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    header = "---\nlibrary_name: vitok\ntags: [vitok, autoencoder, image-tokenizer, video-tokenizer]\n---\n\n"
+    (directory / "README.md").write_text(header + model_card(model, name or model.config.name, facts or {}))
+    return directory
+
+
+def push_to_hub(model: ViTok, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
+                private: bool | None = None, token: str | None = None, revision: str | None = None,
+                commit_message: str = "Upload vitok model") -> str:
+    """Create ``repo_id`` if needed and upload :func:`prepare_folder`'s files; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vitok-hub-") as scratch:
+        folder = prepare_folder(model, scratch, name or repo_id.split("/")[-1], facts)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
+                                 commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
