@@ -14,8 +14,8 @@ import torch
 
 pytest.importorskip("huggingface_hub")
 
-from vitok import ViTok  # noqa: E402
-from vitok.hub import prepare_folder  # noqa: E402
+from vitok import ViTok
+from vitok.hub import prepare_folder
 
 
 def fake_hub_cache(cache: Path, repo_id: str, files: Path, commit: str, ref: str = "main") -> Path:
