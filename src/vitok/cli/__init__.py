@@ -42,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``vitok`` command; returns the exit status (2 with a message on bad input)."""
+    """Run the ``vitok`` command; returns the exit status (2 with a one-line message on bad input,
+    a missing or unreadable file, or a full, read-only or unwritable disk)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         print(f"vitok {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -41,10 +41,13 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
     Unreadable files are skipped (logged once each), never replaced by another file's latent."""
     from tqdm import tqdm
 
+    from vitok.files import remove_stale_temp_files
+
     dataset = MediaFolder([data], kind, EvalTransform((size, size)), num_frames=frames, random_clips=False,
                           substitute=False)
     labels, names = class_labels(dataset.files, Path(data), labels_file)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out, depth=0)  # shards of an interrupted run are rewritten below
     model = model.to(device).eval()
     shards = range(0, len(dataset), shard_size)
     for shard, start in enumerate(tqdm(shards, desc="cache-latents", disable=not progress)):
@@ -68,6 +71,8 @@ def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path
     ``labels`` are indexed by the dataset's file index, so dropped unreadable files shift nothing."""
     from safetensors.torch import save_file
 
+    from vitok.files import atomic_write
+
     latents, ys = [], []
     loader = DataLoader(subset, batch_size=batch_size, collate_fn=collate)
     for batch in loader:
@@ -82,16 +87,15 @@ def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path
             ys.append(y)
     if not latents:
         raise ValueError(f"none of the {len(subset)} files for {path.name} could be read")
-    tmp = path.with_suffix(".tmp")
-    save_file({"latents": torch.cat(latents).contiguous(), "labels": torch.cat(ys)}, str(tmp))
-    tmp.replace(path)
+    tensors = {"latents": torch.cat(latents).contiguous(), "labels": torch.cat(ys)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
 
 
 def iter_shards(folder: Path):
-    from safetensors.torch import load_file
+    from vitok.files import load_safetensors
 
     for path in sorted(Path(folder).glob("shard-*.safetensors")):
-        shard = load_file(str(path))
+        shard = load_safetensors(path)
         yield from zip(shard["latents"], shard["labels"])
 
 
@@ -116,13 +120,13 @@ class LatentDataset(Dataset):
     ``(index, seed)`` keys (the resumable sampler's): ``{"x": (c, [t,] h, w), "y": label, "seed"}``."""
 
     def __init__(self, folder: str | Path) -> None:
-        from safetensors.torch import load_file
+        from vitok.files import load_safetensors
 
         folder = Path(folder)
         if not (folder / "stats.json").is_file():
             raise FileNotFoundError(f"{folder} is not a latent cache (no stats.json); run `vitok cache-latents`")
         self.stats = json.loads((folder / "stats.json").read_text())
-        shards = [load_file(str(p)) for p in sorted(folder.glob("shard-*.safetensors"))]
+        shards = [load_safetensors(p) for p in sorted(folder.glob("shard-*.safetensors"))]
         self.latents = torch.cat([s["latents"] for s in shards])
         self.labels = torch.cat([s["labels"] for s in shards])
         view = (1, -1) + (1,) * (self.latents.ndim - 2)

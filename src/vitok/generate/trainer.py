@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from vitok.diffusion import alphas_cumprod, ddpm_loss, flow_loss, linear_betas
+from vitok.files import check_writable, remove_stale_temp_files
 from vitok.models.dit import DiT, dit_config
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import OptimConfig, RunConfig, from_dict
@@ -92,7 +93,11 @@ class DiTTrainer:
         self.latent_shape = latent_shape
         self.abar = alphas_cumprod(linear_betas())
         self.step = 0
-        state = ckpt.load_checkpoint(p) if (p := ckpt.latest_checkpoint(self.run_dir)) else None
+        if self.dist.is_main:
+            check_writable(self.run_dir, "run.out_dir")
+            remove_stale_temp_files(self.run_dir)
+        found = ckpt.load_latest(self.run_dir)
+        state = found[1] if found is not None else None
         if state is not None:
             self.model.load_state_dict(state["model"])
         self.ema = EMA(dict(self.model.named_parameters()), cfg.run.ema) if cfg.run.ema else None

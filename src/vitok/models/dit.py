@@ -36,8 +36,22 @@ class DiTConfig:
     rope_theta: float = 10000.0
     name: str = "DiT-S"
 
+    def __post_init__(self) -> None:
+        from vitok.config import check_fields
+
+        check_fields(self)  # types and ranges: ValueError "key must be ..., got ..."
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError(f"width {self.width} must split into {self.heads} heads of even size (RoPE)")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> DiTConfig:
+        """Inverse of ``to_dict``; ``ValueError`` naming the key for unknown keys or bad values."""
+        from vitok.config import known_keys
+
+        return cls(**known_keys(cls, data, "DiTConfig"))
 
 
 DIT_SIZES = {  # width, depth, heads (SPEC section 6) and a CPU one
@@ -47,11 +61,12 @@ DIT_SIZES = {  # width, depth, heads (SPEC section 6) and a CPU one
 
 
 def dit_config(name: str, **overrides: object) -> DiTConfig:
-    """The config of a named DiT size, with DiTConfig fields overridden."""
+    """The config of a named DiT size, with DiTConfig fields overridden (``ValueError`` for an
+    unknown size, an unknown field or a bad value)."""
     if name not in DIT_SIZES:
         raise ValueError(f"unknown DiT {name!r}; choose from {list(DIT_SIZES)}")
     width, depth, heads = DIT_SIZES[name]
-    return DiTConfig(**{"width": width, "depth": depth, "heads": heads, "name": name, **overrides})
+    return DiTConfig.from_dict({"width": width, "depth": depth, "heads": heads, "name": name, **overrides})
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -168,27 +183,46 @@ class DiT(nn.Module):
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (each atomically) into ``directory``."""
         from safetensors.torch import save_file
+
+        from vitok.files import atomic_write
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
-                  str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps({"model_type": "vitok-dit", **self.config.to_dict()}))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        atomic_write(directory / "model.safetensors", lambda path: save_file(state, str(path)))
+        text = json.dumps({"model_type": "vitok-dit", **self.config.to_dict()})
+        atomic_write(directory / "config.json", lambda path: path.write_text(text))
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> DiT:
-        from safetensors.torch import load_file
+        """Load a DiT written by :meth:`save_pretrained`. Raises ``FileNotFoundError`` without
+        ``config.json``, ``ValueError`` naming the file for a malformed config or weights file or
+        weights that do not match the config."""
+        from vitok.files import load_safetensors
 
         directory = Path(directory)
-        if not (directory / "config.json").is_file():
+        path = directory / "config.json"
+        if not path.is_file():
             raise FileNotFoundError(f"no DiT at {directory}: expected config.json + model.safetensors")
-        data = json.loads((directory / "config.json").read_text())
-        if data.pop("model_type", None) != "vitok-dit":
-            raise ValueError(f"{directory} does not hold a vitok DiT")
-        model = cls(DiTConfig(**data))
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read the DiT config: {err}") from None
+        if not isinstance(data, dict) or data.pop("model_type", None) != "vitok-dit":
+            raise ValueError(f"{directory} does not hold a vitok DiT ({path} has no model_type 'vitok-dit')")
+        try:
+            config = DiTConfig.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        model = cls(config)
+        weights = directory / "model.safetensors"
+        try:
+            model.load_state_dict(load_safetensors(weights))
+        except RuntimeError as err:  # missing / unexpected keys or shapes
+            raise ValueError(f"{weights} does not match {path}: {str(err).splitlines()[0]}") from None
         return model.to(device).eval()
 
     def fresh_copy(self) -> DiT:

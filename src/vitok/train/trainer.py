@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from vitok.data.datasets import describe_skipped
+from vitok.files import check_writable, remove_stale_temp_files
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
@@ -152,13 +153,19 @@ class Trainer:
         return state
 
     def load_latest(self) -> dict[str, Any] | None:
-        """The newest complete checkpoint in the run directory (auto-resume), if any."""
-        path = ckpt.latest_checkpoint(self.run_dir)
-        if path is None:
+        """The newest loadable checkpoint in the run directory (auto-resume), if any; on the main
+        rank, first checks that ``run.out_dir`` is writable and removes the temp files of
+        interrupted writes."""
+        if self.dist.is_main:
+            check_writable(self.run_dir, "run.out_dir")
+            for path in remove_stale_temp_files(self.run_dir):
+                print(f"removed {path} (left by an interrupted write)")
+        found = ckpt.load_latest(self.run_dir, required=("step", "model", "opt", "rng"))
+        if found is None:
             return None
         if self.dist.is_main:
-            print(f"resuming from {path}")
-        return ckpt.load_checkpoint(path)
+            print(f"resuming from {found[0]}")
+        return found[1]
 
     def restore(self, state: dict[str, Any]) -> None:
         """Optimiser states, counters and RNG from a checkpoint (weights were loaded earlier)."""

@@ -1,0 +1,130 @@
+"""Reading and writing files safely: atomic replace with normal permissions, stale temp-file
+cleanup, one-line errors for full, read-only or otherwise unwritable disks, and safetensors
+loading that names the file it refuses.
+
+Temp files are hidden and named after their target, ``.<target name>.<random>.tmp``, in the
+target's directory, so an interrupted write (kill -9, power loss) leaves nothing under the
+target's name and :func:`remove_stale_temp_files` can find the leftovers later.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+TEMP_SUFFIX = ".tmp"
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names the path and the operating system's reason."""
+
+
+def temp_path(target: Path) -> Path:
+    """A fresh hidden temp name beside ``target``: ``.<name>.<8 hex>.tmp``."""
+    return target.parent / f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def os_reason(err: BaseException) -> str:
+    """The operating system's reason behind ``err`` ("No space left on device"): the first
+    ``OSError`` in its cause/context chain (torch reports a full disk as a RuntimeError from
+    ``inline_container.cc`` with the OSError chained), else ``str(err)``."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        current = current.__cause__ or current.__context__
+    return str(err)
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """True for an OS-level write failure: an ``OSError`` anywhere in the chain (full disk,
+    file-size limit, read-only file system, permissions)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def atomic_write(target: str | Path, write: Callable[[Path], None], fsync: bool = True) -> Path:
+    """Write ``target`` through ``write(temp_path)`` then rename it over ``target``.
+
+    The temp file is created like ``open()`` creates files (mode ``0o666 & ~umask``), so the
+    result is readable by whoever the umask allows; it is fsynced before the rename (with
+    ``fsync``) and removed when ``write`` fails. Raises :class:`WriteError` ("cannot write
+    <target>: <OS reason>") when the disk is full, read-only or over a quota.
+    """
+    target = Path(target)
+    tmp = temp_path(target)
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        write(tmp)
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, target)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, Exception) and is_write_failure(err):
+            raise WriteError(f"cannot write {target}: {os_reason(err)}") from err
+        raise
+    return target
+
+
+def remove_stale_temp_files(directory: str | Path, depth: int = 1) -> list[Path]:
+    """Delete the hidden temp files (``.*.tmp``) that interrupted writes left in ``directory`` and
+    its subfolders down to ``depth`` levels; returns what was removed. Call it only where no other
+    process is writing (at the start of a run that owns the directory)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in sorted(directory.glob(f".*{TEMP_SUFFIX}")):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if depth > 0:
+        for sub in sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()):
+            removed += remove_stale_temp_files(sub, depth - 1)
+    return removed
+
+
+def check_writable(directory: str | Path, what: str) -> Path:
+    """Create ``directory`` if needed and prove it writable with a tiny temp file; raises
+    :class:`WriteError` "<what> <directory> is not writable: <OS reason>" otherwise."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(directory / ".write-check")
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise WriteError(f"{what} {directory} is not writable: {os_reason(err)}") from err
+    return directory
+
+
+def load_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """All tensors of a safetensors file (no code is ever run); ``ValueError`` "<path>: not a
+    readable safetensors file (<reason>)" for a missing, truncated or foreign file."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for every malformed header
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable safetensors file ({reason})") from None
