@@ -121,3 +121,29 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     torch.testing.assert_close(shipped.denormalize_latent(z), shipped.encode(x))
     bf16 = model.to(torch.bfloat16).float()  # the shipped weights are the bf16-rounded ones
     assert torch.equal(shipped.state_dict()["decoder_out.weight"], bf16.state_dict()["decoder_out.weight"])
+
+
+def test_reconstruct_processes_the_whole_video_in_chunks_at_its_frame_rate(tmp_path, capsys) -> None:
+    import torch
+
+    from tests.conftest import smooth_image
+    from vitok import io
+
+    frames = torch.stack([smooth_image(32, 48, 3).roll(i, dims=-1) for i in range(40)], dim=1)
+    io.save_video(frames, tmp_path / "long.mp4", fps=7)
+    ViTok.from_preset("N-N/2x8").save_pretrained(tmp_path / "model")  # 4-frame clips: 40 frames are chunked
+    assert main(["reconstruct", str(tmp_path / "long.mp4"), "--model", str(tmp_path / "model"),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "(40, 32, 48)" in capsys.readouterr().out
+    count, fps = io.video_info(tmp_path / "out" / "long_recon.mp4")
+    assert count == 40 and fps == pytest.approx(7, abs=0.01)
+    assert main(["reconstruct", str(tmp_path / "long.mp4"), "--model", str(tmp_path / "model"), "--stride", "2",
+                 "--frames", "8", "--out", str(tmp_path / "out2")]) == 0
+    count, fps = io.video_info(tmp_path / "out2" / "long_recon.mp4")
+    assert count == 8 and fps == pytest.approx(3.5, abs=0.01)
+
+
+def test_reconstruct_an_empty_folder_is_an_error(tmp_path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["reconstruct", str(tmp_path / "empty")]) == 2
+    assert "no image or video files" in capsys.readouterr().err

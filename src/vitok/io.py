@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import struct
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -225,7 +226,8 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
 
 
 def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
-    """(3, T, H, W) in [-1, 1] -> an .mp4 (H.264) or .gif file. Odd sizes are padded for H.264."""
+    """(3, T, H, W) in [-1, 1] -> an .mp4 (H.264) or .gif file at ``fps`` frames per second (any
+    positive rate, e.g. 29.97). Odd sizes are padded for H.264."""
     import av
 
     if x.ndim != 4:
@@ -237,7 +239,9 @@ def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
         x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
     frames = tensor_to_uint8(x)  # (T, H, W, 3)
     with av.open(str(path), mode="w") as container:
-        rate = max(1, round(fps))
+        if not fps > 0:
+            raise ValueError(f"save_video needs a positive frame rate, got {fps}")
+        rate = Fraction(fps).limit_denominator(1001)  # keeps 29.97, 3.5, ... exactly
         stream = container.add_stream("gif" if gif else "libx264", rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "rgb8" if gif else "yuv420p"

@@ -50,13 +50,19 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
 
 
 def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
-                     frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False,
+                     frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
                      lpips: torch.nn.Module | None = None) -> dict[str, float]:
     """Reconstruct one image or video file, write ``<stem>_recon`` and ``<stem>_compare`` (original |
-    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos); print and return its scores."""
+    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos, at the source frame rate
+    divided by ``stride``); print and return its scores.
+
+    ``frames``: the first N frames of a video (None = the whole video; long videos and large
+    images go through the model's automatic tiling, see :meth:`ViTok.enable_tiling`).
+    """
     from vitok import io
 
     video = io.is_video_file(path)
+    fps = io.video_info(path)[1] / stride if video else None
     x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
     if size:
         x = io.resize_center_crop(x, size)
@@ -69,9 +75,9 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     scores = item_scores(x, recon, lpips, lattice_period(model))
     out.mkdir(parents=True, exist_ok=True)
     if video:
-        io.save_video(recon, out / f"{path.stem}_recon.mp4")
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.mp4")
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.gif")
+        io.save_video(recon, out / f"{path.stem}_recon.mp4", fps=fps)
+        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.mp4", fps=fps)
+        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.gif", fps=fps)
     else:
         io.save_image(recon, out / f"{path.stem}_recon.png")
         io.save_image(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.png")
@@ -81,7 +87,7 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
 
 
 def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, size: tuple[int, int] | None = None,
-                    frames: int = 16, stride: int = 1, device: str = "cpu", bf16: bool = False,
+                    frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
                     lpips: torch.nn.Module | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
     """:func:`reconstruct_item` for every file; an unreadable file (``ValueError`` from the
     decoder) is skipped with a warning naming it and the rest are still reconstructed.

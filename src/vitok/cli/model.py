@@ -95,7 +95,8 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
     p.add_argument("--size", type=parse_size, default=None,
                    help="resize shorter side + center-crop to N or HxW (default: native size)")
-    p.add_argument("--frames", type=int, default=16, help="frames per video to reconstruct")
+    p.add_argument("--frames", type=int, default=None,
+                   help="reconstruct only the first N frames of a video (default: the whole video, in chunks)")
     p.add_argument("--stride", type=int, default=1, help="take every k-th video frame")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--bf16", action="store_true", help="run under bf16 autocast")
@@ -103,15 +104,24 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from vitok.reconstruct import expand_inputs, reconstruct_item, summarize
+    import sys
 
+    from vitok.reconstruct import expand_inputs, reconstruct_all, summarize
+
+    if args.frames is not None and args.frames <= 0:
+        raise ValueError(f"--frames must be a positive number of frames, got {args.frames}")
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise ValueError(f"no image or video files in {[str(p) for p in args.inputs]}")
     model = load_model(args.model, args.device)
     lpips = optional_lpips(args.device)
-    scores = [reconstruct_item(model, path, args.out, args.size, args.frames, args.stride, args.device, args.bf16,
-                               lpips) for path in expand_inputs(args.inputs)]
+    scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
+                                      args.bf16, lpips)
     if scores:
         print(f"mean {summarize(scores)} over {len(scores)} items -> {args.out}")
-    return 0
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped)}", file=sys.stderr)
+    return 0 if scores else 1
 
 
 def register_demo(sub: argparse._SubParsersAction) -> None:
