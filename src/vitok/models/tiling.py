@@ -149,6 +149,8 @@ def batch_slices(batch: int, size: int | None) -> list[slice]:
 
 def concat_slices(fn: Callable[[Tensor], Tensor], x: Tensor, size: int | None) -> Tensor:
     """``fn`` over batch slices of ``x``, concatenated (diffusers' ``enable_slicing``)."""
+    if size is None:
+        return fn(x)
     parts = batch_slices(x.shape[0], size)
     if len(parts) == 1:
         return fn(x)

@@ -204,10 +204,11 @@ class ViTok(nn.Module):
         video = x.ndim == 5
         x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
         grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
+        if tiled is False or (tiled is None and not self.tiling.enabled):  # no size checks (compile-friendly)
+            return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
         windows, large = self.tile_windows(grid, video)
-        if tiled is False or (tiled is None and not (self.tiling.enabled and large)):
-            return concat_posteriors([self._encode_posterior(part) for part in
-                                      _split(x, self.tiling.batch_slice)])
+        if tiled is None and not large:
+            return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
         c = self.config.latent_channels
         kl = self.config.bottleneck == "kl"
 
@@ -281,8 +282,11 @@ class ViTok(nn.Module):
         if denormalize:
             z = self.denormalize_latent(z)
         grid = tuple(z.shape[-3:]) if video else (1, *z.shape[-2:])
-        windows, large = self.tile_windows(grid, video)
-        if tiled is False or (tiled is None and not (self.tiling.enabled and large)):
+        untiled = tiled is False or (tiled is None and not self.tiling.enabled)
+        if not untiled:
+            windows, large = self.tile_windows(grid, video)
+            untiled = tiled is None and not large
+        if untiled:
             out = concat_slices(self._decode, z, self.tiling.batch_slice)
         else:
             scale_out = ([q] if video else []) + [p, p]
@@ -476,7 +480,7 @@ def concat_posteriors(parts: list[LatentDistribution]) -> LatentDistribution:
 def _split(x: Tensor, size: int | None) -> list[Tensor]:
     from vitok.models.tiling import batch_slices
 
-    return [x[part] for part in batch_slices(x.shape[0], size)]
+    return [x] if size is None else [x[part] for part in batch_slices(x.shape[0], size)]
 
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name" on the Hugging Face Hub
