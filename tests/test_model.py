@@ -234,7 +234,8 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
 
 # ---------------------------------------------------------------------- decoder heads
 HEADS = [{"head": "linear"}, {"head": "conv", "head_channels": 8, "head_blocks": 0},
-         {"head": "conv", "head_channels": 8, "head_blocks": 2}]
+         {"head": "conv", "head_channels": 8, "head_blocks": 2}, {"decoder_fine_depth": 1},
+         {"decoder_fine_depth": 2, "decoder_fine_width": 128, "head": "conv", "head_channels": 8}]
 
 
 @pytest.mark.parametrize("name", ["N-N/8", "N-N/2x8"])
@@ -256,7 +257,7 @@ def test_conv_tail_learns_a_correction() -> None:
     assert model.conv_tail.conv_out.weight.grad.abs().sum() > 0  # the zero conv gets a gradient
 
 
-@pytest.mark.parametrize("head", HEADS, ids=lambda h: f"{h['head']}{h.get('head_blocks', '')}")
+@pytest.mark.parametrize("head", HEADS, ids=lambda h: "-".join(f"{k}={v}" for k, v in h.items()))
 @pytest.mark.parametrize("name", ["N-N/8", "N-N/2x8", "Ti-XS/4x8"])
 def test_every_head_macs_match_flop_counter_and_shapes(name: str, head: dict) -> None:
     config = get_config(name, **head)
@@ -284,6 +285,17 @@ def test_head_config_is_checked_and_round_trips(tmp_path) -> None:
         assert torch.equal(model.eval()(x).recon, loaded(x).recon)
 
 
+def test_hourglass_end_splits_tokens_and_checks_its_sizes() -> None:
+    model = ViTok.from_preset("N-N/8", decoder_fine_depth=1)
+    assert model.config.out_patch == 4 and model.decoder_out.out_features == 4 * 4 * 3
+    x = torch.rand(1, 3, 40, 24) * 2 - 1
+    assert model(x).recon.shape == x.shape
+    with pytest.raises(ValueError, match="even patch_size"):
+        get_config("N-N/7", decoder_fine_depth=1)
+    with pytest.raises(ValueError, match="head size"):
+        get_config("N-N/8", decoder_fine_depth=1, decoder_fine_width=48)  # head size 32
+
+
 def test_paper_presets_keep_the_linear_head() -> None:
     for name in ("S-B/16", "S-L/16", "S-B/4x8", "S-B/8x8", "S-B/4x16"):
-        assert PRESETS[name].head == "linear"
+        assert PRESETS[name].head == "linear" and PRESETS[name].decoder_fine_depth == 0

@@ -67,6 +67,11 @@ class ViTokConfig:
             see :mod:`vitok.nn.pixel_head`); the paper's presets use "linear".
         head_channels: C, feature channels per pixel of the conv tail.
         head_blocks: residual 3x3 conv blocks of the tail (0 = one 3x3 conv).
+        decoder_fine_depth: an "hourglass" decoder end: after the decoder's blocks, each token is
+            split into 2x2 narrower tokens (a linear layer) and this many more blocks run on the
+            finer grid before a pixel head with patch p/2 (0 = off, the paper's decoder).
+        decoder_fine_width: width of the fine blocks (default: decoder width / 2; a multiple of the
+            decoder's head size, which the fine blocks keep).
         name: the preset name this config came from, for display.
     """
 
@@ -90,18 +95,39 @@ class ViTokConfig:
     head: HeadType = "linear"
     head_channels: int = 32
     head_blocks: int = 2
+    decoder_fine_depth: int = 0
+    decoder_fine_width: int | None = None
     name: str = "custom"
 
     def __post_init__(self) -> None:
         for tower in ("encoder", "decoder"):  # a dict (from YAML or JSON) becomes a TowerConfig
             object.__setattr__(self, tower, _tower(getattr(self, tower), tower))
         check_fields(self)
+        if self.decoder_fine_depth and self.patch_size % 2:
+            raise ValueError(f"an hourglass decoder (decoder_fine_depth > 0) needs an even patch_size, "
+                             f"got {self.patch_size}")
+        if self.decoder_fine_depth and self.fine_tower.width % self.decoder.head_dim:
+            raise ValueError(f"decoder_fine_width {self.fine_tower.width} must be a multiple of the decoder's "
+                             f"head size {self.decoder.head_dim}")
         if self.logvar_min >= self.logvar_max:
             raise ValueError(f"logvar_min must be < logvar_max, got {self.logvar_min} and {self.logvar_max}")
         for key in ("latent_mean", "latent_std"):
             stats = getattr(self, key)
             if stats is not None and len(stats) != self.latent_channels:
                 raise ValueError(f"{key} must have latent_channels = {self.latent_channels} values, got {len(stats)}")
+
+    @property
+    def fine_tower(self) -> TowerConfig:
+        """The hourglass end's tower: the decoder's head size, ``decoder_fine_width`` wide (default
+        half the decoder's), ``decoder_fine_depth`` deep (at least 1, for a config without one)."""
+        width = self.decoder_fine_width or self.decoder.width // 2
+        return TowerConfig(width=width, depth=max(self.decoder_fine_depth, 1),
+                           heads=max(1, width // self.decoder.head_dim))
+
+    @property
+    def out_patch(self) -> int:
+        """Pixels per side of a token at the pixel head: p, or p/2 after an hourglass end."""
+        return self.patch_size // 2 if self.decoder_fine_depth else self.patch_size
 
     @property
     def is_video(self) -> bool:
@@ -174,6 +200,8 @@ RANGES: dict[str, tuple[Check, str]] = {
     "latent_std": (lambda v: v is None or min(v, default=1.0) > 0, "null or all > 0"),
     "head_channels": (lambda v: v >= 1, ">= 1"),
     "head_blocks": (lambda v: v >= 0, ">= 0"),
+    "decoder_fine_depth": (lambda v: v >= 0, ">= 0"),
+    "decoder_fine_width": (lambda v: v is None or v >= 2, "null or >= 2"),
     "num_classes": (lambda v: v >= 1, ">= 1"),  # DiTConfig
     "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),  # DiTConfig
 }

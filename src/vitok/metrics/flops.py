@@ -62,6 +62,10 @@ def count_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -
     bottleneck = n * enc_w * (2 * c if config.bottleneck == "kl" else c)
     encoder = n * token_dim * enc_w + tower_macs(config.encoder, n, config.mlp_ratio) + bottleneck
     decoder = n * c * dec_w + tower_macs(config.decoder, n, config.mlp_ratio) + n * dec_w * token_dim
+    if config.decoder_fine_depth:  # split to 4n narrower tokens, fine blocks, head at p/2 (same pixels)
+        fine = config.fine_tower
+        decoder += n * dec_w * 4 * fine.width + tower_macs(fine, 4 * n, config.mlp_ratio)
+        decoder += n * (fine.width - dec_w) * token_dim  # the head reads fine.width instead of dec_w
     if config.head == "conv":
         decoder += head_macs(config, shape)
     return MacCount(encoder=encoder, decoder=decoder)
@@ -75,7 +79,8 @@ def head_macs(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
     n = token_count(config, shape)
     frames = 1 if t == 1 else math.ceil(t / q) * q  # an image uses only frame 0's features
     pixels = frames * math.ceil(h / p) * p * math.ceil(w / p) * p
-    features = n * config.decoder.width * (1 if t == 1 else q) * p * p * ch
+    width = config.fine_tower.width if config.decoder_fine_depth else config.decoder.width
+    features = n * width * (1 if t == 1 else q) * p * p * ch  # p*p pixels per coarse token either way
     return features + conv_tail_macs(ch, config.head_blocks, pixels)
 
 

@@ -92,10 +92,17 @@ class ViTok(nn.Module):
                                      config.logvar_min, config.logvar_max)
         self.decoder_in = nn.Linear(config.latent_channels, dec.width)
         self.decoder = Transformer(dec, config.mlp_ratio, config.norm, config.qk_norm)
-        self.decoder_out = nn.Linear(dec.width, self.token_dim)  # = ConvTranspose3d, kernel = stride
+        self.decoder_split = self.fine_decoder = None
+        out_width, out_p = dec.width, config.out_patch
+        if config.decoder_fine_depth:  # the hourglass end: 2x2 finer, narrower tokens
+            fine = config.fine_tower
+            self.decoder_split = nn.Linear(dec.width, 4 * fine.width)
+            self.fine_decoder = Transformer(fine, config.mlp_ratio, config.norm, config.qk_norm)
+            out_width = fine.width
+        self.decoder_out = nn.Linear(out_width, q * out_p * out_p * c)  # = ConvTranspose3d, kernel = stride
         self.decoder_features = self.conv_tail = None
         if config.head == "conv":  # see vitok.nn.pixel_head
-            self.decoder_features = nn.Linear(dec.width, q * p * p * config.head_channels)
+            self.decoder_features = nn.Linear(out_width, q * out_p * out_p * config.head_channels)
             self.conv_tail = ConvTail(config.head_channels, config.head_blocks, c)
         self.register_buffer("latent_mean", _stats(config.latent_mean, config.latent_channels, 0.0))
         self.register_buffer("latent_std", _stats(config.latent_std, config.latent_channels, 1.0))
@@ -131,6 +138,8 @@ class ViTok(nn.Module):
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         """Recompute transformer-block activations in the backward pass (saves memory)."""
         self.encoder.grad_checkpointing = self.decoder.grad_checkpointing = enabled
+        if self.fine_decoder is not None:
+            self.fine_decoder.grad_checkpointing = enabled
 
     def fresh_copy(self) -> ViTok:
         """A new model with the same config (and freshly initialised weights)."""
@@ -302,13 +311,19 @@ class ViTok(nn.Module):
         grid = tuple(z5.shape[-3:])
         h = self.decoder_in(rearrange(z5.to(self.dtype), "b c t h w -> b (t h w) c"))
         h = self.decoder(h, self._rope(grid, "decoder"))
+        if self.fine_decoder is not None:  # each token -> 2x2 tokens on a grid twice as fine
+            t, gh, gw = grid
+            h = rearrange(self.decoder_split(h), "b (t h w) (s1 s2 c) -> b (t h s1 w s2) c", t=t, h=gh, w=gw,
+                          s1=2, s2=2)
+            grid = (t, 2 * gh, 2 * gw)
+            h = self.fine_decoder(h, self._rope(grid, "decoder"))
         video = self.pixel_head(h, grid, is_image)
         return video[:, :, 0] if is_image else video
 
     def pixel_head(self, h: Tensor, grid: tuple[int, int, int], is_image: bool) -> Tensor:
         """Decoder tokens (B, L, width) on ``grid`` -> pixels (B, 3, T, H, W) through the linear
         head and, with ``head="conv"``, the conv tail (per frame; an image keeps only frame 0)."""
-        q, p, c = self.config.tubelet_size, self.config.patch_size, self.config.in_channels
+        q, p, c = self.config.tubelet_size, self.config.out_patch, self.config.in_channels
         video = unpatchify(self.decoder_out(h), grid, q, p, c)  # (B, 3, T, H, W)
         if self.conv_tail is None:
             return video
