@@ -54,3 +54,10 @@ def test_streaming_grid_metric_pools_images_and_video_frames() -> None:
     video = build_metric("grid", torch.device("cpu"), period=8)
     video.update(x.unsqueeze(2), recon.unsqueeze(2))  # (B, 3, T=1, H, W)
     assert score > 2 and video.compute() == pytest.approx(score)
+
+
+def test_metrics_package_exports() -> None:
+    from vitok.metrics import FrechetMetric, GridMetric, build_metric, frechet_distance
+
+    assert isinstance(build_metric("grid", torch.device("cpu"), period=4), GridMetric)
+    assert callable(frechet_distance) and FrechetMetric.__name__ == "FrechetMetric"
