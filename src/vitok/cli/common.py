@@ -79,8 +79,14 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
             try:
                 parse_name(spec)
             except ValueError:
+                import difflib
+
+                shipped = sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file())
+                close = difflib.get_close_matches(spec, [*shipped, *PRESETS], n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise FileNotFoundError(
-                    f"--model {spec!r} is neither a saved model directory nor a preset name") from None
+                    f"--model {spec!r} is neither a saved model directory nor a preset name (shipped models: "
+                    f"{', '.join(shipped) or 'none'}; presets: see `vitok presets`){hint}") from None
     print(f"warning: {spec} is a preset: using randomly initialised weights", file=sys.stderr)
     return ViTok.from_preset(spec).to(device).eval()
 
