@@ -279,3 +279,12 @@ def test_metrics_needing_larger_images_are_skipped_with_a_note(capsys) -> None:
     with pytest.raises(ValueError, match="at least 31x31"):
         lpips(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
     assert lpips(torch.zeros(1, 3, 31, 31), torch.zeros(1, 3, 31, 31)).shape == (1,)
+
+
+@pytest.mark.parametrize(("field", "value"), [("size", 0), ("frames", -1), ("batch_size", 0), ("max_samples", 0),
+                                              ("kind", "audio"), ("data", "folder"), ("workers", -1)])
+def test_eval_config_fields_are_checked(field: str, value: object) -> None:
+    from vitok.evaluate import EvalConfig
+
+    with pytest.raises(ValueError, match=field):
+        EvalConfig(**{"data": ["x"], field: value})

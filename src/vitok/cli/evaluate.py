@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from vitok.cli.argtypes import positive_int
 from vitok.cli.common import load_model
 
 
@@ -19,12 +20,12 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="saved model directory, shipped name or preset")
     p.add_argument("--data", nargs="+", required=True, help="image / video folders or files")
     p.add_argument("--kind", choices=["auto", "image", "video"], default="auto")
-    p.add_argument("--size", type=int, default=256, help="center-crop size (default 256)")
-    p.add_argument("--frames", type=int, default=16, help="frames per video clip (default 16)")
+    p.add_argument("--size", type=positive_int, default=256, help="center-crop size (default 256)")
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per video clip (default 16)")
     p.add_argument("--metrics", default="psnr,ssim,lpips,rfid",
                    help="comma list of psnr, ssim, lpips, lpips_vgg, rfid, rfvd")
-    p.add_argument("--max-samples", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-samples", type=positive_int, default=None, help="evaluate only the first N files")
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--out", type=Path, default=Path("out/eval"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="run the model under bf16 autocast")
@@ -69,10 +70,10 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                        description="Latency, throughput, peak memory and achieved GFLOP/s (as a fraction of "
                                    "this machine's measured matmul peak) of encode and decode, fp32 and bf16.")
     p.add_argument("--model", default="S-B/16", help="preset, saved model directory or shipped name")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256], help="square input sizes")
-    p.add_argument("--frames", type=int, default=None, help="clip length for video (default: the model's)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[256], help="square input sizes")
+    p.add_argument("--frames", type=positive_int, default=None, help="clip length for video (default: the model's)")
+    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     p.add_argument("--vs", choices=["sd-vae"], default=None, help="run the SD VAE side by side")
     p.add_argument("--baseline-weights", default=None, help="local diffusers AutoencoderKL directory")

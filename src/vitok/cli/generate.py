@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
+
 
 def register_cache_latents(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cache-latents", help="encode a dataset once into latent shards for DiT training",
@@ -18,10 +20,10 @@ def register_cache_latents(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="image/video folder (class sub-folders)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--kind", choices=["image", "video"], default="image")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--shard-size", type=int, default=1024)
+    p.add_argument("--size", type=positive_int, default=256)
+    p.add_argument("--frames", type=positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--shard-size", type=positive_int, default=1024)
     p.add_argument("--flip", action="store_true", help="also store latents of horizontally flipped inputs")
     p.add_argument("--labels", type=Path, default=None)
     p.add_argument("--device", default="cpu")
@@ -61,12 +63,12 @@ def run_train_dit(args: argparse.Namespace) -> int:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dit", required=True, help="exported DiT directory (run_dir/model-ema)")
     p.add_argument("--tokenizer", required=True, help="tokenizer with latent statistics (cache/tokenizer)")
-    p.add_argument("--cfg", type=float, default=4.0, help="classifier-free guidance scale (1 = none)")
-    p.add_argument("--interval", type=float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--cfg", type=finite_float, default=4.0, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--interval", type=unit_float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
+    p.add_argument("--steps", type=positive_int, default=50)
     p.add_argument("--sampler", choices=["ddim", "euler", "heun"], default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--device", default="cpu")
 
 
@@ -75,7 +77,7 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
                        description="Writes one PNG (or MP4 + GIF) per sample and grid.png; same --seed, same samples.")
     _sampling_args(p)
     p.add_argument("--classes", default="0", help="comma-separated class indices, cycled over --n")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--n", type=positive_int, default=16)
     p.add_argument("--out", type=Path, default=Path("out/samples"))
     p.set_defaults(func=run_sample)
 
@@ -84,6 +86,8 @@ def _generate(args: argparse.Namespace, labels: torch.Tensor) -> torch.Tensor:
     from vitok.generate.sample import decode, load_dit, sample_latents
     from vitok.models.vitok import ViTok
 
+    if args.interval and args.interval[0] > args.interval[1]:
+        raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
     dit, info = load_dit(args.dit, args.device)
     tokenizer = ViTok.from_pretrained(args.tokenizer, device=args.device)
     z = sample_latents(dit, info, labels, args.cfg, args.steps, args.sampler, args.seed,
@@ -107,7 +111,7 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
                        description="Generates --n class-balanced samples and compares their Inception (I3D for "
                                    "video) features with --ref-stats (e.g. rfid_real_stats.npz from `vitok eval`).")
     _sampling_args(p)
-    p.add_argument("--n", type=int, default=50000)
+    p.add_argument("--n", type=positive_int, default=50000)
     p.add_argument("--ref-stats", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("out/eval-gen"))
     p.set_defaults(func=run_eval_gen)

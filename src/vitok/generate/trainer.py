@@ -54,14 +54,11 @@ class DiTTrainConfig:
 
 
 def load_dit_config(path: str | Path | None, overrides: list[str] = ()) -> DiTTrainConfig:
-    import yaml
+    """A checked :class:`DiTTrainConfig` from a YAML file plus ``key=value`` overrides (one-line
+    ``ValueError`` naming the key, or the file and line, for anything wrong)."""
+    from vitok.train.config import read_yaml
 
-    from vitok.train.config import apply_override
-
-    data = yaml.safe_load(Path(path).read_text()) if path else {}
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return from_dict(DiTTrainConfig, data or {})
+    return from_dict(DiTTrainConfig, read_yaml(path, overrides))
 
 
 def per_sample(seeds: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:

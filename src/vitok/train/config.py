@@ -2,14 +2,20 @@
 
     vitok train configs/cpu/stage1_tiny.yaml run.steps=200 data.image_size=64 model.preset=N-N/8
 
-Unknown keys and values of the wrong type raise ``ValueError`` naming the key.
+Every field has a type (its annotation) and, where it matters, a range (:data:`RANGES`); both are
+checked before any work. Unknown keys, values of the wrong type or out of range, YAML syntax
+errors (with the file and line) and inconsistent combinations (:func:`check_config`) raise a
+one-line ``ValueError`` naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +102,7 @@ class VideoMix:
         batch_size: global number of clips per video step.
     """
 
-    data: DataConfig = field(default_factory=lambda: DataConfig(kind="video"))
+    data: DataConfig = field(default_factory=lambda: DataConfig(kind="video"))  # kind defaults to video
     every: int = 2
     batch_size: int = 8
 
@@ -128,7 +134,10 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # an optional value: its own error names the problem
+            return _coerce(value, options[0], key)
+        for option in options:
             try:
                 return _coerce(value, option, key)
             except ValueError:
@@ -151,13 +160,15 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return dict(value)
     if dataclasses.is_dataclass(kind):
         return from_dict(kind, value, f"{key}.")
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-        try:
-            return float(value)
+    if kind is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        try:  # YAML 1.1 reads "1e-3" as a string
+            number = float(value)
         except ValueError:
-            pass
+            number = None
+        if number is not None and math.isfinite(number):
+            return number
+        if number is not None:
+            raise ValueError(f"{key}: expected a finite number, got {value!r}")
     if kind is Any or (isinstance(kind, type) and isinstance(value, kind) and not
                        (kind is int and isinstance(value, bool))):
         return value
@@ -165,38 +176,195 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
 
 
 def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a nested dict; unknown keys raise ``ValueError``."""
+    """Build dataclass ``cls`` from a nested dict; unknown keys, wrong types and values out of
+    the ranges of :data:`RANGES` raise ``ValueError`` naming the key."""
     data = data or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise ValueError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown config keys {[f'{prefix}{k}' for k in unknown]}; "
                          f"{prefix or 'top level'} accepts {sorted(names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{prefix}{k}") for k, v in data.items()})
+    values = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and (cls, k) in SECTION_DEFAULTS:
+            v = {**SECTION_DEFAULTS[cls, k], **v}
+        values[k] = _coerce(v, hints[k], f"{prefix}{k}")
+    try:
+        section = cls(**values)
+    except ValueError as err:  # a section's own __post_init__ check
+        message = str(err)
+        raise ValueError(message if message.startswith(prefix) else f"{prefix.rstrip('.')}: {message}") from None
+    check_ranges(section, prefix)
+    return section
+
+
+# ---------------------------------------------------------------------- ranges
+Rule = tuple[Callable[[Any], bool], str]  # (predicate on a type-checked value, what is allowed)
+MAX_SIDE = 8192  # largest training crop: beyond this no accelerator holds the activations
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _sizes(value: int | list[int]) -> list[int]:
+    return value if isinstance(value, list) else [value]
+
+
+RANGES: dict[type, dict[str, Rule]] = {
+    DataConfig: {
+        "image_size": (lambda v: bool(_sizes(v)) and all(1 <= s <= MAX_SIDE for s in _sizes(v)),
+                       f"an int or a non-empty list of ints in [1, {MAX_SIDE}]"),
+        "num_frames": (lambda v: 1 <= v <= 4096, "in [1, 4096]"),
+        "frame_stride": (lambda v: v >= 1, ">= 1"),
+        "scale": (lambda v: 0 < v[0] <= v[1] <= 1, "[lo, hi] with 0 < lo <= hi <= 1"),
+        "short_side": (lambda v: v is None or 1 <= v[0] <= v[1] <= 4 * MAX_SIDE,
+                       f"null or [lo, hi] with 1 <= lo <= hi <= {4 * MAX_SIDE}"),
+        "workers": (lambda v: 0 <= v <= 256, "in [0, 256]"),
+        "motion_repeat": (lambda v: v >= 1, ">= 1"),
+        "train_repeat": (lambda v: v >= 1, ">= 1"),
+    },
+    LossConfig: {
+        **{name: (lambda v: v >= 0, ">= 0") for name in (
+            "reconstruction_weight", "kl_weight", "perceptual_weight", "perceptual_start", "perceptual_ramp",
+            "perceptual_shift", "ssim_weight", "gan_weight", "gan_start", "gan_ramp", "disc_warmup")},
+        "perceptual_every": (lambda v: v >= 1, ">= 1"),
+        "perceptual_crop": (lambda v: 0 < v <= 1, "in (0, 1]"),
+        "disc_lr": (lambda v: v > 0, "> 0"),
+        "disc_channels": (lambda v: 1 <= v <= 4096, "in [1, 4096]"),
+    },
+    OptimConfig: {
+        "batch_size": (lambda v: v >= 1, ">= 1"),
+        "lr": (lambda v: v is None or v > 0, "null (scaled from base_lr) or > 0"),
+        "base_lr": (lambda v: v > 0, "> 0"),
+        "min_lr": (lambda v: v >= 0, ">= 0"),
+        "betas": (lambda v: all(0 <= b < 1 for b in v), "two values in [0, 1)"),
+        "weight_decay": (lambda v: v >= 0, ">= 0"),
+        "warmup": (lambda v: v >= 0, ">= 0 (a fraction of run.steps below 1, else a step count)"),
+        "grad_clip": (lambda v: v > 0, "> 0 (a gradient-norm bound; a large value clips nothing)"),
+        "accum": (lambda v: v >= 1, ">= 1"),
+    },
+    RunConfig: {
+        "out_dir": (lambda v: bool(v.strip()), "a non-empty path"),
+        "steps": (lambda v: v >= 1, ">= 1"),
+        "stop_at": (lambda v: v is None or v >= 1, "null or >= 1"),
+        "seed": (lambda v: 0 <= v < 2**31, "in [0, 2^31)"),
+        "device": (lambda v: bool(DEVICE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
+        "ema": (lambda v: v is None or 0 <= v < 1, "null (no EMA) or a decay in [0, 1)"),
+        "log_every": (lambda v: v >= 1, ">= 1"),
+        "image_every": (lambda v: v >= 0, ">= 0 (0 = never)"),
+        "ckpt_every": (lambda v: v >= 1, ">= 1"),
+        "keep_last": (lambda v: v >= 0, ">= 0 (0 = keep all)"),
+        "max_bad_steps": (lambda v: v >= 1, ">= 1"),
+    },
+    VideoMix: {
+        "every": (lambda v: v >= 1, ">= 1"),
+        "batch_size": (lambda v: v >= 1, ">= 1"),
+    },
+}
+SECTION_DEFAULTS: dict[tuple[type, str], dict[str, Any]] = {
+    (VideoMix, "data"): {"kind": "video"},  # a video section's data is video unless it says otherwise
+}
+
+
+def check_ranges(section: object, prefix: str = "") -> None:
+    """``ValueError`` "<prefix><key> must be <allowed>, got <value>" for the first field of a
+    config section outside its range in :data:`RANGES` (sections without rules pass)."""
+    for name, (ok, allowed) in RANGES.get(type(section), {}).items():
+        value = getattr(section, name)
+        if not ok(value):
+            raise ValueError(f"{prefix}{name} must be {allowed}, got {value!r}")
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Set ``a.b.c=value`` (value parsed as YAML) in a nested dict, in place."""
+    """Set ``a.b.c=value`` (value parsed as YAML) in a nested dict, in place; ``ValueError`` for a
+    malformed assignment or value."""
     if "=" not in assignment:
         raise ValueError(f"override {assignment!r} must look like section.key=value")
     key, raw = assignment.split("=", 1)
     *parents, leaf = key.strip().split(".")
+    if not all(part.strip() for part in (*parents, leaf)):
+        raise ValueError(f"override {assignment!r} must look like section.key=value")
     node = data
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ValueError(f"override {assignment!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw)
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {assignment!r}: the value is not valid YAML ({_yaml_problem(err)})") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """'line 3, column 7: could not find expected ':'' from a YAML error, on one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
+    """The mapping in a YAML config file (empty for None or an empty file) with ``key=value``
+    overrides applied. ``ValueError`` naming the file (and the line) for a missing file, a folder,
+    a YAML syntax error or a top level that is not a mapping."""
+    data: Any = {}
+    if path is not None:
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config {path} is a folder, not a YAML file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ValueError(f"config {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"config {path}: YAML syntax error at {_yaml_problem(err)}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"config {path} cannot be read: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path}: expected a mapping of sections (data:, model:, ...) at the top "
+                             f"level, got {data!r}")
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return data
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Checks before any work: every section's :data:`RANGES` (also for a config built in Python),
+    then across fields: the model preset and its overrides, the LR schedule, the video section,
+    image sizes the perceptual loss accepts, ``run.out_dir`` not a file. Returns ``cfg``; raises
+    one-line ``ValueError`` naming the key."""
+    from vitok.config import ViTokConfig
+    from vitok.presets import get_config
+
+    for name in ("data", "loss", "optim", "run"):
+        check_ranges(getattr(cfg, name), f"{name}.")
+    if cfg.video is not None:
+        check_ranges(cfg.video, "video.")
+        check_ranges(cfg.video.data, "video.data.")
+
+    if cfg.model.kind == "vitok":
+        fields = sorted(f.name for f in dataclasses.fields(ViTokConfig))
+        unknown = sorted(set(cfg.model.overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"model.overrides: unknown keys {unknown} (ViTokConfig fields: {fields})")
+        try:
+            get_config(cfg.model.preset, **cfg.model.overrides)
+        except ValueError as err:
+            raise ValueError(f"model.preset={cfg.model.preset!r} / model.overrides: {err}") from None
+    if cfg.video is not None and cfg.video.data.kind != "video":
+        raise ValueError(f"video.data.kind must be 'video', got {cfg.video.data.kind!r}")
+    if cfg.loss.perceptual != "none":
+        need = 16 if cfg.loss.perceptual == "lpips-vgg" else 31  # the LPIPS networks' smallest input
+        sizes = cfg.data.sizes + (cfg.video.data.sizes if cfg.video is not None else [])
+        if min(sizes) < need:
+            raise ValueError(f"data.image_size {min(sizes)} is below the {need} px that loss.perceptual="
+                             f"{cfg.loss.perceptual} needs (or set loss.perceptual=none)")
+    if Path(cfg.run.out_dir).exists() and not Path(cfg.run.out_dir).is_dir():
+        raise ValueError(f"run.out_dir must be a folder, {cfg.run.out_dir} is a file")
+    return cfg
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or defaults) plus ``key=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    for assignment in overrides:
-        apply_override(data, assignment)
-    return from_dict(TrainConfig, data)
+    """A checked :class:`TrainConfig` from a YAML file (or defaults) plus ``key=value`` overrides;
+    one-line ``ValueError`` naming the key (or the file and line) for anything wrong."""
+    return check_config(from_dict(TrainConfig, read_yaml(path, overrides)))

@@ -22,7 +22,7 @@ from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
-from vitok.train.config import TrainConfig
+from vitok.train.config import TrainConfig, check_config
 from vitok.train.distributed import (
     DistInfo,
     all_reduce_min,
@@ -101,7 +101,7 @@ class Trainer:
     """Trains a ViTok tokenizer from a :class:`TrainConfig`; ``Trainer(cfg).fit()``."""
 
     def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
+        self.cfg = check_config(cfg)
         self.dist: DistInfo = init_distributed(cfg.run.device)
         self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.run_dir = Path(cfg.run.out_dir)
