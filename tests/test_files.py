@@ -125,3 +125,28 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+
+
+def test_resume_drops_metrics_rows_logged_after_the_checkpoint(tmp_path) -> None:
+    from vitok.train.monitor import drop_rows_after
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 6)) + '{"step": 6, "lo')
+    assert drop_rows_after(path, 3) == 3  # steps 4, 5 and the half-written row of the crashed run
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    assert drop_rows_after(path, 3) == 0 and drop_rows_after(tmp_path / "none.jsonl", 0) == 0
+
+
+def test_trainer_trains_a_pretrained_model_in_train_mode(tmp_path) -> None:
+    from vitok import ViTok
+    from vitok.train import Trainer, load_config
+
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "init")
+    cfg = load_config(None, [f"data.train=[{tmp_path}]", "model.preset=N-N/8", f"model.init_from={tmp_path / 'init'}",
+                             "model.grad_checkpointing=true", "loss.perceptual=none", f"run.out_dir={tmp_path / 'run'}",
+                             "run.progress=false", "run.tensorboard=false"])
+    trainer = Trainer(cfg)
+    try:
+        assert trainer.model.training  # from_pretrained's eval mode would silently disable grad checkpointing
+    finally:
+        trainer.close()

@@ -101,14 +101,40 @@ class Monitor:
 
 def open_run(run_dir: Path, run: object, config: dict, step: int, is_main: bool) -> tuple[int, Monitor]:
     """Start (or continue) a run: the step to stop at (``run.steps`` or ``run.stop_at``), the resolved
-    config written as ``config.yaml``, and the run's :class:`Monitor`."""
+    config written as ``config.yaml``, and the run's :class:`Monitor`. A resumed run (at ``step``)
+    first drops the ``metrics.jsonl`` rows that an interrupted run logged after its last checkpoint,
+    so every step appears once."""
     import yaml
 
     end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        drop_rows_after(run_dir / "metrics.jsonl", step)
     return end, Monitor(run_dir, run.steps, step, is_main, run.tensorboard, run.progress)
+
+
+def drop_rows_after(path: Path, step: int) -> int:
+    """Keep only the ``metrics.jsonl`` rows with ``"step" <= step`` (and drop a half-written last
+    line); returns how many rows were dropped. No-op without the file."""
+    if not path.is_file():
+        return 0
+    from vitok.files import atomic_write
+
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            row_step = None
+        if isinstance(row_step, int) and row_step <= step:
+            kept.append(line)
+        elif line.strip():
+            dropped += 1
+    if dropped:
+        text = "".join(f"{line}\n" for line in kept)
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+    return dropped
 
 
 def _plain(value: object) -> object:

@@ -107,7 +107,7 @@ class Trainer:
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
         device = self.dist.device
-        self.model = build_model(cfg).to(device)
+        self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
         self.loss = AutoencoderLoss(cfg.loss).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         self.step, self.bad_steps = 0, 0
