@@ -256,3 +256,13 @@ def test_no_readable_file_is_one_clear_line_even_from_a_worker(tmp_path) -> None
     message = str(caught.value)
     assert message.startswith("none of the 1 image files under") and "\n" not in message
     assert message.count("notes.png") == 1  # named once, not once per try
+
+
+def test_shards_log_and_report_each_unreadable_sample_once_per_name(tmp_path, caplog) -> None:
+    shard = _tar(tmp_path / "mixed.tar", {"a.png": _png_bytes(0), "b.png": b"broken", "c.png": _png_bytes(1),
+                                          "d.jpg": b"", "e.png": _png_bytes(2)})
+    items = [item for _, item in zip(range(9), ShardDataset([shard], "image", TrainTransform((16, 16))))]  # 3 passes
+    skipped = [p for item in items for p in item["skipped"]]
+    assert {p.rsplit(":", 1)[1] for p in skipped} == {"b", "d"}
+    warnings = [r.getMessage() for r in caplog.records if "skipping unreadable sample" in r.getMessage()]
+    assert len(warnings) == 2  # once per distinct sample, not once per pass

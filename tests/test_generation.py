@@ -205,3 +205,14 @@ def test_video_latents_sample_as_videos(tmp_path) -> None:
     assert x.shape == (2, 3, 4, 16, 16)
     save_samples(x, torch.tensor([0, 1]), tmp_path)
     assert (tmp_path / "sample-0000-class0.mp4").is_file() and (tmp_path / "sample-0001-class1.gif").is_file()
+
+
+def test_cache_latents_skips_unreadable_files_and_keeps_labels_aligned(class_folder, tmp_path) -> None:
+    from vitok.generate.latents import cache_latents, iter_shards
+
+    (class_folder / "cats" / "0_broken.png").write_text("not an image")  # sorts first among the cats
+    tokenizer = ViTok.from_preset("N-N/8", latent_channels=4)
+    stats = cache_latents(tokenizer, class_folder, tmp_path / "latents", size=16, shard_size=4, progress=False)
+    assert stats["samples"] == 6  # the 6 readable images, each once (no substitute for the broken one)
+    labels = [int(label) for _, label in iter_shards(tmp_path / "latents")]
+    assert labels == [0, 0, 0, 1, 1, 1]  # labels follow their own images, not shifted by the skip
