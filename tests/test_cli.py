@@ -147,3 +147,13 @@ def test_reconstruct_an_empty_folder_is_an_error(tmp_path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert main(["reconstruct", str(tmp_path / "empty")]) == 2
     assert "no image or video files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["reconstruct", "x.png", "--stride", "0"], ["reconstruct", "x.png", "--frames", "-1"],
+                                  ["flops", "N-N/8", "--frames", "0"], ["flops", "N-N/8", "--head-blocks", "-1"],
+                                  ["flops", "N-N/8", "--latent-channels", "abc"],
+                                  ["export", "--model", "m", "--out", "o", "--name", "n", "--stats-size", "0"]])
+def test_model_command_numbers_are_range_checked(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "must be" in capsys.readouterr().err

@@ -171,9 +171,13 @@ def test_eval_baseline_through_the_same_protocol(media_dir, tmp_path) -> None:
 
 
 def test_bench_runs_for_a_tiny_preset(capsys) -> None:
-    assert main(["bench", "--model", "N-N/8", "--sizes", "32", "--repeats", "1", "--vs", "sd-vae"]) == 0
+    assert main(["bench", "--model", "N-N/8", "--sizes", "32", "--repeats", "1"]) == 0
+    assert "bf16 autocast is" in capsys.readouterr().out
+    # the SD VAE in fp32 only: on CPUs without bf16 matrix units its bf16 run takes minutes
+    assert main(["bench", "--model", "N-N/8", "--sizes", "32", "--repeats", "1", "--vs", "sd-vae",
+                 "--precisions", "fp32"]) == 0
     out = capsys.readouterr().out
-    assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out and "bf16 autocast is" in out
+    assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out
 
 
 def _reduce_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tensor, out: str) -> None:

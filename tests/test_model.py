@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitok import PRESETS, ViTok, count_macs, get_config
+from vitok import PRESETS, TowerConfig, ViTok, count_macs, get_config
 from vitok.metrics.flops import compression_ratio, latent_size, measure_macs
 from vitok.models.bottleneck import LatentDistribution
 
@@ -275,8 +275,10 @@ def test_head_config_is_checked_and_round_trips(tmp_path) -> None:
         get_config("N-N/8", head="deconv")
     with pytest.raises(ValueError, match="head_channels"):
         get_config("N-N/8", head="conv", head_channels=0)
+    with pytest.raises(TypeError, match="TowerConfig"):
+        get_config("N-N/8", decoder={"width": 64, "depth": 1, "heads": 2})
     model = ViTok(get_config("N-N/8", head="conv", head_channels=8, head_blocks=1,
-                             decoder={"width": 64, "depth": 1, "heads": 2}))
+                             decoder=TowerConfig(width=64, depth=1, heads=2)))
     assert model.config.decoder.depth == 1
     model.save_pretrained(tmp_path)
     loaded = ViTok.from_pretrained(tmp_path)
@@ -299,3 +301,34 @@ def test_hourglass_end_splits_tokens_and_checks_its_sizes() -> None:
 def test_paper_presets_keep_the_linear_head() -> None:
     for name in ("S-B/16", "S-L/16", "S-B/4x8", "S-B/8x8", "S-B/4x16"):
         assert PRESETS[name].head == "linear" and PRESETS[name].decoder_fine_depth == 0
+
+
+def test_api_helpers_check_their_arguments() -> None:
+    model = ViTok.from_preset("N-N/8")
+    c = model.config.latent_channels
+    with pytest.raises(TypeError, match="tensors"):
+        model.set_latent_stats([0.0] * c, torch.ones(c))
+    for mean, std in [(torch.zeros(c), torch.zeros(c)), (torch.zeros(c), -torch.ones(c)),
+                      (torch.full((c,), float("nan")), torch.ones(c)), (torch.zeros(c), torch.full((c,), float("inf")))]:
+        with pytest.raises(ValueError, match="latent (mean|std)"):
+            model.set_latent_stats(mean, std)
+    assert model.config.latent_std is None and torch.equal(model.latent_std, torch.ones(c))  # nothing stored
+    for bad in ([[0.0]], torch.zeros(1, 3, 4, 4)):
+        with pytest.raises(ValueError, match="latent"):
+            model.normalize_latent(bad)
+        with pytest.raises(ValueError, match="latent"):
+            model.denormalize_latent(bad)
+    for shape in [(), (1, 3, 8), (1, 3, 0, 8), (1.0, 3, 8, 8)]:
+        with pytest.raises(ValueError, match="shape"):
+            model.latent_shape(shape)
+
+
+def test_saved_files_get_the_umask_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "m")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o666 & ~mask

@@ -100,8 +100,11 @@ class ViTokConfig:
     name: str = "custom"
 
     def __post_init__(self) -> None:
-        for tower in ("encoder", "decoder"):  # a dict (from YAML or JSON) becomes a TowerConfig
-            object.__setattr__(self, tower, _tower(getattr(self, tower), tower))
+        for tower in ("encoder", "decoder"):
+            if not isinstance(getattr(self, tower), TowerConfig):
+                raise TypeError(f"{tower} must be a TowerConfig(width=..., depth=..., heads=...), got "
+                                f"{getattr(self, tower)!r} (dicts from YAML / JSON go through from_dict or "
+                                "tower_overrides)")
         check_fields(self)
         if self.decoder_fine_depth and self.patch_size % 2:
             raise ValueError(f"an hourglass decoder (decoder_fine_depth > 0) needs an even patch_size, "
@@ -149,7 +152,14 @@ class ViTokConfig:
     def from_dict(cls, data: dict[str, Any]) -> ViTokConfig:
         """Inverse of ``to_dict``. Raises ``ValueError`` naming the key for a non-dict, unknown or
         missing keys, and any value of the wrong type or out of range (lists become tuples)."""
-        return cls(**known_keys(cls, data, "ViTokConfig"))
+        return cls(**tower_overrides(known_keys(cls, data, "ViTokConfig")))
+
+
+def tower_overrides(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """ViTokConfig field values as read from YAML / JSON, with ``encoder`` / ``decoder`` dicts
+    made :class:`TowerConfig` (errors name ``<prefix>encoder.width`` etc.)."""
+    return {key: _tower(value, f"{prefix}{key}") if key in ("encoder", "decoder") else value
+            for key, value in overrides.items()}
 
 
 def known_keys(cls: type, data: object, what: str) -> dict[str, Any]:

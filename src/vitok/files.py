@@ -57,6 +57,13 @@ def is_write_failure(err: BaseException) -> bool:
     return False
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(target: str | Path, write: Callable[[Path], None], fsync: bool = True) -> Path:
     """Write ``target`` through ``write(temp_path)`` then rename it over ``target``.
 
@@ -70,6 +77,7 @@ def atomic_write(target: str | Path, write: Callable[[Path], None], fsync: bool 
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # writers that recreate the file (safetensors: 0600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
             try:

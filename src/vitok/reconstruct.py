@@ -61,6 +61,9 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     """
     from vitok import io
 
+    bad_frames = frames is not None and (not isinstance(frames, int) or frames < 1)
+    if not isinstance(stride, int) or stride < 1 or bad_frames:
+        raise ValueError(f"stride and frames must be positive ints (frames may be None), got {stride!r}, {frames!r}")
     video = io.is_video_file(path)
     fps = io.video_info(path)[1] / stride if video else None
     x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from vitok.cli.argtypes import nonnegative_int, positive_int
 from vitok.cli.common import (
     DEMO_MODEL,
     PRESET_COLUMNS,
@@ -38,12 +39,12 @@ def register_flops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`), a shipped "
                                 "model name or a saved model directory")
     p.add_argument("--size", type=parse_size, default=None, help="input N or HxW (default: the preset's)")
-    p.add_argument("--frames", type=int, default=None, help="clip length T (default: the preset's)")
-    p.add_argument("--latent-channels", type=int, default=None, help="override c")
+    p.add_argument("--frames", type=positive_int, default=None, help="clip length T (default: the preset's)")
+    p.add_argument("--latent-channels", type=positive_int, default=None, help="override c")
     p.add_argument("--head", choices=("linear", "conv"), default=None,
                    help="decoder pixel head (conv: the residual conv tail, see vitok.nn.pixel_head)")
-    p.add_argument("--head-channels", type=int, default=None, help="conv tail channels C")
-    p.add_argument("--head-blocks", type=int, default=None, help="conv tail residual blocks (0 = one conv)")
+    p.add_argument("--head-channels", type=positive_int, default=None, help="conv tail channels C")
+    p.add_argument("--head-blocks", type=nonnegative_int, default=None, help="conv tail residual blocks (0 = one conv)")
     p.add_argument("--measure", action="store_true",
                    help="also count with torch's FlopCounterMode (meta device) as a cross-check")
     p.set_defaults(func=run_flops)
@@ -95,9 +96,9 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
     p.add_argument("--size", type=parse_size, default=None,
                    help="resize shorter side + center-crop to N or HxW (default: native size)")
-    p.add_argument("--frames", type=int, default=None,
+    p.add_argument("--frames", type=positive_int, default=None,
                    help="reconstruct only the first N frames of a video (default: the whole video, in chunks)")
-    p.add_argument("--stride", type=int, default=1, help="take every k-th video frame")
+    p.add_argument("--stride", type=positive_int, default=1, help="take every k-th video frame")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--bf16", action="store_true", help="run under bf16 autocast")
     p.set_defaults(func=run_reconstruct)
@@ -108,8 +109,6 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
     from vitok.reconstruct import expand_inputs, reconstruct_all, summarize
 
-    if args.frames is not None and args.frames <= 0:
-        raise ValueError(f"--frames must be a positive number of frames, got {args.frames}")
     paths = expand_inputs(args.inputs)
     if not paths:
         raise ValueError(f"no image or video files in {[str(p) for p in args.inputs]}")
@@ -155,7 +154,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", required=True, help="name shown in the model card")
     p.add_argument("--stats-data", nargs="*", default=None, help="images for the latent statistics")
-    p.add_argument("--stats-size", type=int, default=None, help="center-crop size for the statistics")
+    p.add_argument("--stats-size", type=positive_int, default=None, help="center-crop size for the statistics")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
     p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
     p.add_argument("--format", choices=["vitok", "diffusers"], default="vitok",

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vitok.config import ViTokConfig
+from vitok.files import atomic_write
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
 from vitok.models.tiling import TilingConfig, concat_slices, spans, tiled_apply
 from vitok.nn import Transformer, pad_to_multiple, patchify, rope_cos_sin, token_grid, unpatchify
@@ -350,7 +350,11 @@ class ViTok(nn.Module):
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Latent shape for an input of shape (B, 3, H, W) or (B, 3, T, H, W)."""
+        """Latent shape for an input of shape (B, 3, H, W) or (B, 3, T, H, W); ``ValueError`` for
+        anything else."""
+        if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) not in (4, 5) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+            raise ValueError(f"shape must be (B, 3, H, W) or (B, 3, T, H, W) of positive ints, got {shape!r}")
         c = self.config.latent_channels
         if len(shape) == 4:
             _, h, w = self.latent_grid((1, *shape[2:]))
@@ -360,23 +364,35 @@ class ViTok(nn.Module):
     # ------------------------------------------------------------------ latent statistics
     def set_latent_stats(self, mean: Tensor, std: Tensor) -> None:
         """Store per-channel latent statistics (c,) used by ``normalize``/``denormalize``;
-        they are saved with the model."""
+        they are saved with the model. Raises ``TypeError`` for non-tensors and ``ValueError``
+        for a wrong shape, a non-finite mean or a std that is not finite and positive (nothing is
+        stored then)."""
         c = self.config.latent_channels
+        if not isinstance(mean, Tensor) or not isinstance(std, Tensor):
+            raise TypeError(f"set_latent_stats needs tensors mean and std of shape ({c},), got "
+                            f"{type(mean).__name__} and {type(std).__name__}")
         if mean.shape != (c,) or std.shape != (c,):
             raise ValueError(f"latent statistics must have shape ({c},), got {tuple(mean.shape)}, {tuple(std.shape)}")
+        if not torch.isfinite(mean).all():
+            raise ValueError(f"latent mean must be finite, got {mean.tolist()}")
+        if not (torch.isfinite(std).all() and (std > 0).all()):
+            raise ValueError(f"latent std must be finite and > 0, got {std.tolist()}")
+        self.config = self.config.replace(latent_mean=tuple(mean.tolist()), latent_std=tuple(std.tolist()))
         self.latent_mean.copy_(mean)
         self.latent_std.copy_(std)
-        self.config = self.config.replace(latent_mean=tuple(mean.tolist()), latent_std=tuple(std.tolist()))
 
     def _stat_view(self, stat: Tensor, z: Tensor) -> Tensor:
         return stat.view(1, -1, *([1] * (z.ndim - 2))).to(z.dtype)
 
     def normalize_latent(self, z: Tensor) -> Tensor:
-        """(z - mean) / std per channel, with the statistics stored in the config."""
+        """(z - mean) / std per channel, with the statistics stored in the config; z is a latent
+        (B, c, h, w) or (B, c, t, h, w) (``ValueError`` otherwise)."""
+        check_latent(z, self.config.latent_channels)
         return (z - self._stat_view(self.latent_mean, z)) / self._stat_view(self.latent_std, z)
 
     def denormalize_latent(self, z: Tensor) -> Tensor:
-        """Inverse of :meth:`normalize_latent`."""
+        """Inverse of :meth:`normalize_latent` (same checks)."""
+        check_latent(z, self.config.latent_channels)
         return z * self._stat_view(self.latent_std, z) + self._stat_view(self.latent_mean, z)
 
     # ------------------------------------------------------------------ save / load
@@ -390,9 +406,9 @@ class ViTok(nn.Module):
         state = {k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
                  for k, v in self.state_dict().items()}
         config = self.config.to_dict()
-        _atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
+        atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
         text = json.dumps({"model_type": "vitok", **config}, indent=2)
-        _atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
+        atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
         return directory
 
     def push_to_hub(self, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
@@ -548,15 +564,3 @@ def _stats(values: tuple[float, ...] | None, channels: int, fill: float) -> Tens
     if values is None:
         return torch.full((channels,), fill)
     return torch.tensor(values, dtype=torch.float32)
-
-
-def _atomic_write(target: Path, write) -> None:
-    """Write via a temp file in the same directory, then rename over ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

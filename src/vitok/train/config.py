@@ -333,7 +333,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     then across fields: the model preset and its overrides, the LR schedule, the video section,
     image sizes the perceptual loss accepts, ``run.out_dir`` not a file. Returns ``cfg``; raises
     one-line ``ValueError`` naming the key."""
-    from vitok.config import ViTokConfig
+    from vitok.config import ViTokConfig, tower_overrides
     from vitok.presets import get_config
 
     for name in ("data", "loss", "optim", "run"):
@@ -348,7 +348,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         if unknown:
             raise ValueError(f"model.overrides: unknown keys {unknown} (ViTokConfig fields: {fields})")
         try:
-            get_config(cfg.model.preset, **cfg.model.overrides)
+            get_config(cfg.model.preset, **tower_overrides(cfg.model.overrides, "model.overrides."))
         except ValueError as err:
             raise ValueError(f"model.preset={cfg.model.preset!r} / model.overrides: {err}") from None
     if cfg.video is not None and cfg.video.data.kind != "video":

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vitok.config import tower_overrides
 from vitok.data.datasets import describe_skipped
 from vitok.files import check_writable, remove_stale_temp_files
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
@@ -66,10 +67,10 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
         model = build_autoencoder_kl(section.autoencoder_kl, section.init_from)
     elif section.init_from is None:
-        model = ViTok.from_preset(section.preset, **section.overrides)
+        model = ViTok.from_preset(section.preset, **tower_overrides(section.overrides))
     elif Path(section.init_from).is_file():
         state = ckpt.load_checkpoint(section.init_from)
-        model = ViTok(ViTok.from_preset(section.preset, **section.overrides).config)
+        model = ViTok(ViTok.from_preset(section.preset, **tower_overrides(section.overrides)).config)
         model.load_state_dict(state["model"])
     else:
         model = ViTok.from_pretrained(section.init_from)
