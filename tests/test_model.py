@@ -308,8 +308,9 @@ def test_api_helpers_check_their_arguments() -> None:
     c = model.config.latent_channels
     with pytest.raises(TypeError, match="tensors"):
         model.set_latent_stats([0.0] * c, torch.ones(c))
-    for mean, std in [(torch.zeros(c), torch.zeros(c)), (torch.zeros(c), -torch.ones(c)),
-                      (torch.full((c,), float("nan")), torch.ones(c)), (torch.zeros(c), torch.full((c,), float("inf")))]:
+    nan, inf = torch.full((c,), float("nan")), torch.full((c,), float("inf"))
+    for mean, std in [(torch.zeros(c), torch.zeros(c)), (torch.zeros(c), -torch.ones(c)), (nan, torch.ones(c)),
+                      (torch.zeros(c), inf)]:
         with pytest.raises(ValueError, match="latent (mean|std)"):
             model.set_latent_stats(mean, std)
     assert model.config.latent_std is None and torch.equal(model.latent_std, torch.ones(c))  # nothing stored
