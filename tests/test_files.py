@@ -150,3 +150,22 @@ def test_trainer_trains_a_pretrained_model_in_train_mode(tmp_path) -> None:
         assert trainer.model.training  # from_pretrained's eval mode would silently disable grad checkpointing
     finally:
         trainer.close()
+
+
+def test_a_run_directory_is_locked_against_a_second_run(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from vitok.files import LOCK_NAME, acquire_run_lock, release_run_lock
+
+    lock = acquire_run_lock(tmp_path)
+    assert lock.name == LOCK_NAME and acquire_run_lock(tmp_path) == lock  # re-entrant in one process
+    other = subprocess.run([sys.executable, "-c", f"from vitok.files import acquire_run_lock; "
+                            f"acquire_run_lock({str(tmp_path)!r})"], capture_output=True, text=True)
+    assert other.returncode != 0 and "in use by another training run" in other.stderr
+    release_run_lock(lock)
+    assert not lock.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{socket.gethostname()} {int(dead.stdout)}")  # a crashed run's lock: taken over
+    assert acquire_run_lock(tmp_path) == lock and lock.read_text().endswith(str(__import__("os").getpid()))

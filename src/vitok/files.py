@@ -136,3 +136,53 @@ def load_safetensors(path: str | Path) -> dict[str, Tensor]:
     except Exception as err:  # safetensors raises its own error types for every malformed header
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+LOCK_NAME = ".vitok-run.lock"
+
+
+def acquire_run_lock(directory: str | Path) -> Path:
+    """Claim ``directory`` for one training run: create ``.vitok-run.lock`` holding ``host pid``.
+
+    A lock left by a process that is gone (same host, pid not running) is taken over, one held by
+    this process is kept; any other live one
+    raises ``RuntimeError`` naming the directory and the process, so two runs never write the same
+    checkpoints. Returns the lock's path (remove it with :func:`release_run_lock`).
+    """
+    import socket
+
+    lock = Path(directory) / LOCK_NAME
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            owner = lock.read_text().strip() if lock.is_file() else ""
+            host, _, pid = owner.partition(" ")
+            if owner == me:  # this process already holds it (a trainer rebuilt to resume)
+                return lock
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise RuntimeError(f"{directory} is in use by another training run ({owner or 'unknown process'}; "
+                               f"lock file {lock}): wait for it, or remove the lock if that run is gone") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return lock
+    raise RuntimeError(f"cannot claim {directory}: its lock file {lock} keeps reappearing")
+
+
+def release_run_lock(lock: Path | None) -> None:
+    """Remove a lock taken by :func:`acquire_run_lock` (if this process still owns it)."""
+    if lock is not None and lock.is_file() and lock.read_text().strip().endswith(f" {os.getpid()}"):
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -87,6 +87,7 @@ class RunConfig:
     ckpt_every: int = 1000
     keep_last: int = 3
     max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
+    dist_timeout: float = 600.0  # seconds a collective may wait for a dead or frozen rank
     distributed: Literal["ddp", "fsdp"] = "ddp"
     tensorboard: bool = True
     progress: bool = True
@@ -256,6 +257,7 @@ RANGES: dict[type, dict[str, Rule]] = {
         "ckpt_every": (lambda v: v >= 1, ">= 1"),
         "keep_last": (lambda v: v >= 0, ">= 0 (0 = keep all)"),
         "max_bad_steps": (lambda v: v >= 1, ">= 1"),
+        "dist_timeout": (lambda v: v > 0, "> 0 (seconds)"),
     },
     VideoMix: {
         "every": (lambda v: v >= 1, ">= 1"),

@@ -6,6 +6,7 @@ Multi-node: ``torchrun --nnodes N --node_rank R --rdzv_endpoint HOST:PORT --npro
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -40,8 +41,10 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     return torch.device(preference)
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group if there is one; pick this process's device."""
+def init_distributed(device: str = "auto", timeout: float = 600.0) -> DistInfo:
+    """Join the torchrun process group if there is one; pick this process's device. A collective
+    that waits longer than ``timeout`` seconds (a dead or frozen rank) fails instead of hanging
+    for torch's default 30 minutes."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -49,7 +52,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout))
     return DistInfo(rank, world, local_rank, dev)
 
 

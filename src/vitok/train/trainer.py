@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from vitok.config import tower_overrides
 from vitok.data.datasets import describe_skipped
-from vitok.files import check_writable, remove_stale_temp_files
+from vitok.files import acquire_run_lock, check_writable, release_run_lock, remove_stale_temp_files
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
@@ -103,7 +103,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = check_config(cfg)
-        self.dist: DistInfo = init_distributed(cfg.run.device)
+        self.dist: DistInfo = init_distributed(cfg.run.device, cfg.run.dist_timeout)
         self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.run_dir = Path(cfg.run.out_dir)
         torch.manual_seed(cfg.run.seed)
@@ -159,6 +159,7 @@ class Trainer:
         interrupted writes."""
         if self.dist.is_main:
             check_writable(self.run_dir, "run.out_dir")
+            self.lock = acquire_run_lock(self.run_dir)
             for path in remove_stale_temp_files(self.run_dir):
                 print(f"removed {path} (left by an interrupted write)")
         found = ckpt.load_latest(self.run_dir, required=("step", "model", "opt", "rng"))
@@ -338,6 +339,7 @@ class Trainer:
         return last
 
     def close(self) -> None:
+        release_run_lock(getattr(self, "lock", None))
         cleanup(self.dist)
 
 
