@@ -83,7 +83,7 @@ def test_push_to_hub_prepares_the_files_and_uploads_them(tmp_path, monkeypatch) 
     assert "library_name: vitok" in calls["card"] and "## Training" in calls["card"]
 
 
-def test_local_directories_and_shipped_names_still_win(tmp_path) -> None:
+def test_local_directories_and_shipped_names_still_win(tmp_path, monkeypatch) -> None:
     model = ViTok.from_preset("N-N/8")
     (tmp_path / "org").mkdir()
     model.save_pretrained(tmp_path / "org" / "name")
@@ -96,3 +96,12 @@ def test_local_directories_and_shipped_names_still_win(tmp_path) -> None:
     assert torch.equal(loaded.decoder_out.weight, model.decoder_out.weight)
     with pytest.raises(FileNotFoundError, match="Hugging Face Hub id"):
         ViTok.from_pretrained(tmp_path / "nothing-here")
+    import huggingface_hub
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a preset name must not be looked up on the hub")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_hub)
+    for name in ("S-B/16", "Ti-XS/4x8"):
+        with pytest.raises(FileNotFoundError, match="from_preset"):
+            ViTok.from_pretrained(name)

@@ -52,18 +52,12 @@ def register_flops(sub: argparse._SubParsersAction) -> None:
 
 def saved_config(name: str):
     """The config of a saved model directory or shipped model, or None when ``name`` is neither."""
-    import json
-
-    from vitok.config import ViTokConfig
-    from vitok.models.vitok import CONFIG_NAME, resolve_pretrained
+    from vitok.models.pretrained import CONFIG_NAME, read_config, resolve_pretrained
 
     try:
-        directory = resolve_pretrained(name)
+        return read_config(resolve_pretrained(name) / CONFIG_NAME)
     except FileNotFoundError:
         return None
-    data = json.loads((directory / CONFIG_NAME).read_text())
-    data.pop("model_type", None)
-    return ViTokConfig.from_dict(data)
 
 
 def run_flops(args: argparse.Namespace) -> int:

@@ -1,0 +1,104 @@
+"""Where saved models come from and how their files are read, before any model is built.
+
+A saved model is a directory with ``config.json`` + ``model.safetensors`` (written by
+``ViTok.save_pretrained``): a local directory, one shipped in ``vitok/pretrained/``, or a Hugging
+Face Hub snapshot. The config is validated and the weights' header read without loading tensors,
+so ``ViTok.from_pretrained`` can check one against the other before allocating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from vitok.config import ViTokConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def read_config(path: Path) -> ViTokConfig:
+    """A :class:`ViTokConfig` from a model's ``config.json``; ``ValueError`` naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the model config: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    if data.pop("model_type", "vitok") != "vitok":
+        raise ValueError(f"{path} is not a vitok config")
+    try:
+        return ViTokConfig.from_dict(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (no tensor is read); ``ValueError``
+    naming the file when it is not a readable safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types for every malformed header
+        raise ValueError(f"{path}: not a readable safetensors weights file ({err})") from None
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name" on the Hugging Face Hub
+
+
+def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+    """A directory holding ``config.json`` + ``model.safetensors``: a local directory, a model shipped
+    in ``vitok/pretrained/``, or a Hugging Face Hub id (``org/name``, at ``revision``) resolved
+    through the hub cache with ``huggingface_hub`` (honours ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE``).
+
+    Raises ``FileNotFoundError`` naming what was looked for (for a hub id offline and not cached,
+    or not on the hub).
+    """
+    path = Path(name_or_path)
+    if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
+        return path
+    shipped = Path(__file__).resolve().parent.parent / "pretrained" / str(name_or_path)
+    if (shipped / CONFIG_NAME).is_file() and (shipped / WEIGHTS_NAME).is_file():
+        return shipped
+    if HUB_ID.match(str(name_or_path)) and not path.exists() and not is_preset_name(str(name_or_path)):
+        return hub_snapshot(str(name_or_path), revision)
+    raise FileNotFoundError(
+        f"no vitok model at {str(name_or_path)!r}: expected a directory with {CONFIG_NAME} and "
+        f"{WEIGHTS_NAME} (written by save_pretrained), a shipped model name or a Hugging Face Hub id "
+        "(org/name); for a randomly initialised preset use ViTok.from_preset(name)"
+    )
+
+
+def is_preset_name(name: str) -> bool:
+    """Whether ``name`` is a preset or an ENC-DEC/p name (those look like hub ids but never are)."""
+    from vitok.presets import PRESETS, parse_name
+
+    try:
+        return name in PRESETS or parse_name(name) is not None
+    except ValueError:
+        return False
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
+    """The local snapshot of a hub model's config, weights and card, downloaded into the hub cache
+    unless already there (offline mode: the cache only). Needs ``huggingface_hub``."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as err:
+        raise FileNotFoundError(f"{repo_id!r} looks like a Hugging Face Hub id, but huggingface_hub is not "
+                                "installed: pip install 'vitok[hub]'") from err
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision,
+                                        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise FileNotFoundError(f"cannot resolve hub model {repo_id!r} (revision {revision or 'main'}): "
+                                f"{str(err).splitlines()[0]}") from None
+    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(f"hub model {repo_id!r} has no {CONFIG_NAME} + {WEIGHTS_NAME} (not a vitok model)")
+    return folder
