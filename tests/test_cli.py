@@ -52,7 +52,7 @@ def test_reconstruct_images_and_video_with_saved_model(media_dir, tmp_path, caps
                  "--frames", "4"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["a_compare.png", "a_recon.png", "b_compare.png", "b_recon.png",
-                     "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4"]
+                     "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4", "overview.png"]
     text = capsys.readouterr().out
     assert "mean PSNR" in text and "SSIM" in text and "LPIPS" in text and "over 3 items" in text
 

@@ -31,7 +31,7 @@ class EvalConfig:
 
     data: list[str]
     kind: Literal["auto", "image", "video"] = "auto"
-    size: int = 256
+    size: int | tuple[int, int] = 256  # N or (H, W): resize the shorter side, then centre-crop
     frames: int = 16
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid", "grid"])
     max_samples: int | None = None
@@ -45,7 +45,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "image", "video"):
             raise ValueError(f"kind must be 'auto', 'image' or 'video', got {self.kind!r}")
-        for name, minimum in (("size", 1), ("frames", 1), ("batch_size", 1), ("workers", 0)):
+        size = self.size if isinstance(self.size, (tuple, list)) else (self.size, self.size)
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size):
+            raise ValueError(f"size must be an int >= 1 or (H, W) of ints >= 1, got {self.size!r}")
+        for name, minimum in (("frames", 1), ("batch_size", 1), ("workers", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -53,17 +56,48 @@ class EvalConfig:
             raise ValueError(f"max_samples must be None or an int >= 1, got {self.max_samples!r}")
         if isinstance(self.data, (str, bytes)) or not self.data:
             raise ValueError(f"data must be a non-empty list of folders or files, got {self.data!r}")
+        from vitok.metrics.streaming import canonical_metric
+
+        self.metrics = list(dict.fromkeys(canonical_metric(m) for m in self.metrics))
+
+    @property
+    def crop(self) -> tuple[int, int]:
+        """The centre crop (H, W) in pixels."""
+        return tuple(self.size) if isinstance(self.size, (tuple, list)) else (self.size, self.size)
+
+    def check(self) -> Literal["image", "video"]:
+        """Everything that can be checked before a model runs: the data exist and hold files of
+        one kind (``auto`` decides which), and the metrics fit it (rFVD needs videos of at least 9
+        frames). Returns the kind; raises ``ValueError`` / ``FileNotFoundError`` (one line)."""
+        kind = detect_kind(self.data) if self.kind == "auto" else self.kind
+        if "rfvd" in self.metrics and (kind != "video" or self.frames < 9):
+            raise ValueError("rfvd needs videos of at least 9 frames (the protocol uses 16), got "
+                             + (f"{kind}s" if kind != "video" else f"--frames {self.frames}"))
+        return kind
 
 
 def detect_kind(paths: list[str]) -> Literal["image", "video"]:
-    """'video' when the paths hold video files and no images, else 'image'."""
+    """'image' or 'video': the one kind of media file the paths hold.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: no image or video file, or both kinds (name one with ``kind``).
+    """
     from vitok.data.datasets import list_files
 
-    try:
-        list_files(paths, "image")
-        return "image"
-    except ValueError:
-        return "video"
+    counts = {}
+    for kind in ("image", "video"):
+        try:
+            counts[kind] = len(list_files(paths, kind))
+        except ValueError:
+            counts[kind] = 0
+    where = ", ".join(map(str, paths))
+    if counts["image"] and counts["video"]:
+        raise ValueError(f"{where} holds {counts['image']} image(s) and {counts['video']} video(s): evaluate one "
+                         "kind at a time (--kind image or --kind video)")
+    if not counts["image"] and not counts["video"]:
+        raise ValueError(f"no image or video files in {where}")
+    return "image" if counts["image"] else "video"
 
 
 def lattice_period(model: nn.Module) -> int:
@@ -102,7 +136,7 @@ def build_metrics(names: list[str], device: torch.device, cache: str | None,
 def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> DataLoader:
     """Batches of this rank's share of the (first ``max_samples``) files; an unreadable file is
     dropped from its batch and named in the batch's ``skipped`` (never replaced by another)."""
-    dataset = MediaFolder(cfg.data, kind, EvalTransform((cfg.size, cfg.size)), num_frames=cfg.frames,
+    dataset = MediaFolder(cfg.data, kind, EvalTransform(cfg.crop), num_frames=cfg.frames,
                           random_clips=False, substitute=False)
     indices = list(range(min(len(dataset), cfg.max_samples or len(dataset))))[rank::world]
     return DataLoader(Subset(dataset, indices), batch_size=cfg.batch_size, collate_fn=collate,
@@ -110,14 +144,19 @@ def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> Da
 
 
 def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
-    """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W)."""
+    """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W);
+    a loaded model's name is the name it was loaded by with the architecture, e.g.
+    ``vitok-tiny (Ti-XS/4x8)``."""
     from vitok.metrics.flops import compression_ratio, count_macs, latent_size
 
     params = sum(p.numel() for p in model.parameters()) / 1e6
     if hasattr(model, "config"):
         config = model.config
-        return {"model": config.name, "params_M": params, "gmacs": count_macs(config, shape).gmacs,
-                "E": latent_size(config, shape), "compression_ratio": compression_ratio(config, shape)}
+        loaded = getattr(model, "name_or_path", None)
+        name = f"{loaded} ({config.name})" if loaded and loaded != config.name else config.name
+        return {"model": name, "architecture": config.name, "params_M": params,
+                "gmacs": count_macs(config, shape).gmacs, "E": latent_size(config, shape),
+                "compression_ratio": compression_ratio(config, shape)}
     t, h, w = shape
     e = model.latent_size(shape)
     return {"model": model.name, "params_M": params, "gmacs": model.gmacs(shape), "E": e,
@@ -136,8 +175,8 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     from vitok.metrics.psnr import psnr
 
     device = torch.device(cfg.device)
-    kind = detect_kind(cfg.data) if cfg.kind == "auto" else cfg.kind
-    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache, lattice_period(model), cfg.size)
+    kind = cfg.check()
+    metrics, skipped = build_metrics(cfg.metrics, device, cfg.cache, lattice_period(model), min(cfg.crop))
     import torch.distributed as dist
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -146,7 +185,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
     unreadable: dict[str, str] = {}
-    for batch in tqdm(loader, desc="eval", dynamic_ncols=True):
+    for batch in tqdm(loader, desc="eval", unit="batch", dynamic_ncols=True):
         unreadable.update(zip(batch["skipped"], batch["errors"]))
         if batch["x"] is None:
             continue
@@ -165,9 +204,10 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     if count == 0:
         raise ValueError(no_readable_files(cfg.data, unreadable))
     results = {
-        **info, "kind": kind, "size": cfg.size, "frames": cfg.frames if kind == "video" else 1,
+        **info, "kind": kind, "size": cfg.size if isinstance(cfg.size, int) else list(cfg.size),
+        "frames": cfg.frames if kind == "video" else 1,
         "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
-        "metrics": {name: metric.compute() for name, metric in metrics.items()}, "skipped": skipped,
+        "metrics": compute_metrics(metrics), "skipped": skipped,
         "skipped_files": sorted(unreadable), "lattice_period": lattice_period(model),
     }
     out = Path(cfg.out_dir)
@@ -178,6 +218,17 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     (out / "results.json").write_text(json.dumps(results, indent=2))
     save_comparison(shown, out / "comparison.png")
     return results
+
+
+def compute_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Every metric's value; the Frechet distances (a few seconds to a minute of linear algebra
+    after the last batch) say so on stderr first."""
+    values = {}
+    for name, metric in metrics.items():
+        if hasattr(metric, "real"):
+            print(f"{name}: computing the Frechet distance of the feature statistics ...", file=sys.stderr)
+        values[name] = metric.compute()
+    return values
 
 
 def _gather_counts(count: int, unreadable: dict[str, str], device: torch.device,

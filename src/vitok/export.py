@@ -22,14 +22,20 @@ from vitok.models.vitok import ViTok
 
 @torch.no_grad()
 def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: int = 512,
-                         batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std (c,) of posterior means over center crops of the images in ``data``
-    (unreadable images skipped; ``ValueError`` when none can be read)."""
+                         batch_size: int = 16, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (c,) of posterior means over center crops of (the first
+    ``max_items``) images in ``data`` (a tqdm bar of images on stderr; unreadable images skipped,
+    each named once in a warning; ``ValueError`` when none can be read)."""
+    from tqdm import tqdm
+
     dataset = MediaFolder(data, "image", EvalTransform((size, size)), substitute=False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     total = sq = None
     count, seen = 0, 0
+    bar = tqdm(total=min(len(dataset), max_items), desc="latent statistics", unit="image", disable=not progress,
+               dynamic_ncols=True)
     for batch in loader:
+        bar.update(len(batch["index"]) + len(batch["errors"]))
         if batch["x"] is None:
             continue
         z = model.encode(batch["x"]).double().transpose(0, 1).flatten(1)  # (c, positions)
@@ -39,6 +45,7 @@ def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: in
         seen += batch["x"].shape[0]
         if seen >= max_items:
             break
+    bar.close()
     if total is None:
         raise ValueError(f"none of the {len(dataset)} images under {', '.join(map(str, data))} could be read")
     mean = total / count

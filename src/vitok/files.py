@@ -178,6 +178,23 @@ def release_run_lock(lock: Path | None) -> None:
         lock.unlink(missing_ok=True)
 
 
+def is_fresh_dir(directory: str | Path) -> bool:
+    """True when ``directory`` does not exist or is empty (a run started there owns all it holds)."""
+    directory = Path(directory)
+    return not directory.exists() or (directory.is_dir() and not any(directory.iterdir()))
+
+
+def undo_fresh_dir(directory: str | Path) -> None:
+    """Remove everything in ``directory`` and the folder itself (what a run that failed before its
+    first step created there; call only when :func:`is_fresh_dir` was true before it started).
+    The cwd and filesystem roots are never removed."""
+    import shutil
+
+    directory = Path(directory)
+    if directory.is_dir() and directory.resolve() not in (Path.cwd().resolve(), Path(directory.anchor or "/")):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

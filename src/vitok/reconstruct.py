@@ -9,20 +9,52 @@ from pathlib import Path
 
 import torch
 
+OVERVIEW_ITEMS = 48  # items shown in a run's overview.png
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Files as given; folders expanded (sorted, recursive) to their image and video files."""
+    """Files as given; folders expanded (sorted, recursive) to their image and video files.
+
+    Raises:
+        ValueError: no paths given, or no image or video file found in them.
+        FileNotFoundError: a path that does not exist.
+    """
     from vitok.io import is_image_file, is_video_file
 
+    if not paths:
+        raise ValueError("no input given: name image / video files or folders")
     found: list[Path] = []
-    for path in paths:
+    for path in map(Path, paths):
         if path.is_dir():
             found += sorted(f for f in path.rglob("*") if is_image_file(f) or is_video_file(f))
         elif path.is_file():
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    return found
+    if not found:
+        raise ValueError(f"no image or video files in {', '.join(map(str, paths))}")
+    return list(dict.fromkeys(found))
+
+
+def output_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """A distinct output name (without suffix, '/' for sub-folders) per input file: the file's stem
+    where that is unique; for files that share a stem (``a/x.jpg`` and ``b/x.jpg``, ``x.jpg`` and
+    ``x.png``), the path below their common folder, with the extension when still needed."""
+    import os
+
+    stems = [p.stem for p in paths]
+    names = {}
+    clashing = [p for p in paths if stems.count(p.stem) > 1]
+    root = Path(os.path.commonpath([str(p.resolve().parent) for p in clashing])) if clashing else None
+    for path in paths:
+        if path not in clashing:
+            names[path] = path.stem
+            continue
+        relative = path.resolve().relative_to(root)
+        names[path] = str(relative.with_suffix("")).replace(os.sep, "/")
+    for path in clashing:  # the same name with different extensions in one folder
+        if list(names.values()).count(names[path]) > 1:
+            names[path] += "-" + path.suffix.lstrip(".").lower()
+    return names
 
 
 def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | None = None,
@@ -49,15 +81,23 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     return scores
 
 
+def format_scores(scores: dict[str, float]) -> str:
+    """'PSNR 23.41 dB, SSIM 0.6812, ...' for one item or a mean."""
+    return ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in scores.items())
+
+
 def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
                      frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
-                     lpips: torch.nn.Module | None = None) -> dict[str, float]:
-    """Reconstruct one image or video file, write ``<stem>_recon`` and ``<stem>_compare`` (original |
-    reconstruction) into ``out`` (PNG for images; MP4 and GIF for videos, at the source frame rate
-    divided by ``stride``); print and return its scores.
+                     lpips: torch.nn.Module | None = None, name: str | None = None,
+                     keep: list | None = None) -> dict[str, float]:
+    """Reconstruct one image or video file, write ``<name>_recon`` and ``<name>_compare`` (original |
+    reconstruction, captioned with the scores) into ``out`` (PNG for images; MP4 and GIF for
+    videos, at the source frame rate divided by ``stride``); print and return its scores.
 
     ``frames``: the first N frames of a video (None = the whole video; long videos and large
-    images go through the model's automatic tiling, see :meth:`ViTok.enable_tiling`).
+    images go through the model's automatic tiling, see :meth:`ViTok.enable_tiling`). ``name``:
+    the output name (default: the file's stem; see :func:`output_names`). ``keep``: a list that
+    receives (name, original, reconstruction, scores text) thumbnails for :func:`vitok.viz.overview`.
     """
     from vitok import io
 
@@ -74,42 +114,58 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
         recon = model(x[None].to(device)).recon[0].float().cpu().clamp(-1, 1)
     seconds = time.perf_counter() - start
     from vitok.evaluate import lattice_period
+    from vitok.viz import labeled_pair, thumbnail
 
     scores = item_scores(x, recon, lpips, lattice_period(model))
-    out.mkdir(parents=True, exist_ok=True)
+    name = name or path.stem
+    target = out / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    headline = f"PSNR {scores['psnr']:.2f} dB" + (f", LPIPS {scores['lpips']:.3f}" if "lpips" in scores else "")
+    compare = labeled_pair(x, recon, headline)
     if video:
-        io.save_video(recon, out / f"{path.stem}_recon.mp4", fps=fps)
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.mp4", fps=fps)
-        io.save_video(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.gif", fps=fps)
+        io.save_video(recon, f"{target}_recon.mp4", fps=fps)
+        io.save_video(compare, f"{target}_compare.mp4", fps=fps)
+        io.save_video(compare, f"{target}_compare.gif", fps=fps)
     else:
-        io.save_image(recon, out / f"{path.stem}_recon.png")
-        io.save_image(torch.cat([x, recon], dim=-1), out / f"{path.stem}_compare.png")
-    shown = ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in scores.items())
-    print(f"{path.name}: {tuple(x.shape[1:])} {shown} ({seconds * 1000:.0f} ms)")
+        io.save_image(recon, f"{target}_recon.png")
+        io.save_image(compare, f"{target}_compare.png")
+    if keep is not None:
+        keep.append((name, thumbnail(x, 96), thumbnail(recon, 96), headline))  # small: a run may be long
+    print(f"{path.name}: {tuple(x.shape[1:])} {format_scores(scores)} ({seconds * 1000:.0f} ms)")
     return scores
 
 
 def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, size: tuple[int, int] | None = None,
                     frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
                     lpips: torch.nn.Module | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
-    """:func:`reconstruct_item` for every file; an unreadable file (``ValueError`` from the
-    decoder) is skipped with a warning naming it and the rest are still reconstructed.
+    """:func:`reconstruct_item` for every file (outputs named by :func:`output_names`, so files
+    with the same name in different folders never overwrite each other), then ``overview.png``:
+    all items (at most ``OVERVIEW_ITEMS``) in one captioned grid. An unreadable file
+    (``ValueError`` from the decoder) is skipped with a warning naming it and the rest are still
+    reconstructed.
 
     Returns (the scores of the reconstructed files, {skipped file: reason}).
     """
+    from vitok import io
+    from vitok.viz import overview
+
     scores: list[dict[str, float]] = []
     skipped: dict[str, str] = {}
+    names = output_names(list(paths))
+    kept: list = []
     for path in paths:
         try:
-            scores.append(reconstruct_item(model, path, out, size, frames, stride, device, bf16, lpips))
+            scores.append(reconstruct_item(model, path, out, size, frames, stride, device, bf16, lpips, names[path],
+                                           kept if len(kept) < OVERVIEW_ITEMS else None))
         except ValueError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             skipped[str(path)] = str(err)
+    if kept:
+        io.save_image(overview(kept), out / "overview.png")
     return scores, skipped
 
 
 def summarize(all_scores: list[dict[str, float]]) -> str:
     """Mean of every score present for all items, as one line."""
     keys = [k for k in all_scores[0] if all(k in s for s in all_scores)]
-    means = {k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys}
-    return ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in means.items())
+    return format_scores({k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys})

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 
 @dataclass
@@ -57,9 +56,11 @@ class SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    from vitok.train.config import from_dict
+    """A checked :class:`SweepSpec`; its ``base`` config and ``eval.data`` resolve against the spec
+    file's folder (``out_dir`` against the current directory, like a config's run directory)."""
+    from vitok.train.config import from_dict, read_yaml
 
-    spec = from_dict(SweepSpec, yaml.safe_load(Path(path).read_text()))
+    spec = from_dict(SweepSpec, read_yaml(path, relative_to_file=("base", "eval.data")))
     if not spec.grid and not spec.variants:
         raise ValueError("a sweep needs a grid (key: [values]) or variants (name: [overrides])")
     if any(not isinstance(v, list) or not v for v in spec.grid.values()):

@@ -139,9 +139,25 @@ REGISTRY: dict[str, WeightSpec] = {
 }
 
 
-def register(spec: WeightSpec) -> None:
-    """Add a weight source (used by the evaluation networks)."""
-    REGISTRY[spec.name] = spec
+# the metric names of `vitok eval` (and common short names) for the weights they need
+ALIASES = {"lpips": "lpips-alex", "rfid": "inception-fid", "fid": "inception-fid", "inception": "inception-fid",
+           "rfvd": "i3d-kinetics-400", "fvd": "i3d-kinetics-400", "i3d": "i3d-kinetics-400"}
+
+
+def canonical_weights(name: str) -> str:
+    """The registry name for a weight or metric name in any spelling (``lpips`` -> ``lpips-alex``,
+    ``lpips_vgg`` -> ``lpips-vgg``, ``rfvd`` -> ``i3d-kinetics-400``). ``ValueError`` with the
+    closest name for an unknown one."""
+    import difflib
+
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key not in REGISTRY:
+        close = difflib.get_close_matches(key, [*REGISTRY, *ALIASES], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown weights {name!r}; available: {', '.join(REGISTRY)} (or the metric names "
+                         f"{', '.join(ALIASES)}){hint}")
+    return key
 
 
 # ---------------------------------------------------------------------- fetching
@@ -191,7 +207,8 @@ def sha256(data: bytes) -> str:
 def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None,
           source_dir: str | os.PathLike | None = None, force: bool = False,
           log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Download (or read from ``source_dir``), convert and cache the named weights (default: all).
+    """Download (or read from ``source_dir``), convert and cache the named weights (default: all;
+    any spelling :func:`canonical_weights` accepts).
 
     Returns name -> safetensors path. Already-cached files are kept unless ``force``.
     """
@@ -199,10 +216,8 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
 
     from vitok.files import atomic_write
 
-    names = names or [n for n, spec in REGISTRY.items() if spec.default]
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown:
-        raise ValueError(f"unknown weights {unknown}; available: {sorted(REGISTRY)}")
+    names = list(dict.fromkeys(canonical_weights(n) for n in names)) if names else [
+        n for n, spec in REGISTRY.items() if spec.default]
     root = cache_dir(cache)
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / "manifest.json"

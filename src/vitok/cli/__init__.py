@@ -8,7 +8,12 @@ so ``vitok --help`` lists them all and each has its own ``--help``:
 - ``evaluate.py``  eval, bench
 - ``data.py``      data, weights (offline resources)
 - ``generate.py``  cache-latents, train-dit, sample, eval-gen (a DiT on the latents)
+- ``options.py``   the one vocabulary of flags (``--model``, ``--size``, ``--device``, ...) and the parser
+- ``argtypes.py``  checked ``type=`` converters (sizes, devices, ranges)
 - ``common.py``    helpers they share
+
+Options may come before or after positional arguments (``vitok train CFG --print-config
+run.steps=5``); ``vitok`` alone prints this help.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 
 from vitok.cli import data, evaluate, generate, model, train
 from vitok.cli.common import DEMO_MODEL, SAMPLES, SHIPPED
+from vitok.cli.options import Parser
 
 __all__ = ["DEMO_MODEL", "SAMPLES", "SHIPPED", "build_parser", "main"]
 
@@ -32,8 +38,8 @@ COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     from vitok import __version__
 
-    parser = argparse.ArgumentParser(prog="vitok", description="ViTok visual tokenizers: "
-                                     "build, train, evaluate and use ViT autoencoders.")
+    parser = Parser(prog="vitok", description="ViTok visual tokenizers: build, train, evaluate and use ViT "
+                    "autoencoders. `vitok COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=f"vitok {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
@@ -41,10 +47,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers by name."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | None:
+    """The namespace of ``vitok COMMAND ...``, options and positionals in any order (the subcommand
+    parses intermixed); None after printing the help for a bare ``vitok``. Exits 2 with a "did you
+    mean" for an unknown subcommand and with the subcommand's own usage for an unknown flag."""
+    if not argv:
+        parser.print_help()
+        return None
+    if argv[0].startswith("-"):  # --help / --version exit here; anything else is an error
+        parser.parse_args(argv[:1])
+    commands = subcommands(parser)
+    if argv[0] not in commands:
+        parser.error(f"argument COMMAND: invalid choice: {argv[0]!r} (choose from "
+                     f"{', '.join(repr(c) for c in commands)})")
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vitok`` command; returns the exit status (2 with a one-line message on bad input,
     a missing or unreadable file, or a full, read-only or unwritable disk)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
+    if args is None:
+        return 0
     try:
         return args.func(args)
     except (ValueError, OSError) as err:

@@ -1,10 +1,12 @@
-"""argparse ``type=`` converters with ranges, so a bad number is an argparse error (exit 2, one
-line: ``argument --frames: must be a positive integer, got '0'``) before any work."""
+"""argparse ``type=`` converters with ranges, so a bad number, size or device is an argparse error
+(exit 2, one line: ``argument --frames: must be a positive integer, got '0'``) before any work."""
 
 from __future__ import annotations
 
 import argparse
 import math
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def positive_int(text: str) -> int:
@@ -44,3 +46,42 @@ def _int_at_least(text: str, minimum: int, what: str) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '256x512' -> (256, 512) as (H, W)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"size must be N or HxW with positive integers, got {text!r}")
+    return parts[0], parts[1]
+
+
+def parse_device(text: str) -> str:
+    """``auto`` (cuda when available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked
+    against this machine: asking for a device it does not have is an argparse error (exit 2)."""
+    import torch
+
+    text = text.strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"must be {DEVICES}, got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU"
+            raise argparse.ArgumentTypeError(f"{text!r} is not available (torch {torch.__version__}: {build}); "
+                                             "use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine; use --device cpu or auto")
+    return str(device)

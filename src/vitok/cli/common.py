@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,19 +10,6 @@ import torch
 
 from vitok.config import ViTokConfig
 from vitok.presets import DEFAULT_MODEL
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256' -> (256, 256); '256x512' -> (256, 512) as (H, W)."""
-    try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) <= 0:
-        raise argparse.ArgumentTypeError(f"size must be N or HxW with positive integers, got {text!r}")
-    return parts[0], parts[1]
 
 
 def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> dict[str, object]:
@@ -45,8 +31,8 @@ def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -
     }
 
 
-def format_table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
-    """Plain-text table with right-aligned numbers."""
+def format_table(rows: list[dict[str, object]], columns: Sequence[str], left: Sequence[str] = ()) -> str:
+    """Plain-text table, columns right-aligned except those named in ``left``."""
     def cell(value: object) -> str:
         if isinstance(value, float):
             return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
@@ -54,9 +40,12 @@ def format_table(rows: list[dict[str, object]], columns: Sequence[str]) -> str:
 
     cells = [[cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(wd) for c, wd in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(wd) for v, wd in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    def align(text: str, column: str, width: int) -> str:
+        return text.ljust(width) if column in left else text.rjust(width)
+
+    lines = ["  ".join(align(c, c, wd) for c, wd in zip(columns, widths))]
+    lines += ["  ".join(align(v, c, wd) for v, c, wd in zip(r, columns, widths)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 PRESET_COLUMNS = ("name", "head", "params_M", "gmacs", "input", "tokens", "E", "ratio")
@@ -89,6 +78,22 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
                     f"{', '.join(shipped) or 'none'}; presets: see `vitok presets`){hint}") from None
     print(f"warning: {spec} is a preset: using randomly initialised weights", file=sys.stderr)
     return ViTok.from_preset(spec).to(device).eval()
+
+
+def check_output_folder(path: Path) -> None:
+    """Fail before any work when ``path`` cannot become a writable folder (one-line ``OSError``)."""
+    from vitok.files import check_writable
+
+    check_writable(path, "--out")
+
+
+def report_skipped(skipped: dict[str, str]) -> None:
+    """The end-of-run summary of unreadable inputs on stderr: how many and which (with the reason)."""
+    if skipped:
+        from vitok.cli.options import plural
+
+        listed = "; ".join(f"{path} ({reason})" for path, reason in skipped.items())
+        print(f"skipped {plural(len(skipped), 'unreadable file')}: {listed}", file=sys.stderr)
 
 
 def optional_lpips(device: str) -> torch.nn.Module | None:

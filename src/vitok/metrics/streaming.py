@@ -123,28 +123,45 @@ class FrechetMetric:
         return frechet_distance(*self.real.mean_cov(), *self.fake.mean_cov())
 
 
+METRICS = ("psnr", "ssim", "lpips", "lpips-vgg", "rfid", "rfvd", "grid")
+
+
+def canonical_metric(name: str) -> str:
+    """The one spelling of a metric name: lower case, '-' for '_' (``lpips_vgg`` -> ``lpips-vgg``),
+    ``lpips-alex`` -> ``lpips``. Raises ``ValueError`` (with the closest name) for an unknown one."""
+    import difflib
+
+    canonical = name.strip().lower().replace("_", "-")
+    canonical = "lpips" if canonical == "lpips-alex" else canonical
+    if canonical not in METRICS:
+        close = difflib.get_close_matches(canonical, METRICS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}{hint}")
+    return canonical
+
+
 def build_metric(name: str, device: torch.device, cache: str | None = None,
                  period: int = 8) -> MeanMetric | FrechetMetric | GridMetric:
-    """``psnr``, ``ssim``, ``lpips`` (AlexNet), ``lpips_vgg``, ``rfid`` (frame-wise for video), ``rfvd``,
-    ``grid`` (the patch-grid measure for a lattice of ``period`` pixels)."""
+    """One of :data:`METRICS` (any spelling :func:`canonical_metric` accepts): ``psnr``, ``ssim``,
+    ``lpips`` (AlexNet), ``lpips-vgg``, ``rfid`` (frame-wise for video), ``rfvd``, ``grid`` (the
+    patch-grid measure for a lattice of ``period`` pixels)."""
+    name = canonical_metric(name)
     if name == "grid":
         return GridMetric(period)
     if name == "psnr":
         return MeanMetric("psnr", psnr_uint8)
     if name == "ssim":
         return MeanMetric("ssim", ssim_uint8, min_size=SSIM_WINDOW)
-    if name in ("lpips", "lpips_alex"):
+    if name == "lpips":
         return LPIPSMetric("alex", cache)
-    if name == "lpips_vgg":
+    if name == "lpips-vgg":
         return LPIPSMetric("vgg", cache)
     if name == "rfid":
         from vitok.metrics.inception import InceptionV3
 
         net = InceptionV3(cache=cache).to(device)
         return FrechetMetric("rfid", net, per_frame=True)
-    if name == "rfvd":
-        from vitok.metrics.i3d import I3D
+    from vitok.metrics.i3d import I3D  # rfvd
 
-        net = I3D(cache=cache).to(device)
-        return FrechetMetric("rfvd", net.features_uint8, per_frame=False)
-    raise ValueError(f"unknown metric {name!r}; choose from psnr, ssim, lpips, lpips_vgg, rfid, rfvd, grid")
+    net = I3D(cache=cache).to(device)
+    return FrechetMetric("rfvd", net.features_uint8, per_frame=False)

@@ -46,6 +46,7 @@ class TilingConfig:
         threshold: automatic tiling starts when the input has more than ``threshold`` times the
             tokens of one window (spatially) or more than ``threshold`` chunks' frames (in time).
         batch_slice: process at most this many batch items at once (None = the whole batch).
+        progress: show a progress bar (tqdm, on stderr) over the windows of a tiled call.
     """
 
     enabled: bool = True
@@ -55,6 +56,7 @@ class TilingConfig:
     frame_overlap: float = 0.25
     threshold: float = 4.0
     batch_slice: int | None = None
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1 or not 0 <= self.frame_overlap < 1:
@@ -139,6 +141,25 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
         if progress is not None:
             progress(done, len(grid))
     return out / total
+
+
+def progress_bar(description: str, enabled: bool) -> Callable[[int, int], None] | None:
+    """A ``progress`` callback for :func:`tiled_apply` that draws a tqdm bar of windows on stderr
+    (opened on the first window, closed after the last), or None when not ``enabled``."""
+    if not enabled:
+        return None
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc=description, unit="tile", leave=False, dynamic_ncols=True)
+        state["bar"].update(1)
+        if done == total:
+            state.pop("bar").close()
+
+    return update
 
 
 def batch_slices(batch: int, size: int | None) -> list[slice]:

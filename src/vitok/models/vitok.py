@@ -34,7 +34,7 @@ from vitok.models.pretrained import (
     resolve_pretrained,
     safetensors_shapes,
 )
-from vitok.models.tiling import TilingConfig, concat_slices, spans, tiled_apply
+from vitok.models.tiling import TilingConfig, concat_slices, progress_bar, spans, tiled_apply
 from vitok.nn import Transformer, pad_to_multiple, patchify, rope_cos_sin, token_grid, unpatchify
 from vitok.nn.pixel_head import ConvTail
 
@@ -176,11 +176,16 @@ class ViTok(nn.Module):
         (default ``config.num_frames``), whenever an input exceeds ``threshold`` windows' tokens.
         Raises ``ValueError`` for out-of-range values (see :class:`TilingConfig`)."""
         tile = (tile, tile) if isinstance(tile, int) else tile
-        self.tiling = TilingConfig(True, tile, overlap, frames, frame_overlap, threshold, self.tiling.batch_slice)
+        self.tiling = dataclasses.replace(self.tiling, enabled=True, tile=tile, overlap=overlap, frames=frames,
+                                          frame_overlap=frame_overlap, threshold=threshold)
 
     def disable_tiling(self) -> None:
         """Never tile automatically (``encode(..., tiled=True)`` still does)."""
         self.tiling = dataclasses.replace(self.tiling, enabled=False)
+
+    def show_progress(self, enabled: bool = True) -> None:
+        """Draw a progress bar of tiles (tqdm, stderr) while a large input is tiled."""
+        self.tiling = dataclasses.replace(self.tiling, progress=enabled)
 
     def enable_slicing(self, batch_slice: int = 1) -> None:
         """Encode / decode at most ``batch_slice`` batch items at a time (bounds memory for big batches)."""
@@ -229,8 +234,9 @@ class ViTok(nn.Module):
             return torch.cat([posterior.mean, posterior.logvar], 1) if kl else posterior.mean
 
         scale_in = ([q] if video else []) + [p, p]
-        params = concat_slices(lambda part: tiled_apply(encode_params, part, windows, scale_in, [1] * len(scale_in),
-                                                        2 * c if kl else c), x, self.tiling.batch_slice)
+        params = concat_slices(lambda part: tiled_apply(
+            encode_params, part, windows, scale_in, [1] * len(scale_in), 2 * c if kl else c,
+            progress_bar("encode", self.tiling.progress)), x, self.tiling.batch_slice)
         params = params.to(self.dtype)
         return LatentDistribution(params[:, :c], params[:, c:] if kl else None)
 
@@ -302,9 +308,9 @@ class ViTok(nn.Module):
             out = concat_slices(self._decode, z, self.tiling.batch_slice)
         else:
             scale_out = ([q] if video else []) + [p, p]
-            out = concat_slices(lambda part: tiled_apply(self._decode, part, windows, [1] * len(scale_out),
-                                                         scale_out, self.config.in_channels),
-                                z, self.tiling.batch_slice).to(self.dtype)
+            out = concat_slices(lambda part: tiled_apply(
+                self._decode, part, windows, [1] * len(scale_out), scale_out, self.config.in_channels,
+                progress_bar("decode", self.tiling.progress)), z, self.tiling.batch_slice).to(self.dtype)
         return out[(..., *(slice(0, s) for s in size))]
 
     def _decode(self, z: Tensor) -> Tensor:
@@ -456,6 +462,7 @@ class ViTok(nn.Module):
 
         model = cls(config)
         model.load_state_dict(load_file(str(weights)))
+        model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
         return model.to(device=device, dtype=dtype).eval()
 
 

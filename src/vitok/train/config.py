@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -305,10 +306,39 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
-def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict[str, Any]:
+# Paths to source data in a config file resolve against the file's folder, so a config runs the same
+# from any directory. Run artifacts (run.out_dir, model.init_from: usually another run's output) and
+# command-line overrides resolve against the current directory, where runs write.
+DATA_PATH_KEYS = ("data.train", "data.motion", "video.data.train", "video.data.motion")
+
+
+def resolve_relative(data: dict[str, Any], keys: tuple[str, ...], base: Path) -> None:
+    """Rewrite the relative local paths (a string or a list of them) under the dotted ``keys`` of
+    ``data`` as ``base / path``, in place; absolute paths, URLs (``scheme://``) and WebDataset
+    ``pipe:`` sources are kept."""
+    for key in keys:
+        *parents, last = key.split(".")
+        section = data
+        for name in parents:
+            section = section.get(name) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or last not in section:
+            continue
+
+        def resolve(value: Any) -> Any:
+            if not isinstance(value, str) or "://" in value or value.startswith("pipe:") or Path(value).is_absolute():
+                return value
+            return str(Path(os.path.normpath(base / value)))
+
+        value = section[last]
+        section[last] = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+
+
+def read_yaml(path: str | Path | None, overrides: list[str] = (),
+              relative_to_file: tuple[str, ...] = ()) -> dict[str, Any]:
     """The mapping in a YAML config file (empty for None or an empty file) with ``key=value``
-    overrides applied. ``ValueError`` naming the file (and the line) for a missing file, a folder,
-    a YAML syntax error or a top level that is not a mapping."""
+    overrides applied; the file's paths under ``relative_to_file`` (dotted keys) resolve against
+    the file's folder (:func:`resolve_relative`). ``ValueError`` naming the file (and the line) for
+    a missing file, a folder, a YAML syntax error or a top level that is not a mapping."""
     data: Any = {}
     if path is not None:
         path = Path(path)
@@ -325,6 +355,7 @@ def read_yaml(path: str | Path | None, overrides: list[str] = ()) -> dict[str, A
         if not isinstance(data, dict):
             raise ValueError(f"config {path}: expected a mapping of sections (data:, model:, ...) at the top "
                              f"level, got {data!r}")
+        resolve_relative(data, relative_to_file, path.parent)
     for assignment in overrides:
         apply_override(data, assignment)
     return data
@@ -368,5 +399,6 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     """A checked :class:`TrainConfig` from a YAML file (or defaults) plus ``key=value`` overrides;
-    one-line ``ValueError`` naming the key (or the file and line) for anything wrong."""
-    return check_config(from_dict(TrainConfig, read_yaml(path, overrides)))
+    one-line ``ValueError`` naming the key (or the file and line) for anything wrong. The file's
+    data paths (:data:`DATA_PATH_KEYS`) resolve against its folder."""
+    return check_config(from_dict(TrainConfig, read_yaml(path, overrides, DATA_PATH_KEYS)))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from torch import Tensor, nn
 
 from vitok.config import tower_overrides
 from vitok.data.datasets import describe_skipped
-from vitok.files import acquire_run_lock, check_writable, release_run_lock, remove_stale_temp_files
+from vitok.files import (
+    acquire_run_lock,
+    check_writable,
+    is_fresh_dir,
+    release_run_lock,
+    remove_stale_temp_files,
+    undo_fresh_dir,
+)
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
@@ -350,9 +358,26 @@ def _yaml(data: dict[str, Any]) -> str:
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
-    """Train from a config and clean up the process group; returns the last logged scalars."""
-    trainer = Trainer(cfg)
+    """Train from a config and clean up the process group; returns the last logged scalars. A run
+    that fails (or is interrupted) before its first step in a new or empty ``run.out_dir``
+    removes that folder again: a failed start leaves nothing behind."""
+    return run_cleanly(lambda: Trainer(cfg), cfg.run.out_dir)
+
+
+def run_cleanly(make: Callable[[], Any], run_dir: str | Path) -> dict[str, float]:
+    """``make()`` a trainer (with ``step``, ``fit()``, ``close()``), fit it, close it; when it fails
+    before completing a step and ``run_dir`` was new or empty, remove ``run_dir`` (rank 0)."""
+    fresh = is_fresh_dir(run_dir)
+    trainer, first, done = None, None, False
     try:
-        return trainer.fit()
+        trainer = make()
+        first = trainer.step
+        result = trainer.fit()
+        done = True
+        return result
     finally:
-        trainer.close()
+        stepped = trainer is not None and trainer.step != first
+        if trainer is not None:
+            trainer.close()
+        if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
+            undo_fresh_dir(run_dir)
