@@ -27,7 +27,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/bench_vs_sdvae.py --sizes 256 512
+	$(BIN)/python benchmarks/bench_vs_sdvae.py --size 256 512
 	$(BIN)/python benchmarks/bench_train.py
 
 clean:

@@ -61,7 +61,7 @@ def test_reconstruct_real_files_with_preset_and_resize(shared_data, tmp_path, ca
     image = shared_data / "images" / "val" / "opencv-baboon.jpg"
     video = shared_data / "videos" / "val" / "carphone.mp4"
     assert main(["reconstruct", str(image), str(video), "--model", "N-N/2x8", "--size", "64",
-                 "--frames", "4", "--bf16", "--out", str(tmp_path)]) == 0
+                 "--frames", "4", "--precision", "bf16", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "randomly initialised" in captured.err
     assert "(64, 64)" in captured.out and "(4, 64, 64)" in captured.out

@@ -155,12 +155,12 @@ def class_folder(tmp_path) -> Path:
 def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
     ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
     latents = tmp_path / "latents"
-    assert main(["cache-latents", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--out", str(latents),
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
                  "--size", "32", "--shard-size", "4", "--flip"]) == 0
     stats = json.loads((latents / "stats.json").read_text())
     assert stats["classes"] == ["cats", "dogs"] and stats["samples"] == 12 and len(stats["mean"]) == 4
     assert len(list(latents.glob("shard-*.safetensors"))) == 2
-    assert main(["cache-latents", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--out", str(latents),
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
                  "--size", "32", "--shard-size", "4", "--flip"]) == 0  # finished shards are kept
     tokenizer = ViTok.from_pretrained(latents / "tokenizer")
     assert torch.allclose(tokenizer.latent_std, torch.tensor(stats["std"]))
@@ -178,7 +178,7 @@ def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
     b = DiT.from_pretrained(tmp_path / "dit2" / "model").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # resumed == uninterrupted
 
-    sample = ["sample", "--dit", str(tmp_path / "dit" / "model-ema"), "--tokenizer", str(latents / "tokenizer"),
+    sample = ["sample", "--dit", str(tmp_path / "dit" / "model-ema"), "--model", str(latents / "tokenizer"),
               "--classes", "0,1", "--n", "4", "--cfg", "2.0", "--steps", "5", "--seed", "7"]
     assert main([*sample, "--out", str(tmp_path / "s1")]) == 0
     assert main([*sample, "--out", str(tmp_path / "s2"), "--batch-size", "3"]) == 0
@@ -186,9 +186,9 @@ def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
     first, second = (tmp_path / d / "sample-0001-class1.png" for d in ("s1", "s2"))
     assert first.read_bytes() == second.read_bytes()
 
-    assert main(["eval", "--model", str(tmp_path / "tok"), "--data", str(class_folder), "--size", "32",
+    assert main(["eval", "--model", str(tmp_path / "tok"), str(class_folder), "--size", "32",
                  "--metrics", "rfid", "--out", str(tmp_path / "ref")]) == 0
-    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--tokenizer", str(latents / "tokenizer"),
+    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--model", str(latents / "tokenizer"),
                  "--n", "6", "--steps", "5", "--ref-stats", str(tmp_path / "ref" / "rfid_real_stats.npz"),
                  "--out", str(tmp_path / "gen")]) == 0
     result = json.loads((tmp_path / "gen" / "results.json").read_text())

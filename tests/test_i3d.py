@@ -45,7 +45,7 @@ def test_eval_rfvd_on_videos(tmp_path) -> None:
     for i in range(3):
         base = smooth_image(48, 48, i)
         io.save_video(torch.stack([base.roll(2 * t, dims=-1) for t in range(16)], 1), folder / f"{i}.mp4")
-    assert main(["eval", "--model", "N-N/2x8", "--data", str(folder), "--size", "32", "--frames", "16",
+    assert main(["eval", "--model", "N-N/2x8", str(folder), "--size", "32", "--frames", "16",
                  "--metrics", "psnr,rfvd", "--out", str(tmp_path / "out")]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["samples"] == 3 and results["metrics"]["rfvd"] > 0 and results["frames"] == 16

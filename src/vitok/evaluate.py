@@ -252,20 +252,14 @@ def no_readable_files(data: list[str], unreadable: dict[str, str]) -> str:
 
 
 def save_comparison(items: list[tuple[torch.Tensor, torch.Tensor, float]], path: Path) -> None:
-    """Originals (top) over reconstructions (bottom) with each item's PSNR; videos show frame 0."""
-    from PIL import Image, ImageDraw
-
-    from vitok.io import tensor_to_uint8
+    """Originals (top) over reconstructions (bottom), each column captioned with its PSNR; videos
+    show frame 0."""
+    from vitok.io import save_image
+    from vitok.viz import with_caption
 
     if not items:
         return
-    columns = []
-    for x, r, score in items:
-        x, r = (x[:, 0], r[:, 0]) if x.ndim == 4 else (x, r)
-        columns.append((torch.cat([x, r], dim=-2), score))
-    grid = Image.fromarray(tensor_to_uint8(torch.cat([c for c, _ in columns], dim=-1)))
-    draw = ImageDraw.Draw(grid)
-    width = columns[0][0].shape[-1]
-    for i, (_, score) in enumerate(columns):
-        draw.text((i * width + 3, columns[0][0].shape[-2] // 2 + 3), f"{score:.2f} dB", fill=(255, 255, 0))
-    grid.save(path)
+    columns = [torch.cat([x[:, 0], r[:, 0]] if x.ndim == 4 else [x, r], dim=-2) for x, r, _ in items]
+    width = columns[0].shape[-1]
+    texts = [(i * width, f"{score:.2f} dB") for i, (_, _, score) in enumerate(items)]
+    save_image(with_caption(torch.cat(columns, dim=-1), texts), path)

@@ -51,8 +51,9 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
             continue
         relative = path.resolve().relative_to(root)
         names[path] = str(relative.with_suffix("")).replace(os.sep, "/")
+    taken = list(names.values())
     for path in clashing:  # the same name with different extensions in one folder
-        if list(names.values()).count(names[path]) > 1:
+        if taken.count(names[path]) > 1:
             names[path] += "-" + path.suffix.lstrip(".").lower()
     return names
 

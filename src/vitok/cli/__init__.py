@@ -68,6 +68,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
                      f"{', '.join(repr(c) for c in commands)})")
     args = commands[argv[0]].parse_intermixed_args(argv[1:])
     args.command = argv[0]
+    if hasattr(args, "legacy_inputs"):  # the deprecated --data PATH ... (vitok.cli.options.add_inputs)
+        args.inputs = [*args.legacy_inputs, *args.inputs]
     return args
 
 

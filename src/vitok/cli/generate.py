@@ -72,8 +72,8 @@ def run_train_dit(args: argparse.Namespace) -> int:
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dit", required=True, help="exported DiT directory (run_dir/model-ema)")
-    add_model(p, None, what="the tokenizer the DiT was trained with, with latent statistics (LATENTS/tokenizer "
-                            "from cache-latents)", old="--tokenizer")
+    add_model(p, None, what="the tokenizer the DiT was trained with, with latent statistics", old="--tokenizer",
+              otherwise="LATENTS/tokenizer, written by cache-latents, LATENTS as recorded with the DiT")
     p.add_argument("--cfg", type=finite_float, default=4.0, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--interval", type=unit_float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
     p.add_argument("--steps", type=positive_int, default=50)
@@ -100,7 +100,7 @@ def _generate(args: argparse.Namespace, labels: torch.Tensor) -> torch.Tensor:
     if args.interval and args.interval[0] > args.interval[1]:
         raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
     dit, info = load_dit(args.dit, args.device)
-    tokenizer = ViTok.from_pretrained(args.model, device=args.device)
+    tokenizer = ViTok.from_pretrained(args.model or Path(info["latents"]) / "tokenizer", device=args.device)
     z = sample_latents(dit, info, labels, args.cfg, args.steps, args.sampler, args.seed,
                        tuple(args.interval) if args.interval else None, args.batch_size, args.device)
     return decode(tokenizer, z, device=args.device)

@@ -87,13 +87,15 @@ def alias(p: argparse.ArgumentParser, old: str, dest: str, replacement: str, **k
 
 # ---------------------------------------------------------------------- option builders
 def add_model(p: argparse.ArgumentParser, default: str | None, what: str = "tokenizer",
-              old: str | None = None) -> None:
-    """``--model``: a saved model directory, a shipped name, a hub id or a preset (random weights)."""
+              old: str | None = None, otherwise: str | None = None) -> None:
+    """``--model``: a saved model directory, a shipped name, a hub id or a preset (random weights).
+    ``default="shipped"``: the shipped tokenizer; None: required unless ``otherwise`` says what
+    a missing ``--model`` means."""
     from vitok.cli.common import DEMO_MODEL
 
     default = DEMO_MODEL if default == "shipped" else default
-    hint = f" (default: {default})" if default else ""
-    p.add_argument("--model", default=default, required=default is None,
+    hint = f" (default: {default})" if default else f" (default: {otherwise})" if otherwise else ""
+    p.add_argument("--model", default=default, required=default is None and otherwise is None,
                    help=f"{what}: a saved model directory, a shipped name (e.g. {DEMO_MODEL}), a Hugging Face "
                         f"hub id or a preset name (random weights){hint}")
     if old:
@@ -106,8 +108,8 @@ def add_inputs(p: argparse.ArgumentParser, what: str = "image / video files or f
     from pathlib import Path
 
     p.add_argument("inputs", nargs="*", type=Path, metavar="PATH", help=what)
-    if old:
-        alias(p, old, "inputs", "positional paths", nargs="+", type=Path)
+    if old:  # merged into inputs after parsing (a positional's default would overwrite it)
+        alias(p, old, "legacy_inputs", "positional paths", nargs="+", type=Path)
 
 
 def add_size(p: argparse.ArgumentParser, default: int | None, many: bool = False) -> None:
