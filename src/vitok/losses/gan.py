@@ -1,4 +1,4 @@
-"""StyleGAN-style discriminator and the hinge GAN losses (SPEC section 2, stage 2).
+"""StyleGAN-style discriminator and the hinge GAN losses (ViTok, arXiv 2501.09755: the stage-2 recipe).
 
 The discriminator: a 1x1 "from RGB" conv, residual blocks that halve the resolution with a
 [1, 3, 3, 1] blur before the strided conv (the skip path blurs and downsamples too, and the sum

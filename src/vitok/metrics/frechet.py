@@ -52,12 +52,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 class FeatureStats:
     """Streaming mean and covariance of (N, D) feature batches (float64 sums)."""
 
-    def __init__(self, dim: int | None = None) -> None:
+    def __init__(self) -> None:
         self.count = 0
         self.total: Tensor | None = None
         self.outer: Tensor | None = None
-        if dim is not None:
-            self._init(dim, torch.device("cpu"))
 
     def _init(self, dim: int, device: torch.device) -> None:
         self.total = torch.zeros(dim, dtype=torch.float64, device=device)

@@ -1,4 +1,5 @@
-"""Class-conditional Diffusion Transformer on vitok latents (Peebles & Xie 2023; SPEC section 6).
+"""Class-conditional Diffusion Transformer on vitok latents (Peebles & Xie 2023), as in the
+ViTok paper's generation experiments (arXiv 2501.09755).
 
 Read top-down: embedders -> adaLN-Zero block -> final layer -> model -> presets. Every latent
 token is one DiT token (no further patchify); positions come from axial RoPE over the latent
@@ -54,7 +55,7 @@ class DiTConfig:
         return cls(**known_keys(cls, data, "DiTConfig"))
 
 
-DIT_SIZES = {  # width, depth, heads (SPEC section 6) and a CPU one
+DIT_SIZES = {  # width, depth, heads (DiT paper, Table 1) and a CPU one
     "DiT-T": (128, 4, 4), "DiT-S": (384, 12, 6), "DiT-B": (768, 12, 12), "DiT-L": (1024, 24, 16),
     "DiT-XL": (1152, 28, 16),
 }
@@ -159,11 +160,6 @@ class DiT(nn.Module):
         for layer in self.final.ada[-1], self.final.linear:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-
-    def drop_labels(self, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Replace labels by the null label with probability ``class_dropout`` (training CFG)."""
-        drop = torch.rand(y.shape, generator=generator).to(y.device) < self.config.class_dropout
-        return torch.where(drop, torch.full_like(y, self.null_label), y)
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
         if x.ndim not in (4, 5) or x.shape[1] != self.config.latent_channels:

@@ -1,4 +1,4 @@
-"""ViTok: a Vision-Transformer autoencoder for images and videos (SPEC section 1).
+"""ViTok: a Vision-Transformer autoencoder for images and videos (arXiv 2501.09755).
 
 Read top-down: input checks -> the model (patch embed, encoder, bottleneck, decoder) ->
 saving and loading. Layouts:
