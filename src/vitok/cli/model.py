@@ -152,9 +152,10 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stats-size", type=positive_int, default=None, help="center-crop size for the statistics")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
     p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
-    p.add_argument("--format", choices=["vitok", "diffusers"], default="vitok",
-                   help="vitok's own layout (config.json + model.safetensors) or diffusers' "
-                        "(AutoencoderViTok: loads with vitok.integrations.diffusers); --model may be either")
+    p.add_argument("--format", choices=["vitok", "diffusers", "onnx"], default="vitok",
+                   help="vitok's own layout (config.json + model.safetensors), diffusers' (AutoencoderViTok: "
+                        "loads with vitok.integrations.diffusers; --model may be either), or onnx (encoder.onnx + "
+                        "decoder.onnx in fp32, dynamic batch and size, beside the vitok files)")
     p.set_defaults(func=run_export)
 
 
@@ -170,7 +171,7 @@ def run_export(args: argparse.Namespace) -> int:
             from vitok.integrations.diffusers import AutoencoderViTok
 
             source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
-        target = args.out if args.format == "vitok" else Path(scratch) / "out"
+        target = args.out if args.format in ("vitok", "onnx") else Path(scratch) / "out"
         out = export(str(source), target, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
         weights = out / "model.safetensors"
         if args.format == "diffusers":
@@ -183,5 +184,12 @@ def run_export(args: argparse.Namespace) -> int:
             if (out / "README.md").is_file():
                 (Path(args.out) / "README.md").write_text((out / "README.md").read_text())
             weights, out = Path(args.out) / "diffusion_pytorch_model.safetensors", Path(args.out)
+        if args.format == "onnx":
+            from vitok.integrations.export import export_onnx
+            from vitok.models.vitok import ViTok
+
+            model = ViTok.from_pretrained(out, dtype=torch.float32)
+            for path in export_onnx(model, out, "video" if model.config.is_video else "image"):
+                print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
         print(f"{args.name}: {weights.stat().st_size / 2**20:.1f} MiB ({args.format} format) -> {out}")
     return 0

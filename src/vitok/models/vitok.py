@@ -161,7 +161,7 @@ class ViTok(nn.Module):
         """Token grid (t, h, w) for an input of (T, H, W) pixels (after padding)."""
         q, p = self.config.tubelet_size, self.config.patch_size
         t, h, w = shape
-        return math.ceil(t / q), math.ceil(h / p), math.ceil(w / p)
+        return (t + q - 1) // q, (h + p - 1) // p, (w + p - 1) // p  # integer ceil, exact for symbolic sizes
 
     def _rope(self, grid: tuple[int, int, int], tower: str) -> tuple[Tensor, Tensor]:
         head_dim = getattr(self.config, tower).head_dim
@@ -355,7 +355,11 @@ class ViTok(nn.Module):
         ``tiled`` as in :meth:`encode`."""
         posterior = self.encode_posterior(x, tiled)
         z = posterior.sample(generator, noise) if sample else posterior.mode()
-        recon = self.decode(z, size=tuple(x.shape[2:]), tiled=tiled)
+        recon = self.decode(z, tiled=tiled)
+        # crop the padding with a negative pad: a new tensor of exactly the input's size, so a traced
+        # graph (torch.export with dynamic sizes) does not branch on whether there was padding
+        crop = [(0, n - f) for n, f in zip(reversed(x.shape[2:]), reversed(recon.shape[2:]))]
+        recon = F.pad(recon, [v for pair in crop for v in pair])
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -471,8 +475,8 @@ def check_size(size: object, full: tuple[int, ...]) -> tuple[int, ...]:
     if size is None:
         return full
     entries = tuple(size) if isinstance(size, (tuple, list, torch.Size)) else None
-    if entries is None or len(entries) != len(full) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                               for s in entries):
+    if entries is None or len(entries) != len(full) or not all(
+            isinstance(s, (int, torch.SymInt)) and not isinstance(s, bool) for s in entries):
         raise ValueError(f"size must be {len(full)} ints {'(T, H, W)' if len(full) == 3 else '(H, W)'} for "
                          f"this latent, got {size!r}")
     if any(not 1 <= s <= f for s, f in zip(entries, full)):
