@@ -41,8 +41,12 @@ def test_flops(capsys) -> None:
 
 
 def test_flops_bad_name(capsys) -> None:
-    assert main(["flops", "Z-Z/3"]) == 2
-    assert "unknown model" in capsys.readouterr().err
+    assert main(["flops", "--model", "Z-Z/3"]) == 2
+    assert "is neither a saved model directory" in capsys.readouterr().err
+    assert main(["flops", "--model", "vitok-tny"]) == 2
+    assert "did you mean 'vitok-tiny'?" in capsys.readouterr().err
+    assert main(["flops", "S-B/16", "--model", "Ti-Ti/8"]) == 2  # the old positional and --model disagree
+    assert "give the model once" in capsys.readouterr().err
 
 
 def test_reconstruct_images_and_video_with_saved_model(media_dir, tmp_path, capsys) -> None:
@@ -69,7 +73,7 @@ def test_reconstruct_real_files_with_preset_and_resize(shared_data, tmp_path, ca
 
 def test_reconstruct_bad_model(media_dir, capsys) -> None:
     assert main(["reconstruct", str(media_dir), "--model", "no/such/dir"]) == 2
-    assert "neither a saved model directory nor a preset" in capsys.readouterr().err
+    assert "is neither a saved model directory" in capsys.readouterr().err
 
 
 def test_console_script_and_module() -> None:

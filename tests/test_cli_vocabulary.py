@@ -233,7 +233,7 @@ def test_a_failed_start_leaves_no_run_folder(command: str, tmp_path, capsys) -> 
 
 def test_eval_refuses_a_mixed_folder_and_checks_metrics_before_loading(media_dir, tmp_path, capsys) -> None:
     assert main(["eval", str(media_dir), "--out", str(tmp_path / "o")]) == 2
-    assert "2 image(s) and 1 video(s)" in capsys.readouterr().err
+    assert "holds 2 images and 1 video:" in capsys.readouterr().err
     # rfvd on 8-frame clips fails before the (missing) model is even looked at
     assert main(["eval", str(media_dir), "--kind", "video", "--metrics", "psnr,rfvd", "--frames", "8",
                  "--model", str(tmp_path / "no-model")]) == 2

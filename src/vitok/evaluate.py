@@ -69,10 +69,20 @@ class EvalConfig:
         """Everything that can be checked before a model runs: the data exist and hold files of
         one kind (``auto`` decides which), and the metrics fit it (rFVD needs videos of at least 9
         frames). Returns the kind; raises ``ValueError`` / ``FileNotFoundError`` (one line)."""
+        from vitok.data.datasets import list_files
+
+        if not self.metrics:
+            raise ValueError("no metrics given (choose from psnr, ssim, lpips, lpips-vgg, rfid, rfvd, grid)")
         kind = detect_kind(self.data) if self.kind == "auto" else self.kind
         if "rfvd" in self.metrics and (kind != "video" or self.frames < 9):
             raise ValueError("rfvd needs videos of at least 9 frames (the protocol uses 16), got "
                              + (f"{kind}s" if kind != "video" else f"--frames {self.frames}"))
+        count = min(len(list_files(self.data, kind)), self.max_samples or len(list_files(self.data, kind)))
+        frechet = [m for m in self.metrics if m in ("rfid", "rfvd")]
+        if count < 2 and frechet:  # a covariance needs two samples
+            print(f"warning: skipping {', '.join(frechet)}: a Frechet distance needs at least 2 files, "
+                  f"got {count}", file=sys.stderr)
+            self.metrics = [m for m in self.metrics if m not in frechet]
         return kind
 
 
@@ -91,10 +101,12 @@ def detect_kind(paths: list[str]) -> Literal["image", "video"]:
             counts[kind] = len(list_files(paths, kind))
         except ValueError:
             counts[kind] = 0
+    from vitok.text import plural
+
     where = ", ".join(map(str, paths))
     if counts["image"] and counts["video"]:
-        raise ValueError(f"{where} holds {counts['image']} image(s) and {counts['video']} video(s): evaluate one "
-                         "kind at a time (--kind image or --kind video)")
+        raise ValueError(f"{where} holds {plural(counts['image'], 'image')} and {plural(counts['video'], 'video')}: "
+                         "evaluate one kind at a time (--kind image or --kind video)")
     if not counts["image"] and not counts["video"]:
         raise ValueError(f"no image or video files in {where}")
     return "image" if counts["image"] else "video"
@@ -227,7 +239,10 @@ def compute_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     for name, metric in metrics.items():
         if hasattr(metric, "real"):
             print(f"{name}: computing the Frechet distance of the feature statistics ...", file=sys.stderr)
-        values[name] = metric.compute()
+        try:
+            values[name] = metric.compute()
+        except ValueError as err:  # e.g. fewer than 2 readable files for a covariance
+            print(f"warning: {name} not reported: {err}", file=sys.stderr)
     return values
 
 
@@ -248,7 +263,8 @@ def _gather_counts(count: int, unreadable: dict[str, str], device: torch.device,
 def no_readable_files(data: list[str], unreadable: dict[str, str]) -> str:
     """The one-line error for data in which no file could be read: how many, where, the first reason."""
     first = next(iter(unreadable.values()), "no files")
-    return f"none of the {len(unreadable)} files under {', '.join(map(str, data))} could be read (first: {first})"
+    count = f"the {len(unreadable)} files" if len(unreadable) != 1 else "the 1 file"
+    return f"none of {count} under {', '.join(map(str, data))} could be read (first: {first})"
 
 
 def save_comparison(items: list[tuple[torch.Tensor, torch.Tensor, float]], path: Path) -> None:

@@ -27,6 +27,8 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             found += sorted(f for f in path.rglob("*") if is_image_file(f) or is_video_file(f))
         elif path.is_file():
+            if not (is_image_file(path) or is_video_file(path)):
+                raise ValueError(f"{path} is not an image or video file (by its extension)")
             found.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
@@ -132,7 +134,7 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
         io.save_image(compare, f"{target}_compare.png")
     if keep is not None:
         keep.append((name, thumbnail(x, 96), thumbnail(recon, 96), headline))  # small: a run may be long
-    print(f"{path.name}: {tuple(x.shape[1:])} {format_scores(scores)} ({seconds * 1000:.0f} ms)")
+    print(f"{path}: {tuple(x.shape[1:])} {format_scores(scores)} ({seconds * 1000:.0f} ms)")
     return scores
 
 

@@ -132,6 +132,11 @@ def run_sweep(spec: SweepSpec, plan_only: bool = False, log: Any = print,
     from vitok.train import load_config, train
 
     runs = expand(spec)
+    for run in runs:  # every run's config is checked before anything is written or trained
+        try:
+            load_config(spec.base, run["overrides"])
+        except ValueError as err:
+            raise ValueError(f"sweep run {run['name']}: {err}") from None
     write_plan(spec, runs)
     for i, run in enumerate(runs):
         if i % shard[1] != shard[0]:

@@ -20,7 +20,10 @@ def caption(width: int, texts: list[tuple[int, str]]) -> Tensor:
 
     bar = Image.new("RGB", (width, BAR))
     draw = ImageDraw.Draw(bar)
-    for x, text in texts:
+    ends = [x for x, _ in texts[1:]] + [width]
+    for (x, text), end in zip(texts, ends):  # each text cut to end before the next one starts
+        while text and draw.textlength(text) > end - x - 5:
+            text = text[:-1]
         draw.text((x + 3, 1), text, fill=(255, 255, 0))
     return torch.from_numpy(np.array(bar)).permute(2, 0, 1).float() / 127.5 - 1
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from vitok.cli import data, evaluate, generate, model, train
 from vitok.cli.common import DEMO_MODEL, SAMPLES, SHIPPED
@@ -61,13 +62,26 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         parser.print_help()
         return None
     if argv[0].startswith("-"):  # --help / --version exit here; anything else is an error
+        if argv[0] not in ("-h", "--help", "--version"):
+            parser.error(f"unrecognized arguments: {argv[0]}")
         parser.parse_args(argv[:1])
     commands = subcommands(parser)
     if argv[0] not in commands:
         parser.error(f"argument COMMAND: invalid choice: {argv[0]!r} (choose from "
                      f"{', '.join(repr(c) for c in commands)})")
-    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    command = commands[argv[0]]
+    rest, after = argv[1:], []
+    if "--" in rest:  # everything after "--" is a path, even "-name.jpg"
+        rest, after = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+    for token in rest:  # an unknown flag first, so a typo of a required one is named as the typo
+        if token.startswith("--") and token.split("=")[0] not in command._option_string_actions:
+            command.error(f"unrecognized arguments: {token}")
+    args = command.parse_intermixed_args(rest)
     args.command = argv[0]
+    if after:
+        if not isinstance(getattr(args, "inputs", None), list):
+            command.error(f"unrecognized arguments: {' '.join(after)}")
+        args.inputs += [Path(a) for a in after]
     if hasattr(args, "legacy_inputs"):  # the deprecated --data PATH ... (vitok.cli.options.add_inputs)
         args.inputs = [*args.legacy_inputs, *args.inputs]
     return args

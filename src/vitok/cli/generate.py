@@ -57,14 +57,23 @@ def register_train_dit(sub: argparse._SubParsersAction) -> None:
                        description="`vitok train-dit CONFIG.yaml [key=value ...]`; resumes from run.out_dir; "
                                    "scales out with `torchrun -m vitok train-dit ...`.")
     p.add_argument("config", type=Path)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", default=[], help="key=value overrides, e.g. run.steps=100")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run_train_dit)
 
 
 def run_train_dit(args: argparse.Namespace) -> int:
     from vitok.generate.trainer import load_dit_config, train_dit
 
-    scalars = train_dit(load_dit_config(args.config, args.overrides))
+    cfg = load_dit_config(args.config, args.overrides)
+    if args.print_config:
+        import dataclasses
+
+        from vitok.train.config import to_yaml
+
+        print(to_yaml(dataclasses.asdict(cfg)))
+        return 0
+    scalars = train_dit(cfg)
     if scalars and os.environ.get("RANK", "0") == "0":
         print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
     return 0
@@ -93,14 +102,22 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sample)
 
 
-def _generate(args: argparse.Namespace, labels: torch.Tensor) -> torch.Tensor:
-    from vitok.generate.sample import decode, load_dit, sample_latents
-    from vitok.models.vitok import ViTok
+def _load(args: argparse.Namespace) -> tuple:
+    """The DiT, its generation info and the tokenizer, after the checks that need no model: the
+    guidance interval and a writable --out (one-line errors before any sampling)."""
+    from vitok.generate.sample import load_dit
 
     if args.interval and args.interval[0] > args.interval[1]:
         raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
+    check_output_folder(args.out)
     dit, info = load_dit(args.dit, args.device)
-    tokenizer = ViTok.from_pretrained(args.model or Path(info["latents"]) / "tokenizer", device=args.device)
+    tokenizer = load_model(str(args.model or Path(info["latents"]) / "tokenizer"), args.device)
+    return dit, info, tokenizer
+
+
+def _generate(args: argparse.Namespace, dit, info: dict, tokenizer, labels: torch.Tensor) -> torch.Tensor:
+    from vitok.generate.sample import decode, sample_latents
+
     z = sample_latents(dit, info, labels, args.cfg, args.steps, args.sampler, args.seed,
                        tuple(args.interval) if args.interval else None, args.batch_size, args.device)
     return decode(tokenizer, z, device=args.device)
@@ -109,11 +126,19 @@ def _generate(args: argparse.Namespace, labels: torch.Tensor) -> torch.Tensor:
 def run_sample(args: argparse.Namespace) -> int:
     from vitok.generate.sample import save_samples
 
-    classes = torch.tensor([int(c) for c in args.classes.split(",")])
+    try:
+        classes = torch.tensor([int(c) for c in args.classes.split(",")])
+    except ValueError:
+        raise ValueError(f"--classes must be comma-separated class indices, got {args.classes!r}") from None
+    dit, info, tokenizer = _load(args)
+    count = len(info["classes"])
+    if classes.min() < 0 or classes.max() >= count:
+        raise ValueError(f"--classes must be in 0..{count - 1} (this DiT has {plural(count, 'class')}: "
+                         f"{', '.join(info['classes'][:10])}), got {args.classes}")
     labels = classes[torch.arange(args.n) % len(classes)]
-    x = _generate(args, labels)
+    x = _generate(args, dit, info, tokenizer, labels)
     save_samples(x, labels, args.out)
-    print(f"{len(x)} samples {tuple(x.shape[1:])} -> {args.out}")
+    print(f"{plural(len(x), 'sample')} {tuple(x.shape[1:])} -> {args.out}")
     return 0
 
 
@@ -129,17 +154,19 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval_gen(args: argparse.Namespace) -> int:
-    from vitok.generate.sample import balanced_labels, generation_fid, load_dit, save_samples
+    from vitok.generate.sample import balanced_labels, generation_fid, save_samples
+    from vitok.metrics.frechet import load_stats
 
-    _, info = load_dit(args.dit)
-    x = _generate(args, balanced_labels(args.n, len(info["classes"])))
+    load_stats(args.ref_stats)  # a missing or malformed file fails here, before any sampling
+    dit, info, tokenizer = _load(args)
+    x = _generate(args, dit, info, tokenizer, balanced_labels(args.n, len(info["classes"])))
     name = "gfvd" if x.ndim == 5 else "gfid"
     score = generation_fid(x, args.ref_stats, args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     save_samples(x[:16], balanced_labels(args.n, len(info["classes"]))[:16], args.out / "samples")
     results = {name: score, "samples": len(x), "cfg": args.cfg, "steps": args.steps, "dit": str(args.dit)}
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"{name} {score:.3f} over {len(x)} samples -> {args.out / 'results.json'}")
+    print(f"{name} {score:.3f} over {plural(len(x), 'sample')} -> {args.out / 'results.json'}")
     return 0
 
 

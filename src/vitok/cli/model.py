@@ -10,6 +10,7 @@ import torch
 
 from vitok.cli.argtypes import nonnegative_int, parse_size, positive_int
 from vitok.cli.common import (
+    DEMO_MODEL,
     PRESET_COLUMNS,
     SAMPLES,
     check_output_folder,
@@ -18,6 +19,7 @@ from vitok.cli.common import (
     optional_lpips,
     preset_row,
     report_skipped,
+    unknown_model_message,
 )
 from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, plural
 
@@ -71,14 +73,21 @@ def run_flops(args: argparse.Namespace) -> int:
                                                ("head_channels", args.head_channels),
                                                ("head_blocks", args.head_blocks)) if value is not None}
     if args.name is not None:
+        if args.model != DEMO_MODEL:
+            raise ValueError(f"give the model once: `vitok flops {args.name}` and --model {args.model} disagree")
         print(f"warning: `vitok flops NAME` is deprecated and goes in the next release; use --model {args.name}",
               file=sys.stderr)
         args.model = args.name
     config = saved_config(args.model)
-    config = config.replace(**overrides) if config is not None else get_config(args.model, **overrides)
+    if config is None:
+        try:
+            config = get_config(args.model)
+        except ValueError:
+            raise ValueError(unknown_model_message(args.model)) from None
+    config = config.replace(**overrides)
     t, h, w = config.default_input_shape
     shape = (args.frames or t, *(args.size or (h, w)))
-    row = preset_row(config, shape)
+    row = preset_row(config, shape, name=args.model)
     columns = (*PRESET_COLUMNS[:2], "encoder_gmacs", "decoder_gmacs", *PRESET_COLUMNS[2:])
     print(format_table([row], columns))
     if args.measure:
@@ -112,10 +121,12 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     lpips = optional_lpips(args.device)
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
                                       args.precision == "bf16", lpips)
-    if scores:
-        print(f"mean {summarize(scores)} over {plural(len(scores), 'item')} -> {args.out} (overview.png)")
     report_skipped(skipped)
-    return 0 if scores else 1
+    if not scores:
+        first = next(iter(skipped.values()))
+        raise ValueError(f"none of the {plural(len(paths), 'file')} could be read (first: {first})")
+    print(f"mean {summarize(scores)} over {plural(len(scores), 'item')} -> {args.out} (overview.png)")
+    return 0
 
 
 def register_demo(sub: argparse._SubParsersAction) -> None:
@@ -133,7 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out)
     model = load_model(args.model, args.device)
-    print(format_table([preset_row(model.config)], PRESET_COLUMNS))
+    print(format_table([preset_row(model.config, name=args.model)], PRESET_COLUMNS))
     samples = sorted(SAMPLES.glob("*.jpg")) + sorted(SAMPLES.glob("*.mp4"))
     scores, skipped = reconstruct_all(model, samples, args.out, device=args.device, lpips=optional_lpips(args.device))
     print(f"mean {summarize(scores)} over {plural(len(scores), 'sample')} -> {args.out} (overview.png)")

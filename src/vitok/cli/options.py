@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from vitok.cli.argtypes import DEVICES, parse_device, parse_size, positive_int
+from vitok.text import plural  # noqa: F401  (the subcommands import it from here)
 
 PRECISIONS = ("fp32", "bf16")
 KINDS = ("auto", "image", "video")
@@ -107,7 +108,7 @@ def add_inputs(p: argparse.ArgumentParser, what: str = "image / video files or f
     """Positional input paths (one or more; a folder is searched recursively)."""
     from pathlib import Path
 
-    p.add_argument("inputs", nargs="*", type=Path, metavar="PATH", help=what)
+    p.add_argument("inputs", nargs="*", type=Path, default=[], metavar="PATH", help=what)
     if old:  # merged into inputs after parsing (a positional's default would overwrite it)
         alias(p, old, "legacy_inputs", "positional paths", nargs="+", type=Path)
 
@@ -165,8 +166,3 @@ def add_out(p: argparse.ArgumentParser, default: str | None, what: str = "output
 
     p.add_argument("--out", type=Path, default=None if default is None else Path(default), required=default is None,
                    help=f"{what}" + (f" (default: {default})" if default else ""))
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 image', '2 images', '1 item', '3 videos'."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

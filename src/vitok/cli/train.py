@@ -13,7 +13,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                                    "Resumes automatically from the newest checkpoint in run.out_dir. "
                                    "Scale out with `torchrun --nproc_per_node N -m vitok train ...`.")
     p.add_argument("config", type=Path, help="YAML config (see configs/)")
-    p.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. run.steps=100")
+    p.add_argument("overrides", nargs="*", default=[], help="section.key=value overrides, e.g. run.steps=100")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run_train)
 
@@ -22,12 +22,12 @@ def run_train(args: argparse.Namespace) -> int:
     import logging
 
     from vitok.train import load_config, train
-    from vitok.train.trainer import _yaml
+    from vitok.train.config import to_yaml
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
-        print(_yaml(cfg.to_dict()))
+        print(to_yaml(cfg.to_dict()))
         return 0
     scalars = train(cfg)
     if scalars and os.environ.get("RANK", "0") == "0":
@@ -52,9 +52,16 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
 def run_sweep_command(args: argparse.Namespace) -> int:
     from vitok import sweep
 
+    if args.target != "report" and not Path(args.target).is_file():
+        from vitok.cli.options import closest
+
+        hint = closest(args.target, ["report"]) if args.dir is not None else ""
+        raise FileNotFoundError(f"sweep spec {args.target} does not exist{hint}")
     if args.target == "report":
         if args.dir is None:
             raise ValueError("usage: vitok sweep report DIR")
+        if not (args.dir / "runs.json").is_file():
+            raise FileNotFoundError(f"{args.dir} is not a sweep folder (no runs.json: run `vitok sweep SPEC.yaml`)")
         sweep.report(args.dir, args.force)
         print(f"report -> {args.dir / 'report'}")
         return 0

@@ -25,8 +25,20 @@ def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tup
     """Per-file labels and the class names: from ``labels_file`` ({relative path: index}) or the
     first sub-folder below ``root`` (files directly in ``root`` get class 0)."""
     if labels_file is not None:
-        mapping = json.loads(Path(labels_file).read_text())
-        labels = [int(mapping[str(f.relative_to(root))]) for f in files]
+        try:
+            mapping = json.loads(Path(labels_file).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"--labels {labels_file}: not a JSON file of {{relative path: class}}: {err}") from None
+        missing = [str(f.relative_to(root)) for f in files if str(f.relative_to(root)) not in mapping]
+        if missing:
+            raise ValueError(f"--labels {labels_file} has no class for {len(missing)} of the {len(files)} files "
+                             f"(first: {missing[0]})")
+        try:
+            labels = [int(mapping[str(f.relative_to(root))]) for f in files]
+        except (TypeError, ValueError):
+            raise ValueError(f"--labels {labels_file}: classes must be integers >= 0") from None
+        if min(labels) < 0:
+            raise ValueError(f"--labels {labels_file}: classes must be integers >= 0, got {min(labels)}")
         return labels, [str(i) for i in range(max(labels) + 1)]
     folders = [f.relative_to(root).parts[0] if len(f.relative_to(root).parts) > 1 else "" for f in files]
     names = sorted(set(folders))

@@ -158,7 +158,8 @@ class DiTTrainer:
         if not self.dist.is_main:
             return
         info = {"objective": self.cfg.objective, "latent_shape": list(self.latent_shape),
-                "classes": self.data.stats["classes"], "latents": str(self.cfg.latents)}
+                "classes": self.data.stats["classes"],
+                "latents": str(Path(self.cfg.latents).resolve())}  # absolute: sample from any folder
         for name, source in (("model", None), ("model-ema", self.ema)):
             if name == "model-ema" and source is None:
                 continue

@@ -95,6 +95,14 @@ class FeatureStats:
 
 
 def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mu, sigma, count) from a ``.npz`` written by :meth:`FeatureStats.save` (no pickles)."""
-    with np.load(path, allow_pickle=False) as data:
-        return data["mu"], data["sigma"], int(data["count"])
+    """(mu, sigma, count) from a ``.npz`` written by :meth:`FeatureStats.save` (no pickles).
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or is not
+    such statistics."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no feature statistics at {path} (write them with `vitok eval`: rfid_real_stats.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["mu"], data["sigma"], int(data["count"])
+    except (ValueError, KeyError, OSError) as err:
+        raise ValueError(f"{path} is not a feature-statistics .npz (mu, sigma, count): {err}") from None

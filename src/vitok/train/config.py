@@ -147,7 +147,11 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         raise ValueError(f"{key}: {value!r} does not fit {kind}")
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{key}: {value!r} is not one of {list(args)}")
+            import difflib
+
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            raise ValueError(f"{key}: {value!r} is not one of {list(args)}"
+                             + (f"; did you mean {close[0]!r}?" if close else ""))
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -187,8 +191,12 @@ def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(str(unknown[0]), sorted(names), n=1)
+        hint = f"; did you mean {prefix}{close[0]}?" if close else ""
         raise ValueError(f"unknown config keys {[f'{prefix}{k}' for k in unknown]}; "
-                         f"{prefix or 'top level'} accepts {sorted(names)}")
+                         f"{prefix or 'top level'} accepts {sorted(names)}{hint}")
     values = {}
     for k, v in data.items():
         if isinstance(v, dict) and (cls, k) in SECTION_DEFAULTS:
@@ -395,6 +403,16 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     if Path(cfg.run.out_dir).exists() and not Path(cfg.run.out_dir).is_dir():
         raise ValueError(f"run.out_dir must be a folder, {cfg.run.out_dir} is a file")
     return cfg
+
+
+def to_yaml(config: dict[str, Any]) -> str:
+    """A config dict (``TrainConfig.to_dict()``, tuples as lists) as YAML text, in field order."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return yaml.safe_dump(plain(config), sort_keys=False)
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:

@@ -104,12 +104,12 @@ def open_run(run_dir: Path, run: object, config: dict, step: int, is_main: bool)
     config written as ``config.yaml``, and the run's :class:`Monitor`. A resumed run (at ``step``)
     first drops the ``metrics.jsonl`` rows that an interrupted run logged after its last checkpoint,
     so every step appears once."""
-    import yaml
+    from vitok.train.config import to_yaml
 
     end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        (run_dir / "config.yaml").write_text(to_yaml(config))
         drop_rows_after(run_dir / "metrics.jsonl", step)
     return end, Monitor(run_dir, run.steps, step, is_main, run.tensorboard, run.progress)
 
@@ -137,10 +137,3 @@ def drop_rows_after(path: Path, step: int) -> int:
     return dropped
 
 
-def _plain(value: object) -> object:
-    """Tuples -> lists, recursively, for YAML."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -45,7 +45,7 @@ from vitok.train.distributed import (
     wrap,
 )
 from vitok.train.ema import EMA
-from vitok.train.monitor import _plain, open_run
+from vitok.train.monitor import open_run
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
 
 
@@ -350,11 +350,6 @@ class Trainer:
         release_run_lock(getattr(self, "lock", None))
         cleanup(self.dist)
 
-
-def _yaml(data: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(_plain(data), sort_keys=False)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:

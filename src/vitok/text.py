@@ -1,0 +1,10 @@
+"""Small text helpers for messages shown to users."""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 image', '2 images', '1 class', '3 classes', '0 videos'."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("s", "x", "ch", "sh")) else f"{count} {noun}s"
