@@ -114,7 +114,7 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     model.save_pretrained(tmp_path / "trained")
     (tmp_path / "card.json").write_text(json.dumps({"Training": "3 steps on nothing", "Metrics": "none yet"}))
     assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "shipped"), "--name", "tiny",
-                 "--stats-data", str(media_dir), "--stats-size", "32", "--card", str(tmp_path / "card.json")]) == 0
+                 "--stats-data", str(media_dir), "--size", "32", "--card", str(tmp_path / "card.json")]) == 0
     assert "tiny:" in capsys.readouterr().out
     shipped = ViTok.from_pretrained(tmp_path / "shipped")
     assert shipped.config.latent_std is not None and len(shipped.config.latent_mean) == 4
@@ -156,7 +156,7 @@ def test_reconstruct_an_empty_folder_is_an_error(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("argv", [["reconstruct", "x.png", "--stride", "0"], ["reconstruct", "x.png", "--frames", "-1"],
                                   ["flops", "N-N/8", "--frames", "0"], ["flops", "N-N/8", "--head-blocks", "-1"],
                                   ["flops", "N-N/8", "--latent-channels", "abc"],
-                                  ["export", "--model", "m", "--out", "o", "--name", "n", "--stats-size", "0"]])
+                                  ["export", "--model", "m", "--out", "o", "--name", "n", "--size", "0"]])
 def test_model_command_numbers_are_range_checked(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

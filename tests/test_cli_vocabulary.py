@@ -305,3 +305,69 @@ def test_the_readme_quick_commands_run(capsys) -> None:
     assert main(["presets"]) == 0 and "S-B/16" in capsys.readouterr().out
     assert main(["flops", "--model", "S-B/16", "--size", "512", "--measure"]) == 0
     assert "160.7" in capsys.readouterr().out
+
+
+def test_double_dash_ends_options_and_sizes_are_capped(tiny_model, tmp_path, capsys) -> None:
+    io.save_image(smooth_image(16, 16, 1), tmp_path / "-dash.png")
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--model", tiny_model, "--out", str(out), "--", str(tmp_path / "-dash.png")]) == 0
+    assert (out / "-dash_recon.png").is_file()
+    with pytest.raises(SystemExit) as caught:
+        main(["reconstruct", "x.jpg", "--size", "99999"])
+    assert caught.value.code == 2 and "at most 16384" in capsys.readouterr().err
+
+
+def test_typos_of_required_and_top_level_flags_are_named(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--modl", "m", "--out", "o", "--name", "n"])
+    assert "unrecognized arguments: --modl; did you mean '--model'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--hlep"])
+    assert "did you mean '--help'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train"])
+    err = capsys.readouterr().err
+    assert "required: config" in err and "overrides" not in err.splitlines()[-1]
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "x.jpg", "--device", "cdua"])
+    assert "did you mean 'cuda'?" in capsys.readouterr().err
+
+
+def test_nothing_readable_and_non_media_files_are_errors(tiny_model, tmp_path, capsys) -> None:
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", tiny_model, "--out", str(out)]) == 2
+    assert "none of the 1 file could be read" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["reconstruct", str(tmp_path / "notes.txt"), "--model", tiny_model, "--out", str(out)]) == 2
+    assert "is not an image or video file" in capsys.readouterr().err
+    assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", "vitok-tny", "--out", str(tmp_path / "o2")]) == 2
+    assert not (tmp_path / "o2").exists()  # a failed start creates no output folder
+
+
+def test_eval_skips_frechet_metrics_below_two_files(tiny_model, tmp_path, capsys) -> None:
+    io.save_image(smooth_image(32, 32, 1), tmp_path / "one.png")
+    out = tmp_path / "out"
+    assert main(["eval", str(tmp_path / "one.png"), "--model", tiny_model, "--size", "32", "--metrics",
+                 "psnr,rfid", "--out", str(out)]) == 0
+    assert "skipping rfid: a Frechet distance needs at least 2 files" in capsys.readouterr().err
+    assert set(json.loads((out / "results.json").read_text())["metrics"]) == {"psnr"}
+    assert main(["eval", str(tmp_path / "one.png"), "--metrics", ","]) == 2
+    assert "no metrics given" in capsys.readouterr().err
+
+
+def test_bad_labels_weights_source_and_sweep_specs_are_one_line_errors(tiny_model, folder_with_a_broken_file,
+                                                                       tmp_path, capsys) -> None:
+    (tmp_path / "labels.json").write_text(json.dumps({"cats/good.png": 0}))
+    assert main(["cache-latents", str(folder_with_a_broken_file), "--model", tiny_model, "--size", "32",
+                 "--labels", str(tmp_path / "labels.json"), "--out", str(tmp_path / "lat")]) == 2
+    assert "has no class for 2 of the 3 files" in capsys.readouterr().err
+    assert main(["weights", "fetch", "lpips", "--from", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"base: {REPO / 'configs' / 'cpu' / 'stage1_tiny.yaml'}\nout_dir: {tmp_path / 'sw'}\n"
+                    "grid: {model.presett: [Ti-Ti/8]}\n")
+    assert main(["sweep", str(spec), "--plan-only"]) == 2
+    assert "did you mean model.preset?" in capsys.readouterr().err and not (tmp_path / "sw").exists()
+    assert main(["sweep", "reprot", str(tmp_path)]) == 2
+    assert "did you mean 'report'?" in capsys.readouterr().err

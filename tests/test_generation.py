@@ -178,6 +178,13 @@ def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
     b = DiT.from_pretrained(tmp_path / "dit2" / "model").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # resumed == uninterrupted
 
+    for bad in ("5", "-1"):  # class indices outside the DiT's classes: one-line error before sampling
+        assert main(["sample", "--dit", str(tmp_path / "dit" / "model-ema"), "--classes", bad,
+                     "--out", str(tmp_path / "bad")]) == 2
+        assert "--classes must be in 0.." in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--ref-stats",
+                 str(tmp_path / "missing.npz"), "--n", "2"]) == 2
+    assert "no feature statistics at" in capsys.readouterr().err
     sample = ["sample", "--dit", str(tmp_path / "dit" / "model-ema"), "--model", str(latents / "tokenizer"),
               "--classes", "0,1", "--n", "4", "--cfg", "2.0", "--steps", "5", "--seed", "7"]
     assert main([*sample, "--out", str(tmp_path / "s1")]) == 0

@@ -21,14 +21,15 @@ from vitok.models.vitok import ViTok
 
 
 @torch.no_grad()
-def measure_latent_stats(model: ViTok, data: list[str], size: int, max_items: int = 512,
+def measure_latent_stats(model: ViTok, data: list[str], size: int | tuple[int, int], max_items: int = 512,
                          batch_size: int = 16, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std (c,) of posterior means over center crops of (the first
     ``max_items``) images in ``data`` (a tqdm bar of images on stderr; unreadable images skipped,
     each named once in a warning; ``ValueError`` when none can be read)."""
     from tqdm import tqdm
 
-    dataset = MediaFolder(data, "image", EvalTransform((size, size)), substitute=False)
+    crop = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    dataset = MediaFolder(data, "image", EvalTransform(crop), substitute=False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     total = sq = None
     count, seen = 0, 0
@@ -74,7 +75,7 @@ def model_card(model: ViTok, name: str, facts: dict[str, Any]) -> str:
 
 
 def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[str] | None = None,
-           stats_size: int | None = None, dtype: torch.dtype | None = torch.bfloat16,
+           stats_size: int | tuple[int, int] | None = None, dtype: torch.dtype | None = torch.bfloat16,
            facts: dict[str, Any] | None = None) -> Path:
     """Write ``out`` = config.json + model.safetensors (``dtype``) + README.md (model card)."""
     model = ViTok.from_pretrained(model_dir)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import av
     from PIL import Image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
 
 
@@ -175,8 +175,14 @@ def video_info(path: str | Path | BinaryIO) -> tuple[int, float]:
             fps = float(stream.average_rate or 25)
             frames = _count_frames(container, stream, fps)
     except (av.error.FFmpegError, OSError) as err:
-        raise ValueError(f"cannot read video {path}: {err}") from err
+        raise ValueError(f"cannot read video {path}: {_reason(err)}") from err
     return frames, fps
+
+
+def _reason(err: Exception) -> str:
+    """FFmpeg's own words for a decoding error, without the raw '[Errno 1094995529]' code."""
+    text = getattr(err, "strerror", None) or str(err)
+    return text.strip() or type(err).__name__
 
 
 def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
@@ -233,7 +239,7 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
         if frames is None:
             frames = _decode(path, num_frames, start, stride, seek=False)
     except (av.error.FFmpegError, OSError, IndexError) as err:
-        raise ValueError(f"cannot read video {path}: {err}") from err
+        raise ValueError(f"cannot read video {path}: {_reason(err)}") from err
     if not frames:
         raise ValueError(f"video {path} has no frames from index {start}")
     if len({f.shape for f in frames}) > 1:

@@ -21,7 +21,7 @@ from vitok.cli.common import (
     report_skipped,
     unknown_model_message,
 )
-from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, plural
+from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, alias, plural
 
 
 def register_presets(sub: argparse._SubParsersAction) -> None:
@@ -157,10 +157,12 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                        description="Reads a model directory (e.g. run/model-ema), measures the latent statistics "
                                    "on --stats-data, writes weights (bf16 by default), config and README.md.")
     p.add_argument("--model", required=True, help="model directory written by training")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder for the packaged model")
     p.add_argument("--name", required=True, help="name shown in the model card")
     p.add_argument("--stats-data", nargs="*", default=None, help="images for the latent statistics")
-    p.add_argument("--stats-size", type=positive_int, default=None, help="center-crop size for the statistics")
+    p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
+                   help="centre crop for the latent statistics (default: the model's image size)")
+    alias(p, "--stats-size", "size", "--size", type=parse_size)
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
     p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
     p.add_argument("--format", choices=["vitok", "diffusers", "onnx"], default="vitok",
@@ -183,7 +185,7 @@ def run_export(args: argparse.Namespace) -> int:
 
             source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
         target = args.out if args.format in ("vitok", "onnx") else Path(scratch) / "out"
-        out = export(str(source), target, args.name, args.stats_data, args.stats_size, dtype, load_facts(args.card))
+        out = export(str(source), target, args.name, args.stats_data, args.size, dtype, load_facts(args.card))
         weights = out / "model.safetensors"
         if args.format == "diffusers":
             from vitok.integrations.diffusers import AutoencoderViTok

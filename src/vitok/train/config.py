@@ -405,6 +405,21 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+def check_data_paths(cfg: TrainConfig) -> None:
+    """Before a run builds anything: ``data.train`` is not empty and every local data path exists
+    (globs, URLs and ``pipe:`` sources are left to the loader). One-line ``ValueError`` /
+    ``FileNotFoundError`` naming the key."""
+    sections = [("data", cfg.data)] + ([("video.data", cfg.video.data)] if cfg.video is not None else [])
+    for prefix, data in sections:
+        if not data.train and not data.motion:
+            raise ValueError(f"{prefix}.train is empty: name image / video folders, files or shards")
+        for key in ("train", "motion"):
+            for path in getattr(data, key):
+                remote = "://" in path or path.startswith("pipe:") or any(c in path for c in "*?[{")
+                if not remote and not Path(path).exists():
+                    raise FileNotFoundError(f"{prefix}.{key}: {path} does not exist")
+
+
 def to_yaml(config: dict[str, Any]) -> str:
     """A config dict (``TrainConfig.to_dict()``, tuples as lists) as YAML text, in field order."""
     def plain(value: Any) -> Any:

@@ -31,7 +31,7 @@ from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
-from vitok.train.config import TrainConfig, check_config
+from vitok.train.config import TrainConfig, check_config, check_data_paths
 from vitok.train.distributed import (
     DistInfo,
     all_reduce_min,
@@ -111,6 +111,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = check_config(cfg)
+        check_data_paths(cfg)  # before the model or the run folder is built
         self.dist: DistInfo = init_distributed(cfg.run.device, cfg.run.dist_timeout)
         self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.run_dir = Path(cfg.run.out_dir)
