@@ -338,7 +338,7 @@ def test_nothing_readable_and_non_media_files_are_errors(tiny_model, tmp_path, c
     (tmp_path / "notes.txt").write_text("hello")
     out = tmp_path / "out"
     assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", tiny_model, "--out", str(out)]) == 2
-    assert "none of the 1 file could be read" in capsys.readouterr().err.splitlines()[-1]
+    assert "the only file could not be read" in capsys.readouterr().err.splitlines()[-1]
     assert main(["reconstruct", str(tmp_path / "notes.txt"), "--model", tiny_model, "--out", str(out)]) == 2
     assert "is not an image or video file" in capsys.readouterr().err
     assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", "vitok-tny", "--out", str(tmp_path / "o2")]) == 2

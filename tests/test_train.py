@@ -347,7 +347,8 @@ def test_autoencoder_kl_baseline_trains_resumes_and_evaluates(image_folder, tmp_
                          "model.freeze_encoder=true", "run.steps=2")
     trainer = Trainer(frozen)
     assert all(not p.requires_grad for n, p in trainer.model.named_parameters() if n.startswith("vae.encoder."))
-    assert main(["eval", "--baseline", "sd-vae", "--baseline-weights", str(tmp_path / "full" / "model"),
+    assert main(["eval", "--model", "none", "--baseline", "sd-vae",
+                 "--baseline-weights", str(tmp_path / "full" / "model"),
                  str(image_folder), "--size", "32", "--metrics", "psnr", "--out", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["samples"] == 6
 

@@ -78,8 +78,8 @@ class EvalConfig:
             raise ValueError("rfvd needs videos of at least 9 frames (the protocol uses 16), got "
                              + (f"{kind}s" if kind != "video" else f"--frames {self.frames}"))
         count = min(len(list_files(self.data, kind)), self.max_samples or len(list_files(self.data, kind)))
-        frechet = [m for m in self.metrics if m in ("rfid", "rfvd")]
-        if count < 2 and frechet:  # a covariance needs two samples
+        frechet = [m for m in self.metrics if m == "rfvd" or (m == "rfid" and (kind == "image" or self.frames < 2))]
+        if count < 2 and frechet:  # a covariance needs two samples (rfid on videos: two frames)
             print(f"warning: skipping {', '.join(frechet)}: a Frechet distance needs at least 2 files, "
                   f"got {count}", file=sys.stderr)
             self.metrics = [m for m in self.metrics if m not in frechet]

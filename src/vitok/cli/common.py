@@ -107,7 +107,8 @@ def check_output_folder(path: Path, flag: str = "--out") -> None:
     try:
         check_writable(existing, flag)
     except WriteError as err:
-        raise WriteError(f"{flag} {path} is not writable ({err})") from None
+        reason = str(err).split(": ", 1)[-1]
+        raise WriteError(f"{flag} {path} cannot be written ({existing}: {reason})") from None
 
 
 def report_skipped(skipped: dict[str, str]) -> None:

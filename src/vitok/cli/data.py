@@ -24,7 +24,7 @@ def run_data(args: argparse.Namespace) -> int:
     from vitok.cli.common import check_output_folder
     from vitok.data.build import build
 
-    check_output_folder(args.out)
+    check_output_folder(args.out, "OUT")
     manifest = build(args.out, args.work, args.max_side)
     print(f"{len(manifest)} files -> {args.out}")
     return 0

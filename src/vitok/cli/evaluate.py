@@ -67,8 +67,11 @@ def run_eval(args: argparse.Namespace) -> int:
     kind = next(iter(configs.values())).check()  # data, kinds and metrics, before any model loads
     for cfg in configs.values():
         cfg.metrics = next(iter(configs.values())).metrics
-    if args.baseline and args.baseline_weights and not Path(args.baseline_weights).is_dir():
-        raise FileNotFoundError(f"--baseline-weights {args.baseline_weights} is not a local diffusers model directory")
+    if args.baseline_weights and not args.baseline:
+        raise ValueError("--baseline-weights needs --baseline sd-vae")
+    if args.baseline_weights and not (Path(args.baseline_weights) / "config.json").is_file():
+        raise FileNotFoundError(f"--baseline-weights {args.baseline_weights} is not a local diffusers model directory "
+                                "(no config.json)")
     check_output_folder(args.out)
     for label, cfg in configs.items():
         if label == "model":

@@ -158,6 +158,8 @@ def run_eval_gen(args: argparse.Namespace) -> int:
     from vitok.metrics.frechet import load_stats
 
     load_stats(args.ref_stats)  # a missing or malformed file fails here, before any sampling
+    if args.n < 2:
+        raise ValueError(f"--n must be at least 2 for a Frechet distance (a covariance), got {args.n}")
     dit, info, tokenizer = _load(args)
     x = _generate(args, dit, info, tokenizer, balanced_labels(args.n, len(info["classes"])))
     name = "gfvd" if x.ndim == 5 else "gfid"

@@ -114,7 +114,10 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
 def run_reconstruct(args: argparse.Namespace) -> int:
     from vitok.reconstruct import expand_inputs, reconstruct_all, summarize
 
-    paths = expand_inputs(args.inputs)  # checked before the model loads
+    out = args.out.resolve()  # a rerun into a folder inside the input never reads its own outputs
+    paths = [p for p in expand_inputs(args.inputs) if out not in p.resolve().parents]
+    if not paths:
+        raise ValueError(f"all image / video files in {', '.join(map(str, args.inputs))} are under --out {args.out}")
     check_output_folder(args.out)
     model = load_model(args.model, args.device)
     model.show_progress()  # a bar of tiles inside a large image or a long video
@@ -124,7 +127,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     report_skipped(skipped)
     if not scores:
         first = next(iter(skipped.values()))
-        raise ValueError(f"none of the {plural(len(paths), 'file')} could be read (first: {first})")
+        what = "the only file" if len(paths) == 1 else f"none of the {len(paths)} files"
+        raise ValueError(f"{what} could not be read ({first})" if len(paths) == 1 else f"{what} could be read "
+                         f"(first: {first})")
     print(f"mean {summarize(scores)} over {plural(len(scores), 'item')} -> {args.out} (overview.png)")
     return 0
 
@@ -178,6 +183,7 @@ def run_export(args: argparse.Namespace) -> int:
     from vitok.export import export, load_facts
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
         if (Path(source) / "diffusion_pytorch_model.safetensors").is_file():  # a diffusers AutoencoderViTok

@@ -70,5 +70,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
         raise ValueError(f"--shard must look like I/N with 0 <= I < N, got {args.shard!r}")
     runs = sweep.run_sweep(spec, args.plan_only, shard=(int(index), int(count)))
-    print(f"{len(runs)} runs -> {spec.out_dir} (jobs.sh, runs.json)")
+    from vitok.text import plural
+
+    print(f"{plural(len(runs), 'run')} -> {spec.out_dir} (jobs.sh, runs.json)")
     return 0
