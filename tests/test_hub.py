@@ -105,3 +105,37 @@ def test_local_directories_and_shipped_names_still_win(tmp_path, monkeypatch) ->
     for name in ("S-B/16", "Ti-XS/4x8"):
         with pytest.raises(FileNotFoundError, match="from_preset"):
             ViTok.from_pretrained(name)
+
+
+def test_dit_pushes_its_generation_info_and_loads_from_a_hub_id_offline(tmp_path, monkeypatch) -> None:
+    import huggingface_hub
+
+    from vitok.models.dit import DiT, dit_config
+
+    dit = DiT(dit_config("DiT-T", latent_channels=4, num_classes=3))
+    generation = {"objective": "ddpm", "latent_shape": [4, 2, 2], "classes": ["a", "b", "c"], "latents": "x"}
+    pushed: dict[str, object] = {}
+
+    class FakeApi:
+        def __init__(self, token=None) -> None:
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            pass
+
+        def upload_folder(self, repo_id, folder_path, revision=None, commit_message=""):
+            pushed["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            fake_hub_cache(tmp_path / "hf" / "hub", repo_id, Path(folder_path), "c" * 40)
+            return "https://example.invalid/commit/2"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    dit.push_to_hub("acme/tiny-dit", generation=generation)
+    assert pushed["files"] == ["README.md", "config.json", "generation.json", "model.safetensors"]
+    code = ("from vitok.generate.sample import load_dit; m, info = load_dit('acme/tiny-dit'); "
+            "print(info['classes'], float(m.final.linear.weight.sum() + sum(p.sum() for p in m.parameters())))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+           "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    total = float(dit.final.linear.weight.sum() + sum(p.sum() for p in dit.parameters()))
+    assert f"['a', 'b', 'c'] {total}" in result.stdout

@@ -13,10 +13,13 @@ from vitok.diffusion import alphas_cumprod, ddim_sample, euler_sample, guided, h
 from vitok.models.dit import DiT
 
 
-def load_dit(directory: str | Path, device: str = "cpu") -> tuple[DiT, dict]:
-    """A saved DiT and its ``generation.json`` (objective, latent shape, class names)."""
-    directory = Path(directory)
-    model = DiT.from_pretrained(directory, device)
+def load_dit(name_or_path: str | Path, device: str = "cpu", revision: str | None = None) -> tuple[DiT, dict]:
+    """A saved DiT (a directory or a Hugging Face Hub id) and its ``generation.json`` (objective,
+    latent shape, class names)."""
+    from vitok.models.pretrained import resolve_pretrained
+
+    model = DiT.from_pretrained(name_or_path, device, revision)
+    directory = resolve_pretrained(name_or_path, revision)
     info_path = directory / "generation.json"
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path} is missing: export the DiT with `vitok train-dit`")

@@ -192,17 +192,33 @@ class DiT(nn.Module):
         atomic_write(directory / "config.json", lambda path: path.write_text(text))
         return directory
 
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> DiT:
-        """Load a DiT written by :meth:`save_pretrained`. Raises ``FileNotFoundError`` without
-        ``config.json``, ``ValueError`` naming the file for a malformed config or weights file or
-        weights that do not match the config."""
-        from vitok.files import load_safetensors
+    def push_to_hub(self, repo_id: str, generation: dict | None = None, name: str | None = None,
+                    private: bool | None = None, token: str | None = None, revision: str | None = None,
+                    commit_message: str = "Upload vitok DiT") -> str:
+        """Upload ``config.json``, ``model.safetensors``, a model card and (given ``generation``, the
+        ``generation.json`` that ``vitok train-dit`` writes) to the Hub repository ``repo_id``;
+        returns the commit URL (:func:`vitok.hub.push_to_hub`). Needs ``huggingface_hub``."""
+        from vitok.hub import push_to_hub
 
-        directory = Path(directory)
+        extra = {"generation.json": json.dumps(generation, indent=2)} if generation else None
+        return push_to_hub(self, repo_id, name, None, private, token, revision, commit_message, extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+                        revision: str | None = None) -> DiT:
+        """Load a DiT written by :meth:`save_pretrained` from a local directory or a Hugging Face Hub
+        id ``org/name`` at ``revision`` (through the hub cache; ``HF_HUB_OFFLINE=1`` uses the cache
+        only). Raises ``FileNotFoundError`` when there is no such DiT, ``ValueError`` naming the file
+        for a malformed config or weights file or weights that do not match the config."""
+        from vitok.files import load_safetensors
+        from vitok.models.pretrained import resolve_pretrained
+
+        try:
+            directory = resolve_pretrained(name_or_path, revision)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no DiT at {name_or_path}: expected a directory with config.json + "
+                                    "model.safetensors, or a Hugging Face Hub id (org/name)") from None
         path = directory / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"no DiT at {directory}: expected config.json + model.safetensors")
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
