@@ -106,3 +106,31 @@ def test_cli_export_to_diffusers_format_and_back(tmp_path, capsys) -> None:
                  "--name", "tiny", "--dtype", "fp32"]) == 0
     back = ViTok.from_pretrained(tmp_path / "vitok")
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_import_vitok_needs_no_optional_dependency() -> None:
+    """`import vitok`, building a model, the metrics API and the CLI parser work with every extra
+    (diffusers, huggingface_hub, onnx, onnxruntime, onnxscript, av, tensorboard, webdataset,
+    matplotlib, scipy) made unimportable."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.abc, sys
+BLOCKED = {"diffusers", "huggingface_hub", "onnx", "onnxruntime", "onnxscript", "av", "tensorboard",
+           "webdataset", "matplotlib", "scipy"}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+import torch, vitok
+from vitok import ViTok
+from vitok.metrics import FrechetMetric
+from vitok.cli import build_parser
+model = ViTok.from_preset("N-N/8")
+print(tuple(model(torch.zeros(1, 3, 16, 16)).recon.shape), FrechetMetric.__name__, bool(build_parser()))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "(1, 3, 16, 16) FrechetMetric True" in result.stdout
