@@ -30,6 +30,7 @@ def test_presets_table(capsys) -> None:
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "S-B/16" in out and "S-B/4x16" in out and "128.8" in out and "34.7" in out
+    assert "DiT-XL" in out and "674.7" in out  # the DiT sizes too (DiT-XL/2: 675M parameters, DiT paper)
 
 
 def test_flops(capsys) -> None:

@@ -25,15 +25,24 @@ from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_pr
 
 
 def register_presets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression",
-                       description="Table of the registered presets at their default input size.")
+    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression; the DiT sizes",
+                       description="Table of the registered tokenizer presets at their default input size, then "
+                                   "the DiT sizes that `vitok train-dit` takes as model.preset.")
     p.set_defaults(func=run_presets)
 
 
 def run_presets(args: argparse.Namespace) -> int:
+    from vitok.models.dit import DIT_SIZES, DiT, dit_config
     from vitok.presets import PRESETS
 
     print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
+    rows = []
+    for name, (width, depth, heads) in DIT_SIZES.items():
+        with torch.device("meta"):
+            params = sum(p.numel() for p in DiT(dit_config(name, latent_channels=16)).parameters())
+        rows.append({"DiT (train-dit model.preset)": name, "width": width, "depth": depth, "heads": heads,
+                     "params_M (c=16)": params / 1e6})
+    print("\n" + format_table(rows, tuple(rows[0]), left=(next(iter(rows[0])),)))
     return 0
 
 
