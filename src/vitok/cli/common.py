@@ -90,6 +90,14 @@ def load_model(spec: str, device: str) -> torch.nn.Module:
     return ViTok.from_preset(spec).to(device).eval()
 
 
+def print_final(scalars: dict[str, float]) -> None:
+    """The last logged training scalars as one line, on rank 0 only (torchrun)."""
+    import os
+
+    if scalars and os.environ.get("RANK", "0") == "0":
+        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+
+
 def check_output_folder(path: Path, flag: str = "--out") -> None:
     """Fail before any work when ``path`` could not become a writable folder: it is a file, or its
     nearest existing ancestor does not take a file (a probe file is written there and removed).

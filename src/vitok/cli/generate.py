@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
-from vitok.cli.common import check_output_folder, load_model, report_skipped
+from vitok.cli.common import check_output_folder, load_model, print_final, report_skipped
 from vitok.cli.options import add_batch_size, add_device, add_inputs, add_kind, add_model, add_out, add_size, plural
 
 
@@ -74,8 +73,7 @@ def run_train_dit(args: argparse.Namespace) -> int:
         print(to_yaml(dataclasses.asdict(cfg)))
         return 0
     scalars = train_dit(cfg)
-    if scalars and os.environ.get("RANK", "0") == "0":
-        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+    print_final(scalars)
     return 0
 
 

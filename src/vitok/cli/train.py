@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -21,6 +20,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import logging
 
+    from vitok.cli.common import print_final
     from vitok.train import load_config, train
     from vitok.train.config import to_yaml
 
@@ -30,8 +30,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(to_yaml(cfg.to_dict()))
         return 0
     scalars = train(cfg)
-    if scalars and os.environ.get("RANK", "0") == "0":
-        print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+    print_final(scalars)
     return 0
 
 
