@@ -68,6 +68,14 @@ def test_feature_stats_match_numpy_and_roundtrip(tmp_path) -> None:
     assert n == 50 and np.array_equal(mu, mu2) and np.array_equal(sigma, sigma2)
 
 
+def test_frechet_distance_refuses_non_finite_statistics() -> None:
+    eye = np.eye(3)
+    with pytest.raises(ValueError, match="non-finite"):
+        frechet_distance(np.array([np.nan, 5.0, 5.0]), eye, np.zeros(3), 4 * eye)  # was 0.0: a perfect score
+    with pytest.raises(ValueError, match="non-finite"):
+        frechet_distance(np.zeros(2), np.array([[np.nan, 0], [0, 1]]), np.zeros(2), np.eye(2))
+
+
 def test_frechet_distance_properties_and_scipy_crosscheck() -> None:
     from scipy import linalg
 

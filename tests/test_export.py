@@ -79,3 +79,20 @@ def test_onnx_export_matches_eager_in_onnxruntime(image_model, tmp_path) -> None
         (recon_onnx,) = decoder.run(None, {"latent": z.numpy()})
         torch.testing.assert_close(torch.from_numpy(z_onnx), z, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_encode_with_automatic_tiling_keeps_one_graph_below_the_threshold(image_model) -> None:
+    """Tiling is on by default; its size test must not make a compiled encode / decode recompile
+    for every input size (only crossing the tiling threshold may). The decode check uses a
+    linear-head model: torch's own conv2d shape rules add size guards to the conv tail."""
+    linear = ViTok.from_preset("N-N/8").eval()
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=2):
+        encode = torch.compile(image_model.encode, fullgraph=True, dynamic=True, backend="eager")
+        decode = torch.compile(linear.decode, fullgraph=True, dynamic=True, backend="eager")
+        for h, w in [(72, 16), (120, 16), (168, 16), (216, 16), (264, 16), (312, 17)]:  # < 4 windows of tokens
+            x = torch.rand(1, 3, h, w) * 2 - 1
+            torch.testing.assert_close(encode(x), image_model.encode(x), rtol=1e-5, atol=1e-5)
+            z = linear.encode(x)
+            torch.testing.assert_close(decode(z), linear.decode(z), rtol=1e-5, atol=1e-5)
+    torch._dynamo.reset()

@@ -129,6 +129,15 @@ def test_dit_pushes_its_generation_info_and_loads_from_a_hub_id_offline(tmp_path
             return "https://example.invalid/commit/2"
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    downloaded = {}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, revision=None, allow_patterns=None, **kw: downloaded.update(
+                            patterns=allow_patterns) or str(tmp_path / "nowhere"))
+    from vitok.models.pretrained import hub_snapshot
+
+    with pytest.raises(FileNotFoundError):  # the fake download holds nothing
+        hub_snapshot("acme/tiny-dit", None)
+    assert "generation.json" in downloaded["patterns"]  # a real download fetches the DiT's generation info
     dit.push_to_hub("acme/tiny-dit", generation=generation)
     assert pushed["files"] == ["README.md", "config.json", "generation.json", "model.safetensors"]
     code = ("from vitok.generate.sample import load_dit; m, info = load_dit('acme/tiny-dit'); "

@@ -35,8 +35,11 @@ def test_autoencoder_kl_idioms_match_vitok() -> None:
     vae.enable_tiling()
     vae.enable_slicing()
     vae.enable_gradient_checkpointing()
+    assert vae.use_tiling and vae.use_slicing and vae.is_gradient_checkpointing  # diffusers' flags
     vae.disable_tiling()
     vae.disable_slicing()
+    vae.disable_gradient_checkpointing()
+    assert not (vae.use_tiling or vae.use_slicing or vae.is_gradient_checkpointing)
     assert vae.config.latents_std == pytest.approx([0.5, 1.0, 2.0, 0.8])
 
 

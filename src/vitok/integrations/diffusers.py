@@ -114,6 +114,20 @@ class AutoencoderViTok(ModelMixin, ConfigMixin):
     def disable_tiling(self) -> None:
         self.model.disable_tiling()
 
+    @property
+    def use_tiling(self) -> bool:
+        """Whether large inputs are tiled (True by default, unlike AutoencoderKL: vitok tiles only
+        inputs above its threshold, and an input within one tile is exactly the untiled result)."""
+        return self.model.tiling.enabled
+
+    @property
+    def use_slicing(self) -> bool:
+        return self.model.tiling.batch_slice is not None
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return bool(self.model.encoder.grad_checkpointing)
+
     def enable_slicing(self) -> None:
         """Encode / decode one batch item at a time."""
         self.model.enable_slicing(1)

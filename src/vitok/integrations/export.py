@@ -3,7 +3,7 @@
 ``ViTok`` traces without graph breaks and without specialising on sizes: padding to whole
 patches is written so that symbolic sizes stay exact (:func:`vitok.nn.patch.pad_to_multiple`), so
 one exported graph takes any batch, clip length and image size, also sizes that are not multiples
-of the patch, as long as the token grid is at least 2 along each axis (H, W > p; torch.export
+of the patch, as long as the token grid is at least 2 along each axis (H, W > p, T > q; torch.export
 assumes sizes of 1 are fixed). Tiling (:mod:`vitok.models.tiling`) is a Python loop over windows and is left out of
 exported graphs (``tiled=False``): tile outside the graph, or export at the size you serve.
 

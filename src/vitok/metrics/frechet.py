@@ -35,9 +35,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     The trace of the matrix square root comes from eigenvalues (:func:`trace_sqrt_product`), which
     handles singular covariances (fewer samples than dimensions) without the ``eps`` retry that
     ``sqrtm``-based code needs. Identical statistics give exactly 0 and the result is never
-    negative. Raises ``ValueError`` when the statistics differ in shape.
+    negative. Raises ``ValueError`` when the statistics differ in shape or are not finite.
     """
     mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
+    if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in (mu1, sigma1, mu2, sigma2)):
+        raise ValueError("Frechet distance of non-finite statistics (NaN or inf in a mean or covariance): "
+                         "a non-finite feature or pixel reached the metric")
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"statistics differ in shape: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")

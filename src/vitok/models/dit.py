@@ -215,9 +215,9 @@ class DiT(nn.Module):
 
         try:
             directory = resolve_pretrained(name_or_path, revision)
-        except FileNotFoundError:
+        except FileNotFoundError as err:
             raise FileNotFoundError(f"no DiT at {name_or_path}: expected a directory with config.json + "
-                                    "model.safetensors, or a Hugging Face Hub id (org/name)") from None
+                                    f"model.safetensors, or a Hugging Face Hub id (org/name) ({err})") from None
         path = directory / "config.json"
         try:
             data = json.loads(path.read_text())

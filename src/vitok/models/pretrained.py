@@ -95,7 +95,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
                                 "installed: pip install 'vitok[hub]'") from err
     try:
         folder = Path(snapshot_download(repo_id, revision=revision,
-                                        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"]))
+                                        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md", "generation.json"]))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         raise FileNotFoundError(f"cannot resolve hub model {repo_id!r} (revision {revision or 'main'}): "
                                 f"{str(err).splitlines()[0]}") from None

@@ -196,18 +196,28 @@ class ViTok(nn.Module):
 
     def tile_windows(self, grid: tuple[int, int, int], video: bool) -> tuple[list[list[tuple[int, int]]], bool]:
         """Token-unit windows along (t,) h, w for a token ``grid`` and whether the tiling policy tiles
-        it automatically (more than ``threshold`` windows' worth of tokens or of tubelets)."""
-        cfg, q, p = self.tiling, self.config.tubelet_size, self.config.patch_size
-        tile_h, tile_w = cfg.tile or self.config.image_size
-        th, tw = max(1, tile_h // p), max(1, tile_w // p)
-        chunk = max(1, math.ceil((cfg.frames or self.config.num_frames) / q))
+        it automatically (:meth:`is_large`)."""
+        cfg = self.tiling
+        th, tw, chunk = self._window_tokens()
         t, h, w = grid
         windows = [spans(h, th, round(cfg.overlap * th)), spans(w, tw, round(cfg.overlap * tw))]
-        large = h * w > cfg.threshold * th * tw
         if video:
             windows.insert(0, spans(t, chunk, round(cfg.frame_overlap * chunk)))
-            large = large or t > cfg.threshold * chunk
-        return windows, large
+        return windows, self.is_large(grid, video)
+
+    def _window_tokens(self) -> tuple[int, int, int]:
+        """(tile height, tile width, chunk length) in tokens / tubelets."""
+        cfg, q, p = self.tiling, self.config.tubelet_size, self.config.patch_size
+        tile_h, tile_w = cfg.tile or self.config.image_size
+        return max(1, tile_h // p), max(1, tile_w // p), max(1, math.ceil((cfg.frames or self.config.num_frames) / q))
+
+    def is_large(self, grid: tuple[int, int, int], video: bool) -> bool:
+        """Whether automatic tiling tiles a token ``grid``: more than ``threshold`` windows' worth of
+        tokens, or (video) of tubelets. The only size test on the untiled path, so a compiled
+        ``encode`` / ``decode`` with tiling on keeps one graph for all inputs below the threshold."""
+        th, tw, chunk = self._window_tokens()
+        t, h, w = grid
+        return h * w > self.tiling.threshold * th * tw or (video and t > self.tiling.threshold * chunk)
 
     # ------------------------------------------------------------------ encoder
     def encode_posterior(self, x: Tensor, tiled: bool | None = None) -> LatentDistribution:
@@ -223,9 +233,9 @@ class ViTok(nn.Module):
         grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
         if tiled is False or (tiled is None and not self.tiling.enabled):  # no size checks (compile-friendly)
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
-        windows, large = self.tile_windows(grid, video)
-        if tiled is None and not large:
+        if tiled is None and not self.is_large(grid, video):
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
+        windows, _ = self.tile_windows(grid, video)
         c = self.config.latent_channels
         kl = self.config.bottleneck == "kl"
 
@@ -302,12 +312,12 @@ class ViTok(nn.Module):
         grid = tuple(z.shape[-3:]) if video else (1, *z.shape[-2:])
         untiled = tiled is False or (tiled is None and not self.tiling.enabled)
         if not untiled:
-            windows, large = self.tile_windows(grid, video)
-            untiled = tiled is None and not large
+            untiled = tiled is None and not self.is_large(grid, video)
         if untiled:
             out = concat_slices(self._decode, z, self.tiling.batch_slice)
         else:
             scale_out = ([q] if video else []) + [p, p]
+            windows, _ = self.tile_windows(grid, video)
             out = concat_slices(lambda part: tiled_apply(
                 self._decode, part, windows, [1] * len(scale_out), scale_out, self.config.in_channels,
                 progress_bar("decode", self.tiling.progress)), z, self.tiling.batch_slice).to(self.dtype)
