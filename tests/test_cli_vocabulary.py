@@ -15,7 +15,7 @@ import torch
 
 from vitok import ViTok, io
 from vitok.cli import build_parser, main, parse_args, subcommands
-from vitok.cli.options import plural
+from vitok.text import plural
 
 from .conftest import REPO, smooth_image
 

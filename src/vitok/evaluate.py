@@ -77,7 +77,8 @@ class EvalConfig:
         if "rfvd" in self.metrics and (kind != "video" or self.frames < 9):
             raise ValueError("rfvd needs videos of at least 9 frames (the protocol uses 16), got "
                              + (f"{kind}s" if kind != "video" else f"--frames {self.frames}"))
-        count = min(len(list_files(self.data, kind)), self.max_samples or len(list_files(self.data, kind)))
+        files = len(list_files(self.data, kind))
+        count = min(files, self.max_samples or files)
         frechet = [m for m in self.metrics if m == "rfvd" or (m == "rfid" and (kind == "image" or self.frames < 2))]
         if count < 2 and frechet:  # a covariance needs two samples (rfid on videos: two frames)
             print(f"warning: skipping {', '.join(frechet)}: a Frechet distance needs at least 2 files, "

@@ -126,6 +126,25 @@ def check_writable(directory: str | Path, what: str) -> Path:
     return directory
 
 
+def check_output_folder(path: Path, flag: str = "--out") -> None:
+    """Fail before any work when ``path`` could not become a writable folder: it is a file, or its
+    nearest existing ancestor does not take a file (a probe file is written there and removed).
+    One-line ``OSError``; creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"{flag} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(f"{flag} {path} cannot be created: {existing} is a file")
+    try:
+        check_writable(existing, flag)
+    except WriteError as err:
+        reason = str(err).split(": ", 1)[-1]
+        raise WriteError(f"{flag} {path} cannot be written ({existing}: {reason})") from None
+
+
 def load_safetensors(path: str | Path) -> dict[str, Tensor]:
     """All tensors of a safetensors file (no code is ever run); ``ValueError`` "<path>: not a
     readable safetensors file (<reason>)" for a missing, truncated or foreign file."""

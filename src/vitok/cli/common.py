@@ -98,31 +98,10 @@ def print_final(scalars: dict[str, float]) -> None:
         print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
 
 
-def check_output_folder(path: Path, flag: str = "--out") -> None:
-    """Fail before any work when ``path`` could not become a writable folder: it is a file, or its
-    nearest existing ancestor does not take a file (a probe file is written there and removed).
-    One-line ``OSError``; creates nothing."""
-    from vitok.files import WriteError, check_writable
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise WriteError(f"{flag} {path} is a file, not a folder")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise WriteError(f"{flag} {path} cannot be created: {existing} is a file")
-    try:
-        check_writable(existing, flag)
-    except WriteError as err:
-        reason = str(err).split(": ", 1)[-1]
-        raise WriteError(f"{flag} {path} cannot be written ({existing}: {reason})") from None
-
-
 def report_skipped(skipped: dict[str, str]) -> None:
     """The end-of-run summary of unreadable inputs on stderr: how many and which (with the reason)."""
     if skipped:
-        from vitok.cli.options import plural
+        from vitok.text import plural
 
         listed = "; ".join(f"{path} ({reason})" for path, reason in skipped.items())
         print(f"skipped {plural(len(skipped), 'unreadable file')}: {listed}", file=sys.stderr)

@@ -21,8 +21,8 @@ def register_data(sub: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from vitok.cli.common import check_output_folder
     from vitok.data.build import build
+    from vitok.files import check_output_folder
 
     check_output_folder(args.out, "OUT")
     manifest = build(args.out, args.work, args.max_side)
@@ -46,7 +46,8 @@ def register_weights(sub: argparse._SubParsersAction) -> None:
 
 def run_weights(args: argparse.Namespace) -> int:
     from vitok import weights
-    from vitok.cli.common import check_output_folder, format_table
+    from vitok.cli.common import format_table
+    from vitok.files import check_output_folder
 
     names = [weights.canonical_weights(n) for n in args.names]  # unknown names fail here, with a suggestion
     if args.action == "fetch":

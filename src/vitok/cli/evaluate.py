@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
 from vitok.cli.argtypes import positive_int
-from vitok.cli.common import check_output_folder, load_model
+from vitok.cli.common import load_model
 from vitok.cli.options import (
     add_baseline,
     add_batch_size,
@@ -20,8 +21,9 @@ from vitok.cli.options import (
     add_out,
     add_precision,
     add_size,
-    plural,
 )
+from vitok.files import check_output_folder
+from vitok.text import plural
 
 
 def register_eval(sub: argparse._SubParsersAction) -> None:
@@ -58,15 +60,13 @@ def run_eval(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise ValueError("no input given: name image or video files or folders")
     labels = (["model"] if use_model else []) + (["baseline"] if args.baseline else [])
-    configs = {label: EvalConfig(data=[str(p) for p in args.inputs], kind=args.kind, size=args.size,
-                                 frames=args.frames, metrics=[m for m in args.metrics.split(",") if m.strip()],
-                                 max_samples=args.max_samples, batch_size=args.batch_size, device=args.device,
-                                 bf16=args.precision == "bf16", cache=args.cache,
-                                 out_dir=str(args.out / label if len(labels) > 1 else args.out))
+    base = EvalConfig(data=[str(p) for p in args.inputs], kind=args.kind, size=args.size, frames=args.frames,
+                      metrics=[m for m in args.metrics.split(",") if m.strip()], max_samples=args.max_samples,
+                      batch_size=args.batch_size, device=args.device, bf16=args.precision == "bf16",
+                      cache=args.cache, out_dir=str(args.out))
+    kind = base.check()  # data, kinds and metrics, before any model loads
+    configs = {label: dataclasses.replace(base, out_dir=str(args.out / label)) if len(labels) > 1 else base
                for label in labels}
-    kind = next(iter(configs.values())).check()  # data, kinds and metrics, before any model loads
-    for cfg in configs.values():
-        cfg.metrics = next(iter(configs.values())).metrics
     if args.baseline_weights and not args.baseline:
         raise ValueError("--baseline-weights needs --baseline sd-vae")
     if args.baseline_weights and not (Path(args.baseline_weights) / "config.json").is_file():

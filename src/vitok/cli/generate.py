@@ -9,8 +9,10 @@ from pathlib import Path
 import torch
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
-from vitok.cli.common import check_output_folder, load_model, print_final, report_skipped
-from vitok.cli.options import add_batch_size, add_device, add_inputs, add_kind, add_model, add_out, add_size, plural
+from vitok.cli.common import load_model, print_final, report_skipped
+from vitok.cli.options import add_batch_size, add_device, add_inputs, add_kind, add_model, add_out, add_size
+from vitok.files import check_output_folder
+from vitok.text import plural
 
 
 def register_cache_latents(sub: argparse._SubParsersAction) -> None:

@@ -13,7 +13,6 @@ from vitok.cli.common import (
     DEMO_MODEL,
     PRESET_COLUMNS,
     SAMPLES,
-    check_output_folder,
     format_table,
     load_model,
     optional_lpips,
@@ -21,7 +20,9 @@ from vitok.cli.common import (
     report_skipped,
     unknown_model_message,
 )
-from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, alias, plural
+from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
+from vitok.files import check_output_folder
+from vitok.text import plural
 
 
 def register_presets(sub: argparse._SubParsersAction) -> None:

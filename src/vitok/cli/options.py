@@ -22,7 +22,6 @@ import sys
 from typing import Any
 
 from vitok.cli.argtypes import DEVICES, parse_device, parse_size, positive_int
-from vitok.text import plural  # noqa: F401  (the subcommands import it from here)
 
 PRECISIONS = ("fp32", "bf16")
 KINDS = ("auto", "image", "video")

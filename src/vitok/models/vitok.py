@@ -194,16 +194,16 @@ class ViTok(nn.Module):
     def disable_slicing(self) -> None:
         self.tiling = dataclasses.replace(self.tiling, batch_slice=None)
 
-    def tile_windows(self, grid: tuple[int, int, int], video: bool) -> tuple[list[list[tuple[int, int]]], bool]:
-        """Token-unit windows along (t,) h, w for a token ``grid`` and whether the tiling policy tiles
-        it automatically (:meth:`is_large`)."""
+    def tile_windows(self, grid: tuple[int, int, int], video: bool) -> list[list[tuple[int, int]]]:
+        """Token-unit windows along (t,) h, w for a token ``grid`` (whether the policy tiles it
+        automatically is :meth:`is_large`)."""
         cfg = self.tiling
         th, tw, chunk = self._window_tokens()
         t, h, w = grid
         windows = [spans(h, th, round(cfg.overlap * th)), spans(w, tw, round(cfg.overlap * tw))]
         if video:
             windows.insert(0, spans(t, chunk, round(cfg.frame_overlap * chunk)))
-        return windows, self.is_large(grid, video)
+        return windows
 
     def _window_tokens(self) -> tuple[int, int, int]:
         """(tile height, tile width, chunk length) in tokens / tubelets."""
@@ -235,7 +235,7 @@ class ViTok(nn.Module):
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
         if tiled is None and not self.is_large(grid, video):
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
-        windows, _ = self.tile_windows(grid, video)
+        windows = self.tile_windows(grid, video)
         c = self.config.latent_channels
         kl = self.config.bottleneck == "kl"
 
@@ -317,7 +317,7 @@ class ViTok(nn.Module):
             out = concat_slices(self._decode, z, self.tiling.batch_slice)
         else:
             scale_out = ([q] if video else []) + [p, p]
-            windows, _ = self.tile_windows(grid, video)
+            windows = self.tile_windows(grid, video)
             out = concat_slices(lambda part: tiled_apply(
                 self._decode, part, windows, [1] * len(scale_out), scale_out, self.config.in_channels,
                 progress_bar("decode", self.tiling.progress)), z, self.tiling.batch_slice).to(self.dtype)

@@ -10,10 +10,9 @@ from torch import Tensor
 def pad_to_multiple(x: Tensor, q: int, p: int) -> Tensor:
     """Pad a video (B, C, T, H, W) at the end of T, H and W (edge-replicate) to multiples of q, p, p."""
     t, h, w = x.shape[-3:]
-    # padded sizes written as ceil(n / k) * k so that symbolic shapes (torch.export, torch.compile
-    # with dynamic sizes) see exact multiples; no early return for "already a multiple", which
-    # would specialise a traced graph on the size (a zero-width pad is a cheap copy)
-    # ((n + k - 1) // k) * k: all-positive integer ceil (ONNX's integer division truncates)
+    # padded sizes are ((n + k - 1) // k) * k, so symbolic shapes (torch.export, compile with dynamic
+    # sizes) see exact multiples; all-positive because ONNX's integer division truncates. No early
+    # return for "already a multiple": it would specialise a traced graph on the size.
     pt, ph, pw = (t + q - 1) // q * q - t, (h + p - 1) // p * p - h, (w + p - 1) // p * p - w
     return F.pad(x, (0, pw, 0, ph, 0, pt), mode="replicate")
 
