@@ -6,12 +6,13 @@
 
 What it measures, all in one process:
 
-1. the device and its measured bf16 matmul peak (TFLOP/s);
+1. the device and its measured fp32 and bf16 matmul peaks (TFLOP/s);
 2. flash attention: the model's forward under ``sdpa_kernel(FLASH_ATTENTION)`` alone (bf16), so a
    layout that silently falls back to the math kernel fails loudly;
-3. inference: encode / decode ms per image of the preset at each size, bf16 autocast, eager and
-   ``torch.compile``d, with achieved TFLOP/s (2 x MACs / time) and the same for the SD VAE when
-   ``diffusers`` imports;
+3. inference: encode / decode ms per image of the preset at each size in the paths of
+   ``vitok bench`` (fp32, bf16 autocast, bf16 weights, bf16 weights ``torch.compile``d; see
+   ``vitok.models.inference``), with achieved TFLOP/s (2 x MACs / time) and its share of the
+   measured peak of the compute dtype, and the same for the SD VAE when ``diffusers`` imports;
 4. a stage-1 training step (MSE + KL, AdamW, bf16 autocast), eager and compiled: steps/s, images/s
    and MFU = 6 x MACs x images/s over the measured matmul peak and over ``--peak-tflops``.
 """
@@ -38,6 +39,7 @@ def device_info(device: torch.device) -> dict:
         info["name"] = torch.cuda.get_device_name(device)
     peak_n = 8192 if device.type == "cuda" else 512
     info["matmul_bf16_tflops"] = matmul_peak(torch.bfloat16, device, n=peak_n) / 1e3
+    info["matmul_fp32_tflops"] = matmul_peak(torch.float32, device, n=peak_n) / 1e3
     return info
 
 
@@ -55,41 +57,38 @@ def check_flash(model: ViTok, size: int, device: torch.device) -> dict:
         return {"flash_only_forward": f"refused: {str(err).splitlines()[0][:300]}"}
 
 
-class CompiledCodec(nn.Module):
-    """A model's ``encode`` and ``decode``, each ``torch.compile``d (what ``bench_model`` times)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.encode = torch.compile(model.encode)
-        self.decode = torch.compile(model.decode)
+MODES = [("fp32", False), ("bf16-autocast", False), ("bf16", False), ("bf16", True)]  # (precision, compiled)
 
 
-def codec_row(model: nn.Module, name: str, mode: str, gmacs: float, size: int, batch: int, repeats: int,
-              device: torch.device, peak_gflops: float) -> dict:
-    """Per-image encode / decode ms, images/s and achieved TFLOP/s at bf16 autocast."""
-    r = bench_model(model, name, gmacs, (1, size, size), batch, "bf16", repeats, device, peak_gflops)
-    return {"model": name, "size": size, "mode": mode, "batch": batch, "encode_ms": r.encode_ms,
+def codec_row(model: nn.Module, name: str, precision: str, compiled: bool, gmacs: float, size: int, batch: int,
+              repeats: int, device: torch.device, peaks: dict[str, float]) -> dict:
+    """Per-image encode / decode ms, images/s, achieved TFLOP/s and its share of the peak of the
+    precision's compute dtype (``peaks``: GFLOP/s by "fp32" / "bf16")."""
+    peak = peaks["fp32" if precision == "fp32" else "bf16"]
+    r = bench_model(model, name, gmacs, (1, size, size), batch, precision, repeats, device, peak, compiled)
+    return {"model": name, "size": size, "mode": r.mode, "batch": batch, "encode_ms": r.encode_ms,
             "decode_ms": r.decode_ms, "images_per_s": r.frames_per_s, "tflops": r.gflops_s / 1e3,
-            "peak_mb": r.peak_mb}
+            "fraction_of_peak": r.fraction_of_peak, "compile_s": r.compile_s, "peak_mb": r.peak_mb}
 
 
 def inference_rows(model: ViTok, name: str, sizes: list[int], batch: int, repeats: int, device: torch.device,
-                   compile_too: bool, peak_gflops: float) -> list[dict]:
-    variants = [("eager", model)] + ([("compiled", CompiledCodec(model))] if compile_too else [])
-    return [codec_row(m, name, mode, count_macs(model.config, (1, size, size)).gmacs, size, batch, repeats, device,
-                      peak_gflops) for size in sizes for mode, m in variants]
+                   compile_too: bool, peaks: dict[str, float]) -> list[dict]:
+    modes = [m for m in MODES if compile_too or not m[1]]
+    return [codec_row(model, name, precision, compiled, count_macs(model.config, (1, size, size)).gmacs, size, batch,
+                      repeats, device, peaks) for size in sizes for precision, compiled in modes]
 
 
-def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device, peak_gflops: float) -> list[dict]:
-    """The SD VAE (random weights: timing only) at the same sizes, when diffusers is installed."""
+def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device, compile_too: bool,
+                peaks: dict[str, float]) -> list[dict]:
+    """The SD VAE (random weights: timing only) at the same sizes and modes, when diffusers is installed."""
     try:
         from vitok.baselines import load_sd_vae
         vae = load_sd_vae(None, device)
     except ImportError as err:
         return [{"model": "sd-vae", "skipped": str(err)}]
-    return [codec_row(vae, "sd-vae", "eager", vae.gmacs((1, size, size)), size, batch, repeats, device, peak_gflops)
-            for size in sizes]
+    modes = [m for m in MODES if compile_too or not m[1]]
+    return [codec_row(vae, "sd-vae", precision, compiled, vae.gmacs((1, size, size)), size, batch, repeats, device,
+                      peaks) for size in sizes for precision, compiled in modes]
 
 
 def train_row(preset: str, size: int, batch: int, steps: int, device: torch.device, compiled: bool,
@@ -134,10 +133,10 @@ def main() -> None:
     model = ViTok.from_preset(args.preset).to(device).eval()
     report["flash"] = check_flash(model, args.sizes[0], device)
     print(json.dumps(report["flash"]))
-    peak_gflops = 1e3 * info["matmul_bf16_tflops"]
+    peaks = {"bf16": 1e3 * info["matmul_bf16_tflops"], "fp32": 1e3 * info["matmul_fp32_tflops"]}
     report["inference"] = inference_rows(model, args.preset, args.sizes, args.batch, args.repeats, device,
-                                         compile_too, peak_gflops)
-    report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device, peak_gflops)
+                                         compile_too, peaks)
+    report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device, compile_too, peaks)
     for row in report["inference"]:
         print(json.dumps(row))
     report["train"] = []

@@ -180,7 +180,8 @@ def test_eval_baseline_through_the_same_protocol(media_dir, tmp_path) -> None:
 
 def test_bench_runs_for_a_tiny_preset(capsys) -> None:
     assert main(["bench", "--model", "N-N/8", "--size", "32", "--repeats", "1"]) == 0
-    assert "bf16 autocast is" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "speed vs fp32: bf16-autocast" in out and ", bf16 " in out  # the three precisions, side by side
     # the SD VAE in fp32 only: on CPUs without bf16 matrix units its bf16 run takes minutes
     assert main(["bench", "--model", "N-N/8", "--size", "32", "--repeats", "1", "--baseline", "sd-vae",
                  "--precisions", "fp32"]) == 0
@@ -300,3 +301,40 @@ def test_eval_config_fields_are_checked(field: str, value: object) -> None:
 
     with pytest.raises(ValueError, match=field):
         EvalConfig(**{"data": ["x"], field: value})
+
+
+def test_metric_functions_check_their_arguments() -> None:
+    """Fuzz campaign kinds: non-tensors raised AttributeError, mismatched batches RuntimeError from
+    broadcasting (or were silently broadcast), a 2-D batch was scored, a None name AttributeError."""
+    from vitok.metrics import psnr
+    from vitok.metrics.ssim import ssim
+    from vitok.metrics.streaming import canonical_metric
+
+    x, y = pair(2, 16, 16)
+    with pytest.raises(TypeError, match="x must be"):
+        psnr((0, 0), y)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(x, y[:1])
+    with pytest.raises(TypeError, match="x must be"):
+        ssim([], y)
+    for kwargs, name in (({"window": 4}, "window"), ({"window": 0}, "window"), ({"sigma": 0.0}, "sigma"),
+                         ({"data_range": float("nan")}, "data_range")):
+        with pytest.raises(ValueError, match=name):
+            ssim(x, y, **kwargs)
+    metric = build_metric("psnr", torch.device("cpu"))
+    for a, b in ((x, y[:1]), (x[0, 0], y[0, 0]), (x, "y")):
+        with pytest.raises((TypeError, ValueError), match="x|y"):
+            metric.update(a, b)
+    with pytest.raises(TypeError, match="metric name must be a string"):
+        canonical_metric(None)
+    stats = FeatureStats()
+    with pytest.raises(TypeError, match="features must be"):
+        stats.update("features")
+    stats.update(torch.randn(4, 3))
+    with pytest.raises(ValueError, match="3 dimensions"):
+        stats.update(torch.randn(4, 2))
+    for args in ((None, np.eye(2), np.zeros(2), np.eye(2)), (np.zeros(2), None, np.zeros(2), np.eye(2))):
+        with pytest.raises(TypeError, match="must be an array of numbers"):
+            frechet_distance(*args)
+    with pytest.raises(ValueError, match=r"mu1 must be \(D,\)"):
+        frechet_distance(np.zeros((2, 2)), np.eye(2), np.zeros(2), np.eye(2))

@@ -28,14 +28,23 @@ class DiffusersAutoencoder(nn.Module):
         self.name = name
         self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
 
+    fp32_modules = ()  # bf16 inference casts every weight (vitok.models.inference)
+    compile_targets = ("vae.encoder", "vae.decoder")  # what --compile compiles
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
     def encode(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> (B, c, H/f, W/f); videos (B, 3, T, H, W) -> (B, c, T, H/f, W/f)."""
+        x = x.to(self.dtype)
         if x.ndim == 5:
             z = self.vae.encode(x.transpose(1, 2).flatten(0, 1)).latent_dist.mode()
             return z.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
         return self.vae.encode(x).latent_dist.mode()
 
     def decode(self, z: Tensor) -> Tensor:
+        z = z.to(self.dtype)
         if z.ndim == 5:
             x = self.vae.decode(z.transpose(1, 2).flatten(0, 1)).sample
             return x.unflatten(0, (z.shape[0], z.shape[2])).transpose(1, 2)
@@ -45,7 +54,7 @@ class DiffusersAutoencoder(nn.Module):
                 noise: Tensor | None = None) -> AutoencoderOutput:
         """Encode + decode with the same outputs as :meth:`ViTok.forward` (a KL posterior whose
         ``kl()`` is the per-element mean, so the losses treat both models alike)."""
-        flat = x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
+        flat = (x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x).to(self.dtype)
         dist = self.vae.encode(flat).latent_dist
         posterior = LatentDistribution(dist.mean, dist.logvar)
         if noise is not None and x.ndim == 5:

@@ -108,12 +108,18 @@ class PeakMemory:
 class BenchResult:
     model: str
     shape: tuple[int, int, int]
-    precision: str
+    precision: str  # fp32, bf16-autocast or bf16 (see vitok.models.inference)
+    compiled: bool
     gmacs: float
     encode_ms: float
     decode_ms: float
     peak_mb: float
-    matmul_peak: float
+    matmul_peak: float  # GFLOP/s of this run's matmul in the precision's compute dtype
+    compile_s: float = 0.0  # seconds of the first (compiling) calls, minus one timed run
+
+    @property
+    def mode(self) -> str:
+        return self.precision + ("+compile" if self.compiled else "")
 
     @property
     def total_ms(self) -> float:
@@ -133,58 +139,79 @@ class BenchResult:
 
 
 def bench_model(model: nn.Module, name: str, gmacs: float, shape: tuple[int, int, int], batch: int,
-                precision: str, repeats: int, device: torch.device, peak: float) -> BenchResult:
-    """Time encode and decode of a (batch, 3, [T,] H, W) input; per-item latencies in ms."""
+                precision: str, repeats: int, device: torch.device, peak: float,
+                compiled: bool = False) -> BenchResult:
+    """Time encode and decode of a (batch, 3, [T,] H, W) input on a copy of ``model`` prepared for
+    ``precision`` (and compiled if asked, :mod:`vitok.models.inference`); per-item latencies in ms.
+    The first call of each (compiling, when ``compiled``) is timed apart as ``compile_s``."""
+    import copy
+
+    from vitok.models.inference import autocast, prepare_for_inference
+
+    net = prepare_for_inference(copy.deepcopy(model), "fp32" if precision == "bf16-autocast" else precision,
+                                device, compiled)
     t, h, w = shape
     x = torch.rand(batch, 3, *((t, h, w) if t > 1 else (h, w)), device=device) * 2 - 1
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
-    with torch.inference_mode(), autocast, PeakMemory(device) as memory:
-        z = model.encode(x)
-        enc = median_seconds(lambda: model.encode(x), repeats, device)
-        dec = median_seconds(lambda: model.decode(z), repeats, device)
-    return BenchResult(name, shape, precision, gmacs, 1000 * enc / batch, 1000 * dec / batch,
-                       memory.peak / 2**20, peak)
+    with torch.inference_mode(), autocast(precision, device), PeakMemory(device) as memory:
+        start = time.perf_counter()
+        z = net.encode(x)
+        net.decode(z)
+        synchronize(device)
+        first = time.perf_counter() - start
+        enc = median_seconds(lambda: net.encode(x), repeats, device)
+        dec = median_seconds(lambda: net.decode(z), repeats, device)
+    compile_s = max(0.0, first - enc - dec) if compiled else 0.0
+    return BenchResult(name, shape, precision, compiled, gmacs, 1000 * enc / batch, 1000 * dec / batch,
+                       memory.peak / 2**20, peak, compile_s)
 
 
 def format_row(r: BenchResult) -> str:
     t, h, w = r.shape
     shape = f"{t}x{h}x{w}" if t > 1 else f"{h}x{w}"
-    return (f"{r.model:>10} {shape:>11} {r.precision:>5} {r.gmacs:8.1f} {r.encode_ms:9.1f} {r.decode_ms:9.1f} "
+    compile_s = f"{r.compile_s:8.1f}" if r.compiled else f"{'-':>8}"
+    return (f"{r.model:>10} {shape:>11} {r.mode:>21} {r.gmacs:8.1f} {r.encode_ms:9.1f} {r.decode_ms:9.1f} "
             f"{r.total_ms:9.1f} {r.frames_per_s:8.2f} {r.peak_mb:8.0f} {r.gflops_s:8.1f} "
-            f"{100 * r.fraction_of_peak:6.1f}%")
+            f"{100 * r.fraction_of_peak:6.1f}% {compile_s}")
 
 
-HEADER = (f"{'model':>10} {'input':>11} {'prec':>5} {'GMACs':>8} {'enc ms':>9} {'dec ms':>9} {'total ms':>9} "
-          f"{'frames/s':>8} {'peak MB':>8} {'GFLOP/s':>8} {'%peak':>7}")
+HEADER = (f"{'model':>10} {'input':>11} {'precision':>21} {'GMACs':>8} {'enc ms':>9} {'dec ms':>9} "
+          f"{'total ms':>9} {'frames/s':>8} {'peak MB':>8} {'GFLOP/s':>8} {'%peak':>7} {'compile s':>8}")
 
 
 def run_bench(model: nn.Module, name: str, macs_fn: Callable[[tuple[int, int, int]], float],
               shapes: list[tuple[int, int, int]], precisions: list[str], batch: int, repeats: int,
               device: torch.device, baseline: tuple[nn.Module, str, Callable] | None = None,
-              log: Callable[[str], None] = print) -> list[BenchResult]:
-    """Benchmark ``model`` (and ``baseline``) at every shape and precision; prints a table and ratios."""
-    peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16, device) for p in precisions}
+              log: Callable[[str], None] = print, compile: bool = False) -> list[BenchResult]:
+    """Benchmark ``model`` (and ``baseline``) at every shape and precision (fp32 and bf16 weights
+    also compiled when ``compile``); prints a table, each mode's speed relative to fp32 and the ratio to the baseline.
+    %peak compares with this run's matmul peak in the precision's compute dtype."""
+    from vitok.models.inference import compute_dtype
+
+    dtypes = {p: compute_dtype(p) for p in precisions}
+    peaks = {dtype: matmul_peak(dtype, device) for dtype in dict.fromkeys(dtypes.values())}
     log(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak "
-        + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items()))
+        + ", ".join(f"{str(d).removeprefix('torch.')} {v:.0f} GFLOP/s" for d, v in peaks.items()))
     log(HEADER)
     results = []
+    modes = [(p, c) for p in precisions for c in ([False, True] if compile and p != "bf16-autocast" else [False])]
     for shape in shapes:
-        for precision in precisions:
+        for precision, compiled in modes:
             row = {}
             for net, label, fn in [(model, name, macs_fn)] + ([baseline] if baseline else []):
-                r = bench_model(net, label, fn(shape), shape, batch, precision, repeats, device, peaks[precision])
+                r = bench_model(net, label, fn(shape), shape, batch, precision, repeats, device,
+                                peaks[dtypes[precision]], compiled)
                 log(format_row(r))
                 results.append(r)
                 row[label] = r
             if baseline:
                 ratio = row[baseline[1]].total_ms / row[name].total_ms
-                log(f"  -> {name} is {ratio:.1f}x faster than {baseline[1]} ({precision}, {shape[1]}x{shape[2]})")
+                log(f"  -> {name} is {ratio:.1f}x faster than {baseline[1]} ({row[name].mode}, {shape[1]}x{shape[2]})")
     for shape in shapes:
         for label in [name] + ([baseline[1]] if baseline else []):
-            by = {r.precision: r for r in results if r.model == label and r.shape == shape}
-            if "fp32" in by and "bf16" in by:
-                log(f"  -> {label} {shape[1]}x{shape[2]}: bf16 autocast is "
-                    f"{by['fp32'].total_ms / by['bf16'].total_ms:.2f}x the speed of fp32")
+            by = {r.mode: r for r in results if r.model == label and r.shape == shape}
+            if "fp32" in by and len(by) > 1:
+                log(f"  -> {label} {shape[1]}x{shape[2]} speed vs fp32: " + ", ".join(
+                    f"{mode} {by['fp32'].total_ms / r.total_ms:.2f}x" for mode, r in by.items() if mode != "fp32"))
     return results
 
 

@@ -37,7 +37,8 @@ class EvalConfig:
     max_samples: int | None = None
     batch_size: int = 8
     device: str = "cpu"
-    bf16: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: weights cast once (vitok.models.inference)
+    compile: bool = False  # torch.compile the encoder and decoder
     out_dir: str = "out/eval"
     cache: str | None = None
     workers: int = 0
@@ -54,6 +55,10 @@ class EvalConfig:
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ValueError(f"max_samples must be None or an int >= 1, got {self.max_samples!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if isinstance(self.data, (str, bytes)) or not self.data:
             raise ValueError(f"data must be a non-empty list of folders or files, got {self.data!r}")
         from vitok.metrics.streaming import canonical_metric
@@ -179,13 +184,17 @@ def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str,
 def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Run the protocol; writes ``results.json`` and ``comparison.png`` into ``cfg.out_dir``.
 
-    ``info`` (model name, GMACs, E, compression ratio) is copied into the results; ``samples`` is
-    the number of files scored (over all ranks), ``skipped_files`` the unreadable ones. Raises
+    The model is prepared in place for ``cfg.precision`` and ``cfg.compile`` (see
+    :func:`vitok.models.inference.prepare_for_inference`). ``info`` (model name, GMACs, E,
+    compression ratio) is copied into the results; ``samples`` is the number of files scored (over
+    all ranks), ``skipped_files`` the unreadable ones, ``seconds`` the wall time without the calls
+    that compiled (``compile_seconds``). Raises
     ``ValueError`` (one line: how many files, where, the first reason) when none could be read.
     """
     from tqdm import tqdm
 
     from vitok.metrics.psnr import psnr
+    from vitok.models.inference import CompileStats, prepare_for_inference
 
     device = torch.device(cfg.device)
     kind = cfg.check()
@@ -194,7 +203,8 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     loader = eval_loader(cfg, kind, rank, world)
-    model = model.to(device).eval()
+    model = prepare_for_inference(model, cfg.precision, device, cfg.compile)
+    compiling = CompileStats()
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
     unreadable: dict[str, str] = {}
@@ -203,7 +213,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         if batch["x"] is None:
             continue
         x = batch["x"].to(device)
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=cfg.bf16):
+        with torch.inference_mode(), compiling.track():
             recon = model(x).recon.float().clamp(-1, 1)
         with torch.inference_mode():
             for metric in metrics.values():
@@ -212,7 +222,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         for xi, ri, score in zip(x, recon, psnr(recon, x).tolist()):
             if len(shown) < 8:
                 shown.append((xi.cpu(), ri.cpu(), score))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - compiling.seconds
     count, unreadable = _gather_counts(count, unreadable, device, world)
     if count == 0:
         raise ValueError(no_readable_files(cfg.data, unreadable))
@@ -220,6 +230,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         **info, "kind": kind, "size": cfg.size if isinstance(cfg.size, int) else list(cfg.size),
         "frames": cfg.frames if kind == "video" else 1,
         "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
+        "precision": cfg.precision, "compile_seconds": compiling.seconds if cfg.compile else None,
         "metrics": compute_metrics(metrics), "skipped": skipped,
         "skipped_files": sorted(unreadable), "lattice_period": lattice_period(model),
     }

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from vitok.models.inference import CompileStats
+
 OVERVIEW_ITEMS = 48  # items shown in a run's overview.png
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
@@ -90,9 +92,9 @@ def format_scores(scores: dict[str, float]) -> str:
 
 
 def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
-                     frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
+                     frames: int | None = None, stride: int = 1, device: str = "cpu",
                      lpips: torch.nn.Module | None = None, name: str | None = None,
-                     keep: list | None = None) -> dict[str, float]:
+                     keep: list | None = None, compiling: CompileStats | None = None) -> dict[str, float]:
     """Reconstruct one image or video file, write ``<name>_recon`` and ``<name>_compare`` (original |
     reconstruction, captioned with the scores) into ``out`` (PNG for images; MP4 and GIF for
     videos, at the source frame rate divided by ``stride``); print and return its scores.
@@ -101,6 +103,9 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     images go through the model's automatic tiling, see :meth:`ViTok.enable_tiling`). ``name``:
     the output name (default: the file's stem; see :func:`output_names`). ``keep``: a list that
     receives (name, original, reconstruction, scores text) thumbnails for :func:`vitok.viz.overview`.
+    The model runs as given (see :func:`vitok.models.inference.prepare_for_inference` for bf16 and
+    compiled inference); ``compiling`` records the calls that compiled, whose time is then
+    printed apart from the run time.
     """
     from vitok import io
 
@@ -112,10 +117,12 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
     if size:
         x = io.resize_center_crop(x, size)
-    start = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+    compiling = compiling or CompileStats()
+    start, compiled_before = time.perf_counter(), compiling.seconds
+    with torch.inference_mode(), compiling.track():
         recon = model(x[None].to(device)).recon[0].float().cpu().clamp(-1, 1)
     seconds = time.perf_counter() - start
+    compile_seconds = compiling.seconds - compiled_before
     from vitok.evaluate import lattice_period
     from vitok.viz import labeled_pair, thumbnail
 
@@ -134,13 +141,15 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
         io.save_image(compare, f"{target}_compare.png")
     if keep is not None:
         keep.append((name, thumbnail(x, 96), thumbnail(recon, 96), headline))  # small: a run may be long
-    print(f"{path}: {tuple(x.shape[1:])} {format_scores(scores)} ({seconds * 1000:.0f} ms)")
+    timing = f"{seconds * 1000:.0f} ms" if not compile_seconds else f"{seconds:.1f} s, compiling"
+    print(f"{path}: {tuple(x.shape[1:])} {format_scores(scores)} ({timing})")
     return scores
 
 
 def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, size: tuple[int, int] | None = None,
-                    frames: int | None = None, stride: int = 1, device: str = "cpu", bf16: bool = False,
-                    lpips: torch.nn.Module | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
+                    frames: int | None = None, stride: int = 1, device: str = "cpu",
+                    lpips: torch.nn.Module | None = None,
+                    compiling: CompileStats | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
     """:func:`reconstruct_item` for every file (outputs named by :func:`output_names`, so files
     with the same name in different folders never overwrite each other), then ``overview.png``:
     all items (at most ``OVERVIEW_ITEMS``) in one captioned grid. An unreadable file
@@ -158,8 +167,8 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
     kept: list = []
     for path in paths:
         try:
-            scores.append(reconstruct_item(model, path, out, size, frames, stride, device, bf16, lpips, names[path],
-                                           kept if len(kept) < OVERVIEW_ITEMS else None))
+            scores.append(reconstruct_item(model, path, out, size, frames, stride, device, lpips, names[path],
+                                           kept if len(kept) < OVERVIEW_ITEMS else None, compiling))
         except ValueError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             skipped[str(path)] = str(err)

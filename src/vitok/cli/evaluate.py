@@ -62,7 +62,8 @@ def run_eval(args: argparse.Namespace) -> int:
     labels = (["model"] if use_model else []) + (["baseline"] if args.baseline else [])
     base = EvalConfig(data=[str(p) for p in args.inputs], kind=args.kind, size=args.size, frames=args.frames,
                       metrics=[m for m in args.metrics.split(",") if m.strip()], max_samples=args.max_samples,
-                      batch_size=args.batch_size, device=args.device, bf16=args.precision == "bf16",
+                      batch_size=args.batch_size, device=args.device, precision=args.precision,
+                      compile=args.compile,
                       cache=args.cache, out_dir=str(args.out))
     kind = base.check()  # data, kinds and metrics, before any model loads
     configs = {label: dataclasses.replace(base, out_dir=str(args.out / label)) if len(labels) > 1 else base
@@ -120,5 +121,5 @@ def run_bench_command(args: argparse.Namespace) -> int:
         vae = load_sd_vae(args.baseline_weights, device)
         baseline = (vae, "sd-vae", vae.gmacs)
     run_bench(model, model.config.name, lambda shape: count_macs(model.config, shape).gmacs, shapes,
-              args.precision, args.batch_size, args.repeats, device, baseline)
+              args.precision, args.batch_size, args.repeats, device, baseline, compile=args.compile)
     return 0

@@ -10,7 +10,16 @@ import torch
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
 from vitok.cli.common import load_model, print_final, report_skipped
-from vitok.cli.options import add_batch_size, add_device, add_inputs, add_kind, add_model, add_out, add_size
+from vitok.cli.options import (
+    add_batch_size,
+    add_device,
+    add_inputs,
+    add_kind,
+    add_model,
+    add_out,
+    add_precision,
+    add_size,
+)
 from vitok.files import check_output_folder
 from vitok.text import plural
 
@@ -29,6 +38,7 @@ def register_cache_latents(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=positive_int, default=1024, help="latents per shard file (default 1024)")
     p.add_argument("--flip", action="store_true", help="also store latents of horizontally flipped inputs")
     p.add_argument("--labels", type=Path, default=None, help="JSON {relative path: class index}")
+    add_precision(p)
     add_device(p)
     p.set_defaults(func=run_cache_latents)
 
@@ -46,8 +56,11 @@ def run_cache_latents(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     model = load_model(args.model, args.device)
     stats = cache_latents(model, args.inputs[0], args.out, kind, args.size, args.frames, args.batch_size,
-                          args.shard_size, args.flip, args.labels, args.device)
+                          args.shard_size, args.flip, args.labels, args.device, precision=args.precision,
+                          compile=args.compile)
     report_skipped(stats.get("skipped_files", {}))
+    if stats["compile_seconds"]:
+        print(f"compiling took {stats['compile_seconds']:.1f} s")
     print(f"{plural(stats['samples'], 'latent')} of {plural(stats['num_classes'], 'class')} -> {args.out} "
           f"(tokenizer with latent statistics: {args.out / 'tokenizer'})")
     return 0

@@ -22,6 +22,7 @@ from vitok.cli.common import (
 )
 from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
 from vitok.files import check_output_folder
+from vitok.models.inference import CompileStats, prepare_for_inference
 from vitok.text import plural
 
 
@@ -129,12 +130,15 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"all image / video files in {', '.join(map(str, args.inputs))} are under --out {args.out}")
     check_output_folder(args.out)
-    model = load_model(args.model, args.device)
+    model = prepare_for_inference(load_model(args.model, args.device), args.precision, args.device, args.compile)
     model.show_progress()  # a bar of tiles inside a large image or a long video
     lpips = optional_lpips(args.device)
+    compiling = CompileStats()
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
-                                      args.precision == "bf16", lpips)
+                                      lpips, compiling)
     report_skipped(skipped)
+    if compiling.graphs:
+        print(compiling.summary() + " (included in the times above)")
     if not scores:
         first = next(iter(skipped.values()))
         what = "the only file" if len(paths) == 1 else f"none of the {len(paths)} files"

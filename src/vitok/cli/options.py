@@ -22,8 +22,8 @@ import sys
 from typing import Any
 
 from vitok.cli.argtypes import DEVICES, parse_device, parse_size, positive_int
+from vitok.models.inference import BENCH_PRECISIONS, PRECISIONS
 
-PRECISIONS = ("fp32", "bf16")
 KINDS = ("auto", "image", "video")
 BASELINES = ("sd-vae",)
 
@@ -130,16 +130,22 @@ def add_batch_size(p: argparse.ArgumentParser, default: int, old: bool = False) 
 
 
 def add_precision(p: argparse.ArgumentParser, many: bool = False) -> None:
-    """``--precision fp32|bf16`` (``many``: one or more, e.g. for the benchmark); ``--bf16`` is the
-    deprecated spelling."""
+    """``--precision fp32|bf16`` (``many``: one or more of fp32, bf16-autocast, bf16, for the
+    benchmark) and ``--compile``; ``--bf16`` is the deprecated spelling of ``--precision bf16``.
+    See :mod:`vitok.models.inference` for what each precision does."""
     if many:
-        p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
-                       help="precisions to measure (default: fp32 bf16)")
-        alias(p, "--precisions", "precision", "--precision", nargs="+", choices=PRECISIONS)
-    else:
-        p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="fp32, or bf16 autocast (fast on GPUs and AMX CPUs) (default: fp32)")
-        alias(p, "--bf16", "precision", "--precision bf16", nargs=0, const="bf16")
+        p.add_argument("--precision", nargs="+", choices=BENCH_PRECISIONS, default=list(BENCH_PRECISIONS),
+                       help="precisions to measure: fp32, bf16-autocast (fp32 weights under autocast), bf16 "
+                            "(weights cast once) (default: all three)")
+        alias(p, "--precisions", "precision", "--precision", nargs="+", choices=BENCH_PRECISIONS)
+        p.add_argument("--compile", action="store_true",
+                       help="also measure each precision compiled with torch.compile (compile time reported apart)")
+        return
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32, or bf16: the weights cast to bf16 once, fast on GPUs and AMX CPUs (default: fp32)")
+    alias(p, "--bf16", "precision", "--precision bf16", nargs=0, const="bf16")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder and decoder (compile time is reported apart from run time)")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

@@ -49,11 +49,14 @@ def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tup
 def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", size: int | tuple[int, int] = 256,
                   frames: int = 16,
                   batch_size: int = 16, shard_size: int = 1024, flip: bool = False, labels_file: Path | None = None,
-                  device: str = "cpu", progress: bool = True) -> dict:
+                  device: str = "cpu", progress: bool = True, precision: str = "fp32",
+                  compile: bool = False) -> dict:
     """Encode ``data`` into latent shards under ``out``; returns the stats dict (also written).
     ``size``: N or (H, W), the centre crop. Unreadable files are skipped (logged once each), never
     replaced by another file's latent, and listed in the stats' ``skipped_files`` {path: reason}
-    (those of shards written in this call)."""
+    (those of shards written in this call). ``precision`` / ``compile``: how the encoder runs
+    (:func:`vitok.models.inference.prepare_for_inference`, on a copy: the tokenizer saved beside
+    the latents keeps the given model's weights); latents are always stored as float32."""
     from tqdm import tqdm
 
     from vitok.files import remove_stale_temp_files
@@ -64,7 +67,14 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
     labels, names = class_labels(dataset.files, Path(data), labels_file)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out, depth=0)  # shards of an interrupted run are rewritten below
+    import copy
+
+    from vitok.models.inference import CompileStats, prepare_for_inference
+
     model = model.to(device).eval()
+    encoder = model if precision == "fp32" and not compile else copy.deepcopy(model)
+    encoder = prepare_for_inference(encoder, precision, device, compile)
+    compiling = CompileStats()
     shards = range(0, len(dataset), shard_size)
     skipped: dict[str, str] = {}
     for shard, start in enumerate(tqdm(shards, desc="cache-latents", unit="shard", disable=not progress)):
@@ -72,10 +82,12 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
         if path.exists():
             continue  # finished earlier: resume
         indices = list(range(start, min(start + shard_size, len(dataset))))
-        skipped.update(write_shard(model, Subset(dataset, indices), labels, path, batch_size, flip, device))
+        with compiling.track():
+            skipped.update(write_shard(encoder, Subset(dataset, indices), labels, path, batch_size, flip, device))
     stats = latent_stats(out)
     stats.update({"classes": names, "num_classes": len(names), "kind": kind, "size": list(crop),
-                  "skipped_files": skipped,
+                  "skipped_files": skipped, "precision": precision,
+                  "compile_seconds": compiling.seconds if compile else None,
                   "frames": frames if kind == "video" else 1, "samples": sum(1 for _ in iter_shards(out))})
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     model.set_latent_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))

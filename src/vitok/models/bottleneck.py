@@ -76,7 +76,7 @@ class Bottleneck(nn.Module):
         self.proj = nn.Linear(width, 2 * channels if kind == "kl" else channels)
 
     def forward(self, x: Tensor) -> LatentDistribution:
-        h = self.proj(x)
+        h = self.proj(x.to(self.proj.weight.dtype))  # float32 in bf16 inference (vitok.models.inference)
         if self.kind == "kl":
             mean, logvar = h.chunk(2, dim=-1)
             return LatentDistribution(mean, logvar.clamp(*self.logvar_range))

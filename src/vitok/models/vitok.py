@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from vitok.config import ViTokConfig
 from vitok.files import atomic_write
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
+from vitok.models.inference import cast_for_inference
 from vitok.models.pretrained import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -137,6 +138,8 @@ class ViTok(nn.Module):
         return cls(get_config(name, **overrides))
 
     encoder_prefixes = ("patch_embed.", "encoder.", "bottleneck.")  # what stage 2 freezes
+    fp32_modules = ("bottleneck", "decoder_out", "conv_tail")  # kept float32 in bf16 inference (models.inference)
+    compile_targets = ("_encode_posterior", "_decode")  # what --compile compiles (models.inference)
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         """Recompute transformer-block activations in the backward pass (saves memory)."""
@@ -247,7 +250,7 @@ class ViTok(nn.Module):
         params = concat_slices(lambda part: tiled_apply(
             encode_params, part, windows, scale_in, [1] * len(scale_in), 2 * c if kl else c,
             progress_bar("encode", self.tiling.progress)), x, self.tiling.batch_slice)
-        params = params.to(self.dtype)
+        params = params.to(self.bottleneck.proj.weight.dtype)
         return LatentDistribution(params[:, :c], params[:, c:] if kl else None)
 
     def _encode_posterior(self, x: Tensor) -> LatentDistribution:
@@ -320,7 +323,8 @@ class ViTok(nn.Module):
             windows = self.tile_windows(grid, video)
             out = concat_slices(lambda part: tiled_apply(
                 self._decode, part, windows, [1] * len(scale_out), scale_out, self.config.in_channels,
-                progress_bar("decode", self.tiling.progress)), z, self.tiling.batch_slice).to(self.dtype)
+                progress_bar("decode", self.tiling.progress)), z, self.tiling.batch_slice)
+            out = out.to(self.decoder_out.weight.dtype)
         return out[(..., *(slice(0, s) for s in size))]
 
     def _decode(self, z: Tensor) -> Tensor:
@@ -343,7 +347,7 @@ class ViTok(nn.Module):
         """Decoder tokens (B, L, width) on ``grid`` -> pixels (B, 3, T, H, W) through the linear
         head and, with ``head="conv"``, the conv tail (per frame; an image keeps only frame 0)."""
         q, p, c = self.config.tubelet_size, self.config.out_patch, self.config.in_channels
-        video = unpatchify(self.decoder_out(h), grid, q, p, c)  # (B, 3, T, H, W)
+        video = unpatchify(self.decoder_out(h.to(self.decoder_out.weight.dtype)), grid, q, p, c)  # (B, 3, T, H, W)
         if self.conv_tail is None:
             return video
         rows = p * p * self.config.head_channels
@@ -453,7 +457,9 @@ class ViTok(nn.Module):
 
         The config is validated and the model is first built on the meta device and compared
         with the safetensors header (no tensor is read), so a config that does not match its
-        weights fails fast, using no memory.
+        weights fails fast, using no memory. ``dtype=torch.bfloat16`` is bf16 inference: the
+        weights are cast once, except the float32 parts named in ``fp32_modules`` (see
+        :func:`vitok.models.inference.cast_for_inference`).
 
         Raises:
             FileNotFoundError: no such directory or shipped model.
@@ -477,7 +483,8 @@ class ViTok(nn.Module):
         model = cls(config)
         model.load_state_dict(load_file(str(weights)))
         model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
-        return model.to(device=device, dtype=dtype).eval()
+        model = model.to(device).eval()
+        return model if dtype is None else cast_for_inference(model, dtype)
 
 
 def check_size(size: object, full: tuple[int, ...]) -> tuple[int, ...]:
