@@ -50,6 +50,22 @@ def test_rope_is_a_rotation() -> None:
     torch.testing.assert_close(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1))
 
 
+def test_rope_inference_form_equals_the_differentiable_form() -> None:
+    """apply_rope writes into its output without autograd; with autograd it must give the same
+    values (and gradients); both equal the textbook rotation of (x_i, x_{i + D/2})."""
+    x = torch.randn(2, 3, 7, 16).permute(0, 2, 1, 3)  # non-contiguous, like q / k from the fused qkv
+    cos, sin = rope_cos_sin(torch.rand(3, 3) * 10, 16)
+    x1, x2 = x.chunk(2, dim=-1)
+    textbook = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(apply_rope(x, cos, sin), textbook)
+    leaf = x.clone().requires_grad_()
+    out = apply_rope(leaf, cos, sin)
+    torch.testing.assert_close(out, textbook)
+    out.square().sum().backward()
+    torch.testing.assert_close(leaf.grad, 2 * x)  # a rotation: d|Rx|^2/dx = 2x
+
+
 def test_rope_rejects_odd_head_dim() -> None:
     with pytest.raises(ValueError, match="even"):
         rope_cos_sin(torch.zeros(4, 3), 7)

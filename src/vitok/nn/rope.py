@@ -55,7 +55,18 @@ def rope_cos_sin(coords: Tensor, head_dim: int, theta: float = 10000.0) -> tuple
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs ``(x[..., i], x[..., i + D/2])`` of x: (..., L, D) by the given angles (L, D/2)."""
+    """Rotate pairs ``(x[..., i], x[..., i + D/2])`` of x: (..., L, D) by the given angles (L, D/2).
+
+    Without autograd the two halves are written straight into the output (a multiply and a fused
+    multiply-add each): about half the time of the differentiable form's six elementwise ops and
+    concatenation on a CPU (``benchmarks/profile_inference.py``); both give the same values.
+    """
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return torch.cat((torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x1 * sin, x2, cos)), dim=-1)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out1, out2 = out.chunk(2, dim=-1)
+    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-1)
+    torch.mul(x1, sin, out=out2).addcmul_(x2, cos)
+    return out
