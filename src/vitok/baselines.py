@@ -35,6 +35,21 @@ class DiffusersAutoencoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.vae.parameters()).dtype
 
+    def enable_tiling(self, tile: int | None = None) -> None:
+        """diffusers' own tiling (``AutoencoderKL.enable_tiling``; on for :func:`load_sd_vae`): inputs
+        larger than ``tile`` pixels (default: the VAE's ``sample_size``, 512 for the SD VAE) are
+        coded in tiles overlapping by 25% and blended linearly, so memory stays bounded.
+        ``ValueError`` for a tile that is not a positive multiple of the downsampling factor."""
+        if tile is not None:
+            if isinstance(tile, bool) or not isinstance(tile, int) or tile < self.downsample or tile % self.downsample:
+                raise ValueError(f"tile must be a positive multiple of {self.downsample} pixels, got {tile!r}")
+            self.vae.tile_sample_min_size = tile
+            self.vae.tile_latent_min_size = tile // self.downsample
+        self.vae.enable_tiling()
+
+    def disable_tiling(self) -> None:
+        self.vae.disable_tiling()
+
     def encode(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> (B, c, H/f, W/f); videos (B, 3, T, H, W) -> (B, c, T, H/f, W/f)."""
         x = x.to(self.dtype)
@@ -131,4 +146,6 @@ def load_sd_vae(weights: str | Path | None, device: str | torch.device = "cpu") 
         if not Path(weights).is_dir():
             raise FileNotFoundError(f"--baseline-weights {weights} is not a local diffusers model directory")
         vae = AutoencoderKL.from_pretrained(str(weights), local_files_only=True)
-    return DiffusersAutoencoder(vae.to(device).eval())
+    model = DiffusersAutoencoder(vae.to(device).eval())
+    model.enable_tiling()  # large images in tiles, like ViTok's automatic tiling
+    return model
