@@ -17,6 +17,7 @@ from tests.test_train import TINY_AUTOENCODER_KL
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses in the script look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -42,3 +43,44 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
         assert math.isfinite(r["video_128"]["psnr"]) and r["ms_fp32"]["encode"] > 0
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 4 and table[2].startswith("| vitok-tiny |")
+
+
+def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault_outside_pending_kinds(tmp_path: Path) -> None:
+    """benchmarks/fuzz_campaign.py (issue #13) at a few hundred cases per part."""
+    import random
+
+    from vitok.checks import check_int
+
+    campaign = load_script("fuzz_campaign")
+    tally = campaign.Tally()
+    assert campaign.run_case(tally, "t", "ok", lambda: 1, lambda v: campaign.expect(v == 1, "one")) == "result"
+    assert campaign.run_case(tally, "t", "clear", lambda: check_int("n", 0, 1)) == "clear"
+    assert campaign.run_case(tally, "t", "raw", lambda: int("x")) == "traceback"  # not raised by a vitok check
+    assert campaign.run_case(tally, "t", "key", lambda: {}["k"]) == "traceback"
+    assert campaign.run_case(tally, "t", "wrong", lambda: 2, lambda v: campaign.expect(v == 1, "two")) == "silent"
+    assert tally.counts["t"] == {"result": 1, "clear": 1, "traceback": 2, "silent": 1}
+    assert campaign.judge_cli(["eval", "--size", "0"], 0, "", "")[0] == "silent"  # exit 0 on an absurd value
+    assert campaign.judge_cli(["x"], 2, "", "usage: vitok\nvitok: error: bad\n")[0] == "clear"
+    traceback = "Traceback (most recent call last):\n  File x\nKeyError\n"
+    assert campaign.judge_cli(["x"], 2, "", traceback)[0] == "traceback"
+
+    tally = campaign.Tally()
+    with campaign.captured():
+        campaign.api_campaign(300, random.Random(11), tally, tmp_path, verbose=False)
+        campaign.config_campaign(300, 1, random.Random(11), tally, tmp_path, verbose=False)
+    assert sum(tally.counts["api"].values()) == 300 and sum(tally.counts["config"].values()) == 300
+    assert tally.counts["config runs"]["result"] == 1
+    assert min(tally.counts["api"]["result"], tally.counts["api"]["clear"], tally.counts["config"]["result"],
+               tally.counts["config"]["clear"]) > 20
+    # kinds in vitok/models/vitok.py wait for that file's changes (docs/robustness.md, "Pending")
+    faults = {kind: entry for (part, _), kinds in tally.kinds.items() for kind, entry in kinds.items()
+              if not any(pending in kind for pending in ("vitok/models/vitok.py", "fuzz_campaign.py:run"))}
+    assert not faults, faults
+
+
+@pytest.mark.slow
+def test_kill_resume_is_byte_identical_after_two_kills(capsys) -> None:
+    """benchmarks/kill_resume.py: one kill inside a checkpoint write, one elsewhere."""
+    assert load_script("kill_resume").main(["--kills", "2", "--steps", "8", "--ckpt-every", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 kills" in out and "identical" in out

@@ -61,3 +61,15 @@ def test_dit_config_is_checked() -> None:
         dit_config("DiT-T", class_dropout=1.5)
     with pytest.raises(ValueError, match="even size"):
         dit_config("DiT-T", heads=3)
+
+
+@pytest.mark.parametrize(("key", "value"), [("patch_size", 10**9), ("tubelet_size", 10**6), ("latent_channels", 10**9),
+                                            ("mlp_ratio", 1e6), ("num_frames", 10**9)])
+def test_absurd_sizes_in_config_json_name_the_key_before_any_layout(tmp_path, key: str, value: object) -> None:
+    """Fuzz campaign kind: a config.json with patch_size 10^9 overflowed torch's storage-size
+    computation (a RuntimeError) while the model was laid out on the meta device."""
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    with pytest.raises(ValueError, match=rf"^{path}: {key} must be in "):
+        ViTok.from_pretrained(tmp_path / "m")

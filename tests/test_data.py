@@ -266,3 +266,40 @@ def test_shards_log_and_report_each_unreadable_sample_once_per_name(tmp_path, ca
     assert {p.rsplit(":", 1)[1] for p in skipped} == {"b", "d"}
     warnings = [r.getMessage() for r in caplog.records if "skipping unreadable sample" in r.getMessage()]
     assert len(warnings) == 2  # once per distinct sample, not once per pass
+
+
+def test_data_helpers_check_their_arguments(tmp_path) -> None:
+    """Fuzz campaign kinds: raw TypeError / ZeroDivisionError / math domain error from deep inside,
+    and silently accepted values (kind='audio', a negative clip length, a 5-D clip)."""
+    from vitok.data.datasets import fit_clip
+    from vitok.data.shards import expand_shards
+
+    io.save_image(smooth_image(8, 8), tmp_path / "a.png")
+    with pytest.raises(TypeError, match="roots must be a list"):
+        list_files(None, "image")
+    with pytest.raises(TypeError, match="roots must be a list"):
+        list_files(str(tmp_path), "image")  # a bare string is not a list of roots
+    with pytest.raises(ValueError, match="kind must be 'image' or 'video'"):
+        list_files([tmp_path], "audio")
+    assert list_files([tmp_path, tmp_path / "a.png"], "image") == [tmp_path / "a.png"]  # each file once
+    clip = torch.zeros(3, 2, 4, 4)
+    assert fit_clip(clip, 5).shape == (3, 5, 4, 4) and fit_clip(clip, 1).shape == (3, 1, 4, 4)
+    for frames, num, error in ((clip, 0, ValueError), (clip, -1, ValueError), (clip, 2.5, TypeError),
+                               (torch.zeros(1, 3, 2, 4, 4), 2, ValueError), ("clip", 2, TypeError)):
+        with pytest.raises(error, match="frames|num_frames"):
+            fit_clip(frames, num)
+    with pytest.raises(TypeError, match="shard patterns must be a list"):
+        expand_shards([None])
+    for kwargs, name in (({"size": (0, 8)}, "size"), ({"size": (8,)}, "size"), ({"size": (8, 8), "short_side": (0, 0)},
+                         "short_side"), ({"size": (8, 8), "ratio": (0.0, 1.0)}, "ratio"),
+                         ({"size": (8, 8), "scale": (1.0, 0.5)}, "scale"), ({"size": (8, 8), "short_side": (16, 8)},
+                                                                            "short_side")):
+        with pytest.raises((TypeError, ValueError), match=name):
+            TrainTransform(**kwargs)
+    with pytest.raises(ValueError, match="size"):
+        EvalTransform((-1, 4))
+    gen = torch.Generator().manual_seed(0)
+    out = TrainTransform((8, 8))(torch.rand(3, 20, 10, dtype=torch.bfloat16), gen)
+    assert out.shape == (3, 8, 8) and out.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="x must be"):
+        TrainTransform((8, 8))(torch.zeros(20, 10), gen)

@@ -213,3 +213,41 @@ def test_io_arguments_are_checked_naming_them(tmp_path) -> None:
             io.resize_center_crop(torch.zeros(3, 8, 8), size)
     with pytest.raises(ValueError, match="fps"):
         io.save_video(torch.zeros(3, 2, 16, 16), tmp_path / "w.mp4", fps=0)
+
+
+def test_writers_and_resize_check_tensors_paths_and_half_types(tmp_path) -> None:
+    """Fuzz campaign kinds: wrong tensors reached Pillow / PyAV (raw TypeError, ``Unexpected numpy
+    array shape``), unknown extensions raised Pillow's ValueError, half types had no bicubic kernel."""
+    for bad, error in ((torch.zeros(2, 9, 9), ValueError), (torch.zeros(1, 16, 9), ValueError),
+                       (torch.zeros(3, 4, 8, 8), ValueError), (torch.zeros(3, 8, 8, dtype=torch.uint8), TypeError),
+                       ([[0.0]], TypeError)):
+        with pytest.raises(error, match="x must be"):
+            io.save_image(bad, tmp_path / "a.png")
+    for name in ("a", "a.xyz"):
+        with pytest.raises(ValueError, match="image extension"):
+            io.save_image(torch.zeros(3, 8, 8), tmp_path / name)
+    with pytest.raises(ValueError, match=r"x must be a \(3, T, H, W\)"):
+        io.save_video(torch.zeros(2, 3, 8, 8), tmp_path / "v.mp4")
+    with pytest.raises(ValueError, match=r"must end in \.mp4"):
+        io.save_video(torch.zeros(3, 2, 8, 8), tmp_path / "v.webm")
+    io.save_video(torch.zeros(3, 2, 9, 9, dtype=torch.float16), tmp_path / "v.mkv")  # odd size, half, Matroska
+    assert io.video_info(tmp_path / "v.mkv")[0] == 2
+    for dtype in (torch.bfloat16, torch.float16):
+        out = io.resize_center_crop(torch.rand(3, 33, 20, dtype=dtype) * 2 - 1, (8, 12))
+        assert out.shape == (3, 8, 12) and out.dtype == dtype and torch.isfinite(out.float()).all()
+    for bad in (torch.zeros(3, 8, 8, dtype=torch.int64), torch.zeros(0, 8, 8), "x"):
+        with pytest.raises((TypeError, ValueError), match="x must"):
+            io.resize_center_crop(bad, 4)
+    with pytest.raises(TypeError, match="path must be a file path or a binary file object"):
+        io.load_image(None)
+
+
+def test_a_file_ffmpeg_probes_without_a_frame_size_is_not_a_video(tmp_path) -> None:
+    """Fuzz campaign kind: a text file named .jpg opened as a 1-frame MJPEG "video" of size 0x0."""
+    (tmp_path / "text.jpg").write_text("this is not an image\n")
+    with pytest.raises(ValueError, match="text.jpg: no decodable video stream"):
+        io.video_info(tmp_path / "text.jpg")
+    with pytest.raises(ValueError, match="text.jpg"):
+        io.load_video(tmp_path / "text.jpg")
+    io.save_image(smooth_image(8, 8), tmp_path / "still.png")
+    assert io.video_info(tmp_path / "still.png")[0] == 1  # a real image is a 1-frame video to FFmpeg

@@ -61,3 +61,23 @@ def test_metrics_package_exports() -> None:
 
     assert isinstance(build_metric("grid", torch.device("cpu"), period=4), GridMetric)
     assert callable(frechet_distance) and FrechetMetric.__name__ == "FrechetMetric"
+
+
+def test_grid_arguments_are_checked_and_thin_or_empty_images_give_no_nan() -> None:
+    """Fuzz campaign kinds: a string period, mismatched or non-tensor images raised raw errors; a
+    one-pixel-wide or empty error divided 0 by 0 and returned NaN."""
+    x = torch.zeros(1, 3, 16, 16)
+    with pytest.raises(TypeError, match="period must be an int"):
+        grid_score(x, x, "8")
+    with pytest.raises(ValueError, match="same shape"):
+        grid_score(x, torch.zeros(1, 3, 16, 8), 8)
+    with pytest.raises(TypeError, match="recon must be"):
+        grid_score(x, (8, 8), 8)
+    thin = lattice_steps(torch.rand(3, 3, 7, 1), 8)
+    assert torch.isfinite(thin).all() and thin.tolist()[1] == 0
+    assert torch.equal(lattice_steps(torch.zeros(0, 3, 9, 1), 8), torch.zeros(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="no patch border"):
+        grid_ratio(thin)
+    metric = build_metric("grid", torch.device("cpu"), period=8)
+    with pytest.raises(ValueError, match="same shape"):
+        metric.update(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 8))

@@ -333,3 +333,50 @@ def test_saved_files_get_the_umask_mode(tmp_path) -> None:
     os.umask(mask)
     for name in ("model.safetensors", "config.json"):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o666 & ~mask
+
+
+def test_names_flops_and_config_replace_check_their_arguments() -> None:
+    """Fuzz campaign kinds: get_config(None) / (['N-N/8']) raised TypeErrors from re / dict lookups,
+    get_config(name, name=...) collided with the positional argument, replace() raised Python's own
+    TypeError, and the MAC counters took shapes with 0, negative or fractional sizes (compression
+    ratio 12.0 for a (1, -8, 8) input) or a config that is not one."""
+    for bad in (None, 8, ["N-N/8"]):
+        with pytest.raises(TypeError, match="model name must be a string"):
+            get_config(bad)
+    assert get_config("N-N/8", name="mine").name == "mine"
+    with pytest.raises(TypeError, match=r"unknown ViTokConfig field \['width'\]; fields: \["):
+        get_config("N-N/8", width=3)
+    config = get_config("N-N/8")
+    for fn in (count_macs, latent_size, compression_ratio, measure_macs):
+        for shape, error in (((1, -8, 8), ValueError), ((0, 8, 8), ValueError), ((1, 8.5, 8), TypeError),
+                             ((1, 8), TypeError), ("64", TypeError)):
+            with pytest.raises(error, match="shape"):
+                fn(config, shape)
+        with pytest.raises(TypeError, match="config must be a ViTokConfig"):
+            fn("N-N/8", None)
+    assert latent_size(config, [1, 16, 16]) == 4 * config.latent_channels  # a list is a shape too
+
+
+def test_from_pretrained_checks_the_name_argument(tmp_path) -> None:
+    for bad, error in ((5, TypeError), (None, TypeError), ("", ValueError), ("  ", ValueError)):
+        with pytest.raises(error, match="name_or_path"):
+            ViTok.from_pretrained(bad)
+    with pytest.raises(TypeError, match="revision"):
+        ViTok.from_pretrained(tmp_path, revision=5)
+
+
+def test_posterior_noise_and_generator_are_checked() -> None:
+    """Fuzz campaign kind: forward(x, sample=True, noise='noise') raised AttributeError in the
+    bottleneck, a non-Generator generator a TypeError from torch.randn."""
+    model = ViTok.from_preset("N-N/8")
+    x = torch.zeros(1, 3, 16, 16)
+    with pytest.raises(TypeError, match="noise must be a float tensor of the latent's shape"):
+        model(x, sample=True, noise="noise")
+    with pytest.raises(ValueError, match="noise must have the latent's shape"):
+        model(x, sample=True, noise=torch.zeros(1, 16, 2, 3))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        model.encode(x, sample=True, generator="seed")
+    with pytest.raises(TypeError, match="real-valued"):
+        from vitok.metrics.ssim import ssim
+
+        ssim(torch.zeros(1, 3, 16, 16, dtype=torch.complex64), torch.zeros(1, 3, 16, 16, dtype=torch.complex64))

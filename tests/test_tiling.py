@@ -90,3 +90,20 @@ def test_automatic_threshold_and_slicing() -> None:
         TilingConfig(overlap=1.0)
     with pytest.raises(ValueError, match="threshold"):
         model.enable_tiling(threshold=0.5)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"batch_slice": True}, TypeError), ({"batch_slice": 1.5}, TypeError), ({"batch_slice": "2"}, TypeError),
+    ({"batch_slice": 0}, ValueError), ({"tile": (16,)}, TypeError), ({"tile": ("16", 16)}, TypeError),
+    ({"overlap": "x"}, TypeError), ({"overlap": float("nan")}, ValueError), ({"threshold": float("nan")}, ValueError),
+    ({"frames": 2.0}, TypeError), ({"frames": 0}, ValueError),
+])
+def test_tiling_config_checks_types_naming_the_field(kwargs: dict, error: type) -> None:
+    """Fuzz campaign kinds: enable_slicing('2') / (1.5) raised raw TypeErrors deep in the encoder,
+    enable_slicing(True) was accepted."""
+    with pytest.raises(error, match=f"tiling {next(iter(kwargs))}"):
+        TilingConfig(**kwargs)
+    model = ViTok.from_preset("N-N/8")
+    if "batch_slice" in kwargs:
+        with pytest.raises(error, match="batch_slice"):
+            model.enable_slicing(kwargs["batch_slice"])

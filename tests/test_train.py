@@ -94,6 +94,9 @@ def test_resume_is_exact(image_folder, tmp_path) -> None:
     for part in ("model", "ema", "disc"):
         for key, value in full[part].items():
             assert torch.equal(value, split[part][key]), f"{part}.{key} differs after resume"
+    # the saved global RNG state too (kill -9 campaign: each resume's DataLoader iterator drew one
+    # more number from the global RNG than the uninterrupted run's)
+    assert torch.equal(full["rng"], split["rng"])
 
 
 def test_gradient_accumulation_matches_full_batch(image_folder, tmp_path) -> None:

@@ -15,6 +15,8 @@ from vitok.train.config import RANGES, TrainConfig, load_config
 @pytest.mark.parametrize(("override", "message"), [
     ("optim.batch_size=0", r"optim.batch_size must be >= 1, got 0"),
     ("optim.accum=-1", r"optim.accum must be >= 1"),
+    ("optim.accum=3", r"optim.batch_size 256 must be divisible by optim.accum 3"),  # fuzz campaign: accepted
+    ("optim.accum=1099511627776", r"optim.batch_size 256 must be divisible by optim.accum 1099511627776"),
     ("optim.grad_clip=-1", r"optim.grad_clip must be > 0"),  # would be gradient ascent
     ("optim.grad_clip=0", r"optim.grad_clip must be > 0"),  # would zero every gradient
     ("optim.grad_clip=.nan", r"optim.grad_clip: expected a finite number, got nan"),
@@ -44,6 +46,11 @@ from vitok.train.config import RANGES, TrainConfig, load_config
 def test_out_of_range_values_are_rejected_naming_the_key(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])
+
+
+def test_video_batch_must_split_into_the_micro_batches() -> None:
+    with pytest.raises(ValueError, match=r"video.batch_size 3 must be divisible by optim.accum 2"):
+        load_config(None, ["optim.batch_size=4", "optim.accum=2", "video={batch_size: 3}"])
 
 
 def test_video_section_data_defaults_to_video() -> None:

@@ -142,7 +142,13 @@ class ViTokConfig:
         return (self.num_frames, *self.image_size)
 
     def replace(self, **changes: Any) -> ViTokConfig:
-        """A copy with some fields changed (unknown names raise ``TypeError``)."""
+        """A copy with some fields changed (unknown names raise ``TypeError`` naming them and the
+        fields; values are checked like the constructor's)."""
+        fields = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise TypeError(f"unknown {type(self).__name__} field{'s' if len(unknown) > 1 else ''} {unknown}; "
+                            f"fields: {fields}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,22 +202,24 @@ Check = Callable[[Any], bool]
 RANGES: dict[str, tuple[Check, str]] = {
     # field name -> (predicate on the (type-checked) value, what is allowed), for every config
     # dataclass checked with check_fields (a name means the same thing in each)
-    "width": (lambda v: v >= 1, ">= 1"),
-    "depth": (lambda v: v >= 1, ">= 1"),
-    "heads": (lambda v: v >= 1, ">= 1"),
-    "patch_size": (lambda v: v >= 1, ">= 1"),
-    "tubelet_size": (lambda v: v >= 1, ">= 1"),
-    "latent_channels": (lambda v: v >= 1, ">= 1"),
-    "in_channels": (lambda v: v >= 1, ">= 1"),
-    "mlp_ratio": (lambda v: v > 0, "> 0"),
+    # upper bounds far above any real model, so that a corrupt config.json (patch_size 10^9) is an
+    # error naming the key instead of an overflow while the model is laid out
+    "width": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+    "depth": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "heads": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "patch_size": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "tubelet_size": (lambda v: 1 <= v <= 256, "in [1, 256]"),
+    "latent_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+    "in_channels": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    "mlp_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
     "rope_theta": (lambda v: v > 0, "> 0"),
-    "image_size": (lambda v: min(v) >= 1, "two ints >= 1 (H, W)"),
-    "num_frames": (lambda v: v >= 1, ">= 1"),
+    "image_size": (lambda v: min(v) >= 1 and max(v) <= 2**20, "two ints >= 1 (H, W), each at most 2^20"),
+    "num_frames": (lambda v: 1 <= v <= 2**20, "in [1, 2^20]"),
     "latent_std": (lambda v: v is None or min(v, default=1.0) > 0, "null or all > 0"),
-    "head_channels": (lambda v: v >= 1, ">= 1"),
-    "head_blocks": (lambda v: v >= 0, ">= 0"),
-    "decoder_fine_depth": (lambda v: v >= 0, ">= 0"),
-    "decoder_fine_width": (lambda v: v is None or v >= 2, "null or >= 2"),
+    "head_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+    "head_blocks": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
+    "decoder_fine_depth": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
+    "decoder_fine_width": (lambda v: v is None or 2 <= v <= 2**16, "null or in [2, 65536]"),
     "num_classes": (lambda v: v >= 1, ">= 1"),  # DiTConfig
     "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),  # DiTConfig
 }

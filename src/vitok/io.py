@@ -6,6 +6,7 @@ Layouts: an image is (3, H, W), a video (3, T, H, W), float32 with values in [-1
 from __future__ import annotations
 
 import math
+import os
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -16,23 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vitok.checks import check_int, check_number, check_tensor, describe
+
 if TYPE_CHECKING:
     import av
     from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
-
-
-def _check_int(name: str, value: object, minimum: int, optional: bool = False) -> None:
-    """``TypeError`` / ``ValueError`` naming the argument unless ``value`` is an int >= ``minimum``
-    (or None when ``optional``)."""
-    if value is None and optional:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int{' or None' if optional else ''}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+VIDEO_WRITE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".gif")  # containers of H.264 (and GIF)
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -110,7 +103,9 @@ def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tens
     """
     from PIL import Image
 
-    _check_int("min_side", min_side, 1, optional=True)
+    check_int("min_side", min_side, 1, optional=True)
+    if not isinstance(path, (str, os.PathLike)) and not hasattr(path, "read"):
+        raise TypeError(f"path must be a file path or a binary file object, got {describe(path)}")
     try:
         with Image.open(path) as image:
             if min_side is not None and image.format == "JPEG":
@@ -126,13 +121,21 @@ def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tens
 
 
 def save_image(x: Tensor, path: str | Path) -> None:
-    """(3, H, W) in [-1, 1] -> an image file (format from the extension)."""
+    """(3, H, W) in [-1, 1] -> an image file (format from the extension, one of
+    :data:`IMAGE_EXTENSIONS`). ``TypeError`` / ``ValueError`` naming the argument for another
+    tensor or extension; ``ValueError`` naming the file when Pillow cannot write it."""
     from PIL import Image
 
-    if x.ndim != 3:
-        raise ValueError(f"save_image expects (3, H, W), got {tuple(x.shape)}")
+    check_tensor("x", x, (3,), floating=True, channels=3, channel_dim=0, layout="(3, H, W)")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {describe(path)}")
+    if not is_image_file(path):
+        raise ValueError(f"path {path} must end in an image extension ({', '.join(IMAGE_EXTENSIONS)})")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(tensor_to_uint8(x)).save(path)
+    try:
+        Image.fromarray(tensor_to_uint8(x)).save(path)
+    except (ValueError, KeyError) as err:  # OSError (disk full, read-only) passes through as it is
+        raise ValueError(f"cannot write image {path}: {err}") from None
 
 
 def _source(path: str | Path | BinaryIO) -> str | BinaryIO:
@@ -147,7 +150,10 @@ def _video_stream(container: av.container.InputContainer, path: object) -> av.vi
     """The first video stream; ``ValueError`` naming the file when it has none (e.g. audio only)."""
     if not container.streams.video:
         raise ValueError(f"cannot read video {path}: the file has no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if not (stream.codec_context.width > 0 and stream.codec_context.height > 0):  # probing found no frame
+        raise ValueError(f"cannot read video {path}: no decodable video stream (FFmpeg found no frame size)")
+    return stream
 
 
 def _count_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
@@ -231,9 +237,9 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
     """
     import av
 
-    _check_int("num_frames", num_frames, 1, optional=True)
-    _check_int("start", start, 0)
-    _check_int("stride", stride, 1)
+    check_int("num_frames", num_frames, 1, optional=True)
+    check_int("start", start, 0)
+    check_int("stride", stride, 1)
     try:
         frames = _decode(path, num_frames, start, stride, seek=True) if start > 0 else None
         if frames is None:
@@ -248,23 +254,24 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
 
 
 def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
-    """(3, T, H, W) in [-1, 1] -> an .mp4 (H.264) or .gif file at ``fps`` frames per second (any
-    positive rate, e.g. 29.97). Odd sizes are padded for H.264."""
+    """(3, T, H, W) in [-1, 1] -> an H.264 (.mp4, .mkv, .mov, .avi) or .gif file at ``fps`` frames per second (any
+    positive rate, e.g. 29.97). Odd sizes are padded for H.264. ``TypeError`` / ``ValueError``
+    naming the argument for another tensor, rate or extension."""
     import av
 
-    if x.ndim != 4:
-        raise ValueError(f"save_video expects (3, T, H, W), got {tuple(x.shape)}")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    check_tensor("x", x, (4,), floating=True, channels=3, channel_dim=0, layout="(3, T, H, W)")
+    check_number("fps", fps, 0, low_open=True)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {describe(path)}")
+    if Path(path).suffix.lower() not in VIDEO_WRITE_EXTENSIONS:
+        raise ValueError(f"path {path} must end in {', '.join(VIDEO_WRITE_EXTENSIONS)} (H.264 or GIF)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gif = path.suffix.lower() == ".gif"
     if not gif:
-        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
+        x = F.pad(x.float(), (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
     frames = tensor_to_uint8(x)  # (T, H, W, 3)
     with av.open(str(path), mode="w") as container:
-        if not fps > 0:
-            raise ValueError(f"save_video needs a positive frame rate, got {fps}")
         rate = Fraction(fps).limit_denominator(1001)  # keeps 29.97, 3.5, ... exactly
         stream = container.add_stream("gif" if gif else "libx264", rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
@@ -289,18 +296,19 @@ def resize_center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     elif isinstance(size, int) and not isinstance(size, bool):
         th = tw = size
     else:
-        raise TypeError(f"size must be an int or (H, W), got {size!r}")
-    _check_int("size", th, 1)
-    _check_int("size", tw, 1)
-    if x.ndim < 2 or min(x.shape[-2:]) < 1:
-        raise ValueError(f"resize_center_crop needs (..., H, W) with H, W >= 1, got {tuple(x.shape)}")
+        raise TypeError(f"size must be an int or (H, W), got {describe(size)}")
+    check_int("size", th, 1)
+    check_int("size", tw, 1)
+    check_tensor("x", x, floating=True, layout="(..., H, W)")
+    if x.ndim < 2:
+        raise ValueError(f"x must be a (..., H, W) tensor, got {describe(x)}")
     h, w = x.shape[-2:]
     scale = max(th / h, tw / w)
     nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
     if (nh, nw) != (h, w):
         lead = x.shape[:-2]
-        flat = x.reshape(-1, 1, h, w)
+        flat = x.reshape(-1, 1, h, w).float()  # CPU has no antialiased bicubic for half types
         flat = F.interpolate(flat, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-        x = flat.reshape(*lead, nh, nw).clamp(-1, 1)
+        x = flat.reshape(*lead, nh, nw).clamp(-1, 1).to(x.dtype)
     top, left = (nh - th) // 2, (nw - tw) // 2
     return x[..., top:top + th, left:left + tw]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from vitok.checks import describe
 from vitok.config import TowerConfig, ViTokConfig
 
 TOWERS: dict[str, TowerConfig] = {
@@ -43,7 +44,11 @@ def _named(name: str, size: tuple[int, int] | None = None, frames: int | None = 
 
 
 def parse_name(name: str) -> ViTokConfig:
-    """Build the config for any ``ENC-DEC/p`` or ``ENC-DEC/qxp`` name from :data:`TOWERS`."""
+    """Build the config for any ``ENC-DEC/p`` or ``ENC-DEC/qxp`` name from :data:`TOWERS`;
+    ``TypeError`` for a name that is not a string, ``ValueError`` for an unknown one (or a patch or
+    tubelet size of 0)."""
+    if not isinstance(name, str):
+        raise TypeError(f"a model name must be a string (a preset or ENC-DEC/p), got {describe(name)}")
     match = _NAME.match(name)
     if not match or match["enc"] not in TOWERS or match["dec"] not in TOWERS:
         raise ValueError(
@@ -80,9 +85,10 @@ PRESETS: dict[str, ViTokConfig] = {
 }
 
 
-def get_config(name: str, **overrides: object) -> ViTokConfig:
-    """The config of a preset (or any parseable name) with ``ViTokConfig`` fields overridden."""
-    config = PRESETS[name] if name in PRESETS else parse_name(name)
+def get_config(name: str, /, **overrides: object) -> ViTokConfig:
+    """The config of a preset (or any parseable name) with ``ViTokConfig`` fields overridden (any
+    field, ``name`` included); ``TypeError`` for an unknown field or a name that is not a string."""
+    config = PRESETS[name] if isinstance(name, str) and name in PRESETS else parse_name(name)
     return config.replace(**overrides) if overrides else config
 
 

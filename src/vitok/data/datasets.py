@@ -11,6 +11,7 @@ so each readable file is used exactly once.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vitok import io
+from vitok.checks import check_int, check_tensor, describe
 from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")
@@ -37,7 +39,15 @@ def describe_skipped(paths: list[str], shown: int = 5) -> str:
 
 
 def list_files(roots: list[str | Path], kind: Kind) -> list[Path]:
-    """Sorted media files of ``kind`` under the given folders (recursive) or file paths."""
+    """Sorted media files of ``kind`` under the given folders (recursive) or file paths, each once.
+
+    Raises ``TypeError`` unless ``roots`` is a list of paths, ``ValueError`` for another ``kind``,
+    ``FileNotFoundError`` for a path that does not exist and ``ValueError`` when nothing is found."""
+    if isinstance(roots, (str, os.PathLike)) or not isinstance(roots, (list, tuple)) or not all(
+            isinstance(r, (str, os.PathLike)) for r in roots):
+        raise TypeError(f"roots must be a list of folders or files, got {describe(roots)}")
+    if kind not in ("image", "video"):
+        raise ValueError(f"kind must be 'image' or 'video', got {describe(kind)}")
     accept = io.is_image_file if kind == "image" else io.is_video_file
     files: list[Path] = []
     for root in map(Path, roots):
@@ -49,11 +59,14 @@ def list_files(roots: list[str | Path], kind: Kind) -> list[Path]:
             raise FileNotFoundError(f"data path does not exist: {root}")
     if not files:
         raise ValueError(f"no {kind} files found under {[str(r) for r in roots]}")
-    return files
+    return list(dict.fromkeys(files))  # a file named twice (or inside a folder also named) counts once
 
 
 def fit_clip(frames: Tensor, num_frames: int) -> Tensor:
-    """Pad a short clip (3, t, H, W) to ``num_frames`` by repeating its last frame."""
+    """Pad a short clip (C, t, H, W) to ``num_frames`` by repeating its last frame (or keep its
+    first ``num_frames``). ``TypeError`` / ``ValueError`` naming the argument otherwise."""
+    check_tensor("frames", frames, (4,), layout="(C, T, H, W)")
+    check_int("num_frames", num_frames, 1)
     t = frames.shape[1]
     if t >= num_frames:
         return frames[:, :num_frames]

@@ -97,8 +97,12 @@ def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world:
     """Endless loader of this rank's micro-batches, starting at optimiser step ``start_step``."""
     if not cfg.train and not cfg.motion:
         raise ValueError("data.train is empty: give image/video folders or tar shards")
+    # the loader's own generator: creating an iterator draws its workers' base seed from it, not from
+    # the global RNG (which a checkpoint saves: a resumed run would otherwise draw once more than an
+    # uninterrupted one, and the saved RNG states of the two would differ)
     common = {"num_workers": cfg.workers, "collate_fn": collate, "worker_init_fn": _seed_worker,
-              "persistent_workers": cfg.workers > 0, "pin_memory": torch.cuda.is_available()}
+              "persistent_workers": cfg.workers > 0, "pin_memory": torch.cuda.is_available(),
+              "generator": torch.Generator().manual_seed(seed * 1_000_003 + rank)}
     multi = len(cfg.sizes) > 1
     if cfg.train and is_shard_spec(cfg.train):
         if multi:

@@ -15,6 +15,7 @@ import glob
 import io as pyio
 import itertools
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vitok import io
+from vitok.checks import describe
 from vitok.data.datasets import Kind, UnreadableDataError, fit_clip
 from vitok.data.transforms import EvalTransform, TrainTransform
 
@@ -57,7 +59,10 @@ def read_samples(urls: list[str]) -> Iterator[dict[str, object]]:
 
 def expand_shards(patterns: list[str]) -> list[str]:
     """Shard paths from globs or brace-free paths, sorted; raises if none exist."""
-    shards = sorted({p for pattern in patterns for p in glob.glob(pattern)})
+    if isinstance(patterns, (str, os.PathLike)) or not isinstance(patterns, (list, tuple)) or not all(
+            isinstance(p, (str, os.PathLike)) for p in patterns):
+        raise TypeError(f"shard patterns must be a list of paths or globs, got {describe(patterns)}")
+    shards = sorted({p for pattern in patterns for p in glob.glob(os.fspath(pattern))})
     if not shards:
         raise ValueError(f"no tar shards match {patterns}")
     return shards

@@ -15,6 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vitok.checks import check_number, check_shape, check_tensor, describe
+
+
+def _pair(name: str, value: object) -> tuple[object, object]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (lo, hi), got {describe(value)}")
+    return value[0], value[1]
+
+
+def _check_input(x: object) -> None:
+    """An image (C, H, W) or clip (C, T, H, W) of floats with H, W >= 1."""
+    check_tensor("x", x, (3, 4), floating=True, layout="(C, H, W) or (C, T, H, W)")
+
 
 def uniform(gen: torch.Generator, lo: float, hi: float) -> float:
     """One draw from U[lo, hi) using ``gen`` (reproducible per sample seed)."""
@@ -43,8 +56,9 @@ def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     lead, (h, w) = x.shape[:-2], x.shape[-2:]
-    out = F.interpolate(x.reshape(-1, 1, h, w), size=size, mode="bicubic", antialias=True, align_corners=False)
-    return out.reshape(*lead, *size).clamp(-1, 1)
+    flat = x.reshape(-1, 1, h, w).float()  # CPU has no antialiased bicubic for half types
+    out = F.interpolate(flat, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out.reshape(*lead, *size).clamp(-1, 1).to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,19 @@ class TrainTransform:
     hflip: bool = True
     short_side: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        check_shape("size", self.size, 2, what="(H, W) of ints")
+        lo, hi = (check_number("scale", v) for v in _pair("scale", self.scale))
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 1, got {self.scale}")
+        lo, hi = (check_number("ratio", v) for v in _pair("ratio", self.ratio))
+        if not 0 < lo <= hi:
+            raise ValueError(f"ratio must be (lo, hi) with 0 < lo <= hi, got {self.ratio}")
+        if self.short_side is not None:
+            lo, hi = check_shape("short_side", _pair("short_side", self.short_side), 2, what="(lo, hi) of ints")
+            if lo > hi:
+                raise ValueError(f"short_side must be (lo, hi) with 1 <= lo <= hi, got {self.short_side}")
+
     def box(self, h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:
         """(top, left, height, width) of the crop in an H x W source; height and width are at
         least 1 pixel (an image smaller than the crop is upscaled)."""
@@ -80,6 +107,7 @@ class TrainTransform:
         return dataclasses.replace(self, size=size)
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        _check_input(x)
         top, left, ch, cw = self.box(*x.shape[-2:], gen)
         x = resize(x[..., top:top + ch, left:left + cw], self.size)
         if self.hflip and torch.rand((), generator=gen).item() < 0.5:
@@ -98,12 +126,16 @@ class EvalTransform:
 
     size: tuple[int, int]
 
+    def __post_init__(self) -> None:
+        check_shape("size", self.size, 2, what="(H, W) of ints")
+
     def resized(self, size: tuple[int, int]) -> EvalTransform:
         return dataclasses.replace(self, size=size)
 
     def __call__(self, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
         from vitok.io import resize_center_crop
 
+        _check_input(x)
         return resize_center_crop(x, self.size).contiguous()
 
     @property

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vitok.checks import check_shape, describe
 from vitok.config import TowerConfig, ViTokConfig
 from vitok.nn.pixel_head import conv_tail_macs
 
@@ -36,6 +37,17 @@ class MacCount:
         return self.total / 1e9
 
 
+def _checked(config: object, shape: object) -> tuple[int, int, int]:
+    """The (T, H, W) to count for (``shape`` or the config's default input); ``TypeError`` /
+    ``ValueError`` naming the argument for a config that is not a :class:`ViTokConfig` or a shape
+    that is not three ints >= 1."""
+    if not isinstance(config, ViTokConfig):
+        raise TypeError(f"config must be a ViTokConfig (e.g. vitok.get_config('S-B/16')), got {describe(config)}")
+    if shape is None:
+        return config.default_input_shape
+    return check_shape("shape", shape, 3, what="(T, H, W) of ints (T = 1 for an image)")
+
+
 def tower_macs(tower: TowerConfig, tokens: int, mlp_ratio: float) -> int:
     """MACs of ``tower.depth`` transformer blocks over ``tokens`` tokens."""
     w, n = tower.width, tokens
@@ -53,8 +65,9 @@ def token_count(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
 
 
 def count_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
-    """Analytic MACs of encoder and decoder for one (T, H, W) input (default: the preset's)."""
-    shape = shape or config.default_input_shape
+    """Analytic MACs of encoder and decoder for one (T, H, W) input (default: the preset's);
+    ``TypeError`` / ``ValueError`` naming the argument for another config or shape."""
+    shape = _checked(config, shape)
     n = token_count(config, shape)
     q, p, c = config.tubelet_size, config.patch_size, config.latent_channels
     token_dim = q * p * p * config.in_channels
@@ -85,13 +98,14 @@ def head_macs(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
 
 
 def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
-    """MACs counted by torch's FlopCounterMode on a meta-device model (no memory, no compute)."""
+    """MACs counted by torch's FlopCounterMode on a meta-device model (no memory, no compute);
+    arguments checked like :func:`count_macs`."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     from vitok.models.vitok import ViTok
 
-    shape = shape or config.default_input_shape
+    shape = _checked(config, shape)
     with torch.device("meta"):
         model = ViTok(config)
         t, h, w = shape  # T = 1 is an image (B, 3, H, W), as count_macs treats it
@@ -108,12 +122,14 @@ def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None)
 
 
 def compression_ratio(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> float:
-    """Input floats (3 x T x H x W) divided by latent floats E = L x c."""
-    shape = shape or config.default_input_shape
+    """Input floats (3 x T x H x W) divided by latent floats E = L x c (arguments checked like
+    :func:`count_macs`)."""
+    shape = _checked(config, shape)
     t, h, w = shape
     return config.in_channels * t * h * w / latent_size(config, shape)
 
 
 def latent_size(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> int:
-    """E = L x c, the number of floats in the bottleneck for one (T, H, W) input."""
-    return token_count(config, shape or config.default_input_shape) * config.latent_channels
+    """E = L x c, the number of floats in the bottleneck for one (T, H, W) input (arguments checked
+    like :func:`count_macs`)."""
+    return token_count(config, _checked(config, shape)) * config.latent_channels

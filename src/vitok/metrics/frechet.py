@@ -35,14 +35,19 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     The trace of the matrix square root comes from eigenvalues (:func:`trace_sqrt_product`), which
     handles singular covariances (fewer samples than dimensions) without the ``eps`` retry that
     ``sqrtm``-based code needs. Identical statistics give exactly 0 and the result is never
-    negative. Raises ``ValueError`` when the statistics differ in shape or are not finite.
+    negative. Raises ``TypeError`` for arguments that are not arrays of numbers and ``ValueError``
+    when a mean is not 1-D, a covariance not its square matrix, the statistics differ in shape or
+    are not finite.
     """
-    mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
-    if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in (mu1, sigma1, mu2, sigma2)):
+    mu1, mu2 = (np.atleast_1d(_array(name, v)) for name, v in (("mu1", mu1), ("mu2", mu2)))
+    sigma1, sigma2 = (np.atleast_2d(_array(name, v)) for name, v in (("sigma1", sigma1), ("sigma2", sigma2)))
+    for mu, sigma, i in ((mu1, sigma1, 1), (mu2, sigma2, 2)):
+        if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+            raise ValueError(f"mu{i} must be (D,) and sigma{i} (D, D), got {mu.shape} and {sigma.shape}")
+    if not all(np.isfinite(a).all() for a in (mu1, sigma1, mu2, sigma2)):
         raise ValueError("Frechet distance of non-finite statistics (NaN or inf in a mean or covariance): "
                          "a non-finite feature or pixel reached the metric")
-    sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+    if mu1.shape != mu2.shape:
         raise ValueError(f"statistics differ in shape: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")
     if np.array_equal(mu1, mu2) and np.array_equal(sigma1, sigma2):
         return 0.0
@@ -50,6 +55,21 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2)
     return max(0.0, float(value))
+
+
+def _array(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array; ``TypeError`` naming the argument if it is not numbers."""
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or (array.ndim == 0 and value is None):
+        from vitok.checks import describe
+
+        raise TypeError(f"{name} must be an array of numbers, got {describe(value)}")
+    return array
 
 
 class FeatureStats:
@@ -65,8 +85,14 @@ class FeatureStats:
         self.outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
 
     def update(self, features: Tensor) -> None:
-        if features.ndim != 2:
-            raise ValueError(f"features must be (N, D), got {tuple(features.shape)}")
+        """Add a batch of features (N, D); ``TypeError`` / ``ValueError`` for anything else (or a
+        D that differs from the earlier batches')."""
+        from vitok.checks import check_tensor
+
+        check_tensor("features", features, (2,), layout="(N, D)", nonempty=False)
+        if self.total is not None and features.shape[1] != self.total.shape[0]:
+            raise ValueError(f"features must have {self.total.shape[0]} dimensions like the earlier batches, got "
+                             f"shape {tuple(features.shape)}")
         f = features.detach().double()
         if self.total is None:
             self._init(f.shape[1], f.device)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vitok.checks import check_pair, check_tensor, describe, is_int
+
 EPS = 1e-6
 
 
@@ -31,12 +33,14 @@ def lattice_steps(error: Tensor, period: int) -> Tensor:
     """Sums and counts of absolute error steps: tensor([border_sum, border_count, inside_sum,
     inside_count]) (float64) for an error (N, C, H, W) and a lattice period in pixels.
 
-    Raises ``ValueError`` for a period < 2 (no inside) or a non-4D error.
+    Raises ``TypeError`` / ``ValueError`` for a period that is not an int >= 2 (no inside) or an
+    error that is not a (N, C, H, W) tensor.
     """
+    if not is_int(period):
+        raise TypeError(f"the lattice period must be an int (pixels), got {describe(period)}")
     if period < 2:
         raise ValueError(f"the lattice period must be at least 2 pixels, got {period}")
-    if error.ndim != 4:
-        raise ValueError(f"expected an error (N, C, H, W), got shape {tuple(error.shape)}")
+    check_tensor("error", error, (4,), layout="(N, C, H, W)", nonempty=False)
     error = error.double()
     out = torch.zeros(4, dtype=torch.float64)
     for dim in (-1, -2):  # steps along x, then along y
@@ -44,7 +48,7 @@ def lattice_steps(error: Tensor, period: int) -> Tensor:
         index = torch.arange(1, steps.shape[dim] + 1, device=error.device)
         on_border = (index % period == 0).view(-1, *([1] * (-dim - 1)))
         border = (steps * on_border).sum()
-        n_border = on_border.sum() * steps.numel() / steps.shape[dim]
+        n_border = on_border.sum() * (steps.numel() // steps.shape[dim] if steps.shape[dim] else 0)
         out += torch.stack([border, n_border.double(), steps.sum() - border,
                             steps.numel() - n_border.double()]).cpu()
     return out
@@ -55,6 +59,9 @@ def grid_ratio(stats: Tensor) -> float:
 
     Raises ``ValueError`` when no patch border was inside the images (all smaller than 2 periods).
     """
+    check_tensor("stats", stats, (1,), layout="(4,)")
+    if stats.numel() != 4:
+        raise ValueError(f"stats must be the 4 sums of lattice_steps, got shape {tuple(stats.shape)}")
     border_sum, border_count, inside_sum, inside_count = stats.tolist()
     if border_count == 0 or inside_count == 0:
         raise ValueError("grid: no patch border inside the images (they must be larger than the period)")
@@ -62,5 +69,8 @@ def grid_ratio(stats: Tensor) -> float:
 
 
 def grid_score(original: Tensor, recon: Tensor, period: int) -> float:
-    """The grid measure of one pair of images (N, C, H, W) in the same units (e.g. uint8 values)."""
+    """The grid measure of one pair of images (N, C, H, W) in the same units (e.g. uint8 values).
+    ``TypeError`` / ``ValueError`` for other tensors or periods (see :func:`lattice_steps`) and when
+    the images are too small to contain a patch border (see :func:`grid_ratio`)."""
+    check_pair(("original", "recon"), original, recon, (4,), layout="(N, C, H, W)")
     return grid_ratio(lattice_steps(recon.double() - original.double(), period))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vitok.checks import check_int, check_number, check_pair
+
 
 def gaussian_window(size: int = 11, sigma: float = 1.5, device: torch.device | None = None) -> Tensor:
     """Normalised 1-D Gaussian taps (size,) float32."""
@@ -30,9 +32,15 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 2.0, window: int = 11, sigma:
     """Mean SSIM per sample of two batches (B, C, H, W) (H, W >= window); returns (B,) float32.
 
     ``data_range`` is max - min of the value range: 2 for [-1, 1], 255 for uint8 values.
+    ``TypeError`` / ``ValueError`` naming the argument for other tensors or values (``window`` an
+    odd int >= 1, ``sigma`` and ``data_range`` > 0).
     """
-    if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"ssim expects two equal (B, C, H, W) batches, got {tuple(x.shape)}, {tuple(y.shape)}")
+    check_pair(("x", "y"), x, y, (4,), layout="(B, C, H, W)")
+    check_number("data_range", data_range, 0, low_open=True)
+    check_int("window", window, 1)
+    if window % 2 == 0:
+        raise ValueError(f"window must be odd (a centred Gaussian), got {window}")
+    check_number("sigma", sigma, 0, low_open=True)
     if min(x.shape[-2:]) < window:
         raise ValueError(f"ssim needs images of at least {window}x{window}, got {tuple(x.shape[-2:])}")
     b, c, h, w = x.shape

@@ -13,9 +13,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from vitok.checks import check_pair, describe
 from vitok.metrics.frechet import FeatureStats, frechet_distance
 from vitok.metrics.psnr import to_uint8
 from vitok.metrics.ssim import ssim
+
+
+def check_batches(x: object, y: object) -> None:
+    """``TypeError`` / ``ValueError`` unless originals and reconstructions are tensors of one shape,
+    images (B, C, H, W) or videos (B, C, T, H, W)."""
+    check_pair(("x", "y"), x, y, (4, 5), layout="(B, C, H, W) or (B, C, T, H, W)")
 
 
 def frames(x: Tensor) -> Tensor:
@@ -41,6 +48,7 @@ class MeanMetric:
         self.total, self.count = 0.0, 0
 
     def update(self, x: Tensor, y: Tensor) -> None:
+        check_batches(x, y)
         scores = self.fn(to_uint8(frames(x)), to_uint8(frames(y))).double()
         self.total += float(scores.sum())
         self.count += scores.numel()
@@ -91,6 +99,7 @@ class GridMetric:
         self.stats = torch.zeros(4, dtype=torch.float64)
 
     def update(self, x: Tensor, y: Tensor) -> None:
+        check_batches(x, y)
         error = to_uint8(frames(y)).double() - to_uint8(frames(x)).double()
         self.stats += self._steps(error, self.period)
 
@@ -112,6 +121,7 @@ class FrechetMetric:
         self.real, self.fake = FeatureStats(), FeatureStats()
 
     def update(self, x: Tensor, y: Tensor) -> None:
+        check_batches(x, y)
         prep = (lambda v: to_uint8(frames(v))) if self.per_frame else to_uint8
         with torch.no_grad():
             self.real.update(self.extract(prep(x)))
@@ -131,6 +141,8 @@ def canonical_metric(name: str) -> str:
     ``lpips-alex`` -> ``lpips``. Raises ``ValueError`` (with the closest name) for an unknown one."""
     import difflib
 
+    if not isinstance(name, str):
+        raise TypeError(f"a metric name must be a string (one of {', '.join(METRICS)}), got {describe(name)}")
     canonical = name.strip().lower().replace("_", "-")
     canonical = "lpips" if canonical == "lpips-alex" else canonical
     if canonical not in METRICS:

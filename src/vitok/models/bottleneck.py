@@ -38,7 +38,15 @@ class LatentDistribution:
         """A reparameterised sample ``mean + std * eps`` (differentiable w.r.t. mean and logvar).
 
         ``noise`` supplies eps (same shape as the mean); otherwise it is drawn with ``generator``.
+        ``TypeError`` / ``ValueError`` naming the argument for another ``noise`` or ``generator``.
         """
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if noise is not None and (not isinstance(noise, Tensor) or not noise.is_floating_point()):
+            from vitok.checks import describe
+
+            raise TypeError(f"noise must be a float tensor of the latent's shape {tuple(self.mean.shape)}, got "
+                            f"{describe(noise)}")
         if self.logvar is None:
             return self.mean
         if noise is None:

@@ -59,6 +59,15 @@ def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = N
     Raises ``FileNotFoundError`` naming what was looked for (for a hub id offline and not cached,
     or not on the hub).
     """
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        raise ValueError("name_or_path is empty: give a model folder, a shipped model name or a hub id (org/name)")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        from vitok.checks import describe
+
+        raise TypeError(f"name_or_path must be a model folder, a shipped model name or a hub id (org/name), got "
+                        f"{describe(name_or_path)}")
+    if revision is not None and not isinstance(revision, str):
+        raise TypeError(f"revision must be a string (a branch, tag or commit) or None, got {revision!r}")
     path = Path(name_or_path)
     if (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file():
         return path

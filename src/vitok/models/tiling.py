@@ -59,6 +59,15 @@ class TilingConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        from vitok.checks import check_int, check_number, check_shape
+
+        check_number("tiling overlap", self.overlap)
+        check_number("tiling frame_overlap", self.frame_overlap)
+        check_number("tiling threshold", self.threshold)
+        if self.tile is not None:
+            check_shape("tiling tile", self.tile, 2, what="a positive (H, W) of ints")
+        check_int("tiling frames", self.frames, 1, optional=True)
+        check_int("tiling batch_slice", self.batch_slice, 1, optional=True)
         if not 0 <= self.overlap < 1 or not 0 <= self.frame_overlap < 1:
             raise ValueError(f"tiling overlap must be in [0, 1), got {self.overlap} and {self.frame_overlap}")
         if self.tile is not None and (len(self.tile) != 2 or min(self.tile) <= 0):

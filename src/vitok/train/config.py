@@ -371,7 +371,8 @@ def read_yaml(path: str | Path | None, overrides: list[str] = (),
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """Checks before any work: every section's :data:`RANGES` (also for a config built in Python),
-    then across fields: the model preset and its overrides, the LR schedule, the video section,
+    then across fields: the model preset and its overrides, batch sizes divisible by
+    ``optim.accum``, the LR schedule, the video section,
     image sizes the perceptual loss accepts, ``run.out_dir`` not a file. Returns ``cfg``; raises
     one-line ``ValueError`` naming the key."""
     from vitok.config import ViTokConfig, tower_overrides
@@ -392,6 +393,12 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             get_config(cfg.model.preset, **tower_overrides(cfg.model.overrides, "model.overrides."))
         except ValueError as err:
             raise ValueError(f"model.preset={cfg.model.preset!r} / model.overrides: {err}") from None
+    accum = cfg.optim.accum
+    for key, batch in (("optim.batch_size", cfg.optim.batch_size),
+                       ("video.batch_size", cfg.video.batch_size if cfg.video is not None else accum)):
+        if batch % accum:
+            raise ValueError(f"{key} {batch} must be divisible by optim.accum {accum} (each step is {accum} "
+                             f"micro-batches of {key.split('.')[0]} batch_size / accum samples)")
     if cfg.video is not None and cfg.video.data.kind != "video":
         raise ValueError(f"video.data.kind must be 'video', got {cfg.video.data.kind!r}")
     if cfg.loss.perceptual != "none":

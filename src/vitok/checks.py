@@ -1,0 +1,111 @@
+"""Argument checks for the public API: one-line ``TypeError`` / ``ValueError`` naming the argument.
+
+Every public function that takes numbers, shapes or tensors checks them at the door with these
+helpers, so a wrong call fails with "``<name>`` must be ..., got ..." instead of a traceback from
+deep inside torch, numpy or Pillow. Values are described briefly (:func:`describe`): a tensor by
+its shape and dtype, never by its contents, so a message stays on one line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def describe(value: object) -> str:
+    """A short, one-line description of ``value`` for an error message."""
+    if isinstance(value, Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)}"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy arrays
+        return f"a {value.dtype} array of shape {tuple(value.shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_int(value: object) -> bool:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, minimum: int, optional: bool = False) -> None:
+    """``TypeError`` / ``ValueError`` naming the argument unless ``value`` is an int >= ``minimum``
+    (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int{' or None' if optional else ''}, got {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_number(name: str, value: object, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float; ``TypeError`` unless it is a real number (not a bool), ``ValueError``
+    unless it is finite and within the bounds (``low_open`` / ``high_open``: strict)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {describe(value)}")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or below or above:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low}"
+        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+        allowed = f"in {lo}, {hi}" if low is not None and high is not None else (
+            f"{'>' if low_open else '>='} {low}" if low is not None else
+            f"{'<' if high_open else '<='} {high}" if high is not None else "finite")
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value}")
+    return value
+
+
+def check_shape(name: str, shape: object, length: int, minimum: int = 1, what: str = "") -> tuple[int, ...]:
+    """``shape`` as a tuple of ``length`` ints >= ``minimum`` (a tuple, list or ``torch.Size``)."""
+    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != length or not all(map(is_int, shape)):
+        raise TypeError(f"{name} must be {what or f'{length} ints'}, got {describe(shape)}")
+    if min(shape, default=minimum) < minimum:
+        raise ValueError(f"{name} must be {what or f'{length} ints'} >= {minimum}, got {tuple(shape)}")
+    return tuple(shape)
+
+
+def check_tensor(name: str, x: object, ndims: Sequence[int] | None = None, floating: bool = False,
+                 channels: int | None = None, layout: str = "", nonempty: bool = True, channel_dim: int = 1) -> Tensor:
+    """``x`` itself; ``TypeError`` unless it is a tensor (of a floating dtype with ``floating``),
+    ``ValueError`` unless its rank is in ``ndims``, dim ``channel_dim`` has ``channels`` entries,
+    and it is not empty (``nonempty``). ``layout`` ("(B, 3, H, W)") is quoted in the message."""
+    expected = f"{layout} " if layout else ""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a {expected}tensor, got {describe(x)}")
+    if x.is_complex():
+        raise TypeError(f"{name} must be a real-valued {expected}tensor, got {describe(x)}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point {expected}tensor, got {describe(x)}")
+    if ndims is not None and x.ndim not in ndims:
+        raise ValueError(f"{name} must be a {expected}tensor, got {describe(x)}")
+    if channels is not None and (x.ndim <= channel_dim or x.shape[channel_dim] != channels):
+        raise ValueError(f"{name} must be a {expected}tensor ({channels} channels), got {describe(x)}")
+    if nonempty and x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got {describe(x)}")
+    return x
+
+
+def check_pair(names: tuple[str, str], x: object, y: object, ndims: Sequence[int], layout: str = "") -> None:
+    """Two tensors of the same shape (and rank in ``ndims``), e.g. originals and reconstructions."""
+    check_tensor(names[0], x, ndims, layout=layout)
+    check_tensor(names[1], y, ndims, layout=layout)
+    if x.shape != y.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
+
+
+def check_device(name: str, device: object) -> torch.device:
+    """``device`` as a ``torch.device``; ``TypeError`` unless it is a string or a device,
+    ``ValueError`` naming the argument for a string torch does not know ("tpu")."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be a device name (cpu, cuda, cuda:N, mps) or a torch.device, got "
+                        f"{describe(device)}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name} must be cpu, cuda, cuda:N, mps or meta, got {device!r}") from None
