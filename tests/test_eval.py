@@ -284,7 +284,7 @@ def test_eval_with_no_readable_file_is_one_line_error(tmp_path, capsys) -> None:
 
 def test_metrics_needing_larger_images_are_skipped_with_a_note(capsys) -> None:
     from vitok.evaluate import build_metrics
-    from vitok.losses.lpips import LPIPS
+    from vitok.metrics.lpips import LPIPS
 
     metrics, skipped = build_metrics(["psnr", "ssim"], torch.device("cpu"), None, size=8)
     assert set(metrics) == {"psnr"} and "11x11" in skipped["ssim"] and "skipping ssim" in capsys.readouterr().err

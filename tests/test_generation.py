@@ -223,3 +223,53 @@ def test_cache_latents_skips_unreadable_files_and_keeps_labels_aligned(class_fol
     assert stats["samples"] == 6  # the 6 readable images, each once (no substitute for the broken one)
     labels = [int(label) for _, label in iter_shards(tmp_path / "latents")]
     assert labels == [0, 0, 0, 1, 1, 1]  # labels follow their own images, not shifted by the skip
+
+
+def _dit_run(latents: Path, out: Path, *overrides: str) -> None:
+    from vitok.generate.trainer import load_dit_config, train_dit
+
+    train_dit(load_dit_config(None, [f"latents={latents}", f"run.out_dir={out}", "model.preset=DiT-T",
+                                     "optim.batch_size=4", "run.steps=6", "run.ckpt_every=3", "run.log_every=1",
+                                     "run.ema=0.9", "run.device=cpu", "run.precision=fp32", *overrides]))
+
+
+def test_dit_trainer_resumes_exactly_through_the_shared_engine(class_folder, tmp_path) -> None:
+    """The DiT runs on vitok.train.engine like the tokenizer: a run stopped at step 3 and resumed
+    ends with the same weights, optimiser, EMA and RNG state as an uninterrupted one, exports both
+    models with generation.json, and its run folder is locked while it trains."""
+    from vitok.train.checkpoint import list_checkpoints, load_checkpoint
+
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
+    latents = tmp_path / "latents"
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
+                 "--size", "32"]) == 0
+    _dit_run(latents, tmp_path / "full")
+    _dit_run(latents, tmp_path / "split", "run.stop_at=3")
+    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [3]
+    _dit_run(latents, tmp_path / "split")
+    full = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])
+    split = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
+    assert full["step"] == split["step"] == 6 and torch.equal(full["rng"], split["rng"])
+    for part in ("model", "ema"):
+        for key, value in full[part].items():
+            assert torch.equal(value, split[part][key]), f"{part}.{key} differs after resume"
+    assert full["opt"]["state"].keys() == split["opt"]["state"].keys()
+    for index, moments in full["opt"]["state"].items():
+        assert torch.equal(moments["exp_avg"], split["opt"]["state"][index]["exp_avg"])
+    for name in ("model", "model-ema"):
+        info = json.loads((tmp_path / "split" / name / "generation.json").read_text())
+        assert info["classes"] == ["cats", "dogs"] and DiT.from_pretrained(tmp_path / "split" / name)
+    ema = DiT.from_pretrained(tmp_path / "split" / "model-ema").state_dict()
+    assert all(torch.equal(ema[k], v) for k, v in full["ema"].items())
+
+
+def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(class_folder, tmp_path) -> None:
+    from vitok.train import NonFiniteLossError
+
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
+    latents = tmp_path / "latents"
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
+                 "--size", "32"]) == 0
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
+        _dit_run(latents, tmp_path / "nan", "optim.lr=1e30", "optim.min_lr=1e30", "optim.grad_clip=1e30",
+                 "run.max_bad_steps=3", "run.steps=40")

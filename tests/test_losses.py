@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import REPO
 from vitok.losses import AutoencoderLoss, Discriminator, LossConfig, charbonnier, d_hinge_loss, g_loss, ramp
-from vitok.losses.lpips import LPIPS
+from vitok.metrics.lpips import LPIPS
 from vitok.metrics.ssim import ssim
 from vitok.weights import MissingWeightsError
 

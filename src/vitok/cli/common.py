@@ -109,7 +109,7 @@ def report_skipped(skipped: dict[str, str]) -> None:
 
 def optional_lpips(device: str) -> torch.nn.Module | None:
     """LPIPS (AlexNet) when its weights are cached, else None (with a hint)."""
-    from vitok.losses.lpips import LPIPS
+    from vitok.metrics.lpips import LPIPS
     from vitok.weights import MissingWeightsError
 
     try:

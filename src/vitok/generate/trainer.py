@@ -1,6 +1,6 @@
-"""Training a DiT on cached latents (``vitok train-dit``), with the tokenizer's machinery:
-typed YAML config + overrides, EMA, atomic checkpoints, exact resume, torchrun DDP, progress,
-TensorBoard and ``metrics.jsonl``.
+"""Training a DiT on cached latents (``vitok train-dit``) on the shared engine
+(:mod:`vitok.train.engine`): typed YAML config + overrides, EMA, atomic checkpoints, exact resume,
+a run lock, non-finite steps skipped, torchrun DDP, progress, TensorBoard and ``metrics.jsonl``.
 
 Randomness per sample (timestep, noise, label dropout) comes from the sample's seed, so a step
 is the same on one process or many and after a resume.
@@ -18,15 +18,12 @@ import torch
 from torch import Tensor
 
 from vitok.diffusion import alphas_cumprod, ddpm_loss, flow_loss, linear_betas
-from vitok.files import check_writable, remove_stale_temp_files
 from vitok.models.dit import DiT, dit_config
-from vitok.train import checkpoint as ckpt
 from vitok.train.config import OptimConfig, RunConfig, from_dict
-from vitok.train.distributed import cleanup, full_model_state, init_distributed, reduce_scalars, wrap
+from vitok.train.distributed import wrap
 from vitok.train.ema import EMA
-from vitok.train.monitor import open_run
+from vitok.train.engine import Engine, param_groups, run_cleanly
 from vitok.train.schedule import cosine_lr, warmup_steps
-from vitok.train.trainer import param_groups
 
 
 @dataclass
@@ -72,16 +69,14 @@ def per_sample(seeds: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, T
     return torch.stack(us), torch.stack(drops), torch.stack(noises)
 
 
-class DiTTrainer:
+class DiTTrainer(Engine):
     """Trains a DiT from a :class:`DiTTrainConfig`: ``DiTTrainer(cfg).fit()``."""
 
     def __init__(self, cfg: DiTTrainConfig) -> None:
         from vitok.generate.latents import LatentDataset
 
         self.cfg = cfg
-        self.dist = init_distributed(cfg.run.device)
-        self.run_dir = Path(cfg.run.out_dir)
-        torch.manual_seed(cfg.run.seed)
+        super().__init__(cfg.run, cfg.to_dict())
         self.data = LatentDataset(cfg.latents)
         latent_shape = tuple(self.data.latents.shape[1:])
         overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],
@@ -89,23 +84,17 @@ class DiTTrainer:
         self.model = DiT(dit_config(cfg.model.preset, **overrides)).to(self.dist.device)
         self.latent_shape = latent_shape
         self.abar = alphas_cumprod(linear_betas())
-        self.step = 0
-        if self.dist.is_main:
-            check_writable(self.run_dir, "run.out_dir")
-            remove_stale_temp_files(self.run_dir)
-        found = ckpt.load_latest(self.run_dir)
-        state = found[1] if found is not None else None
+        state = self.resume_state()
         if state is not None:
             self.model.load_state_dict(state["model"])
         self.ema = EMA(dict(self.model.named_parameters()), cfg.run.ema) if cfg.run.ema else None
+        if self.ema is not None and state is not None:
+            self.ema.load_state_dict(state["ema"])
         self.ddp_model = wrap(self.model, self.dist, "ddp")
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
                                      betas=cfg.optim.betas)
         if state is not None:
-            self.opt.load_state_dict(state["opt"])
-            if self.ema is not None:
-                self.ema.load_state_dict(state["ema"])
-            self.step = state["step"]
+            self.restore(state)
         self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
@@ -116,7 +105,7 @@ class DiTTrainer:
             return ddpm_loss(lambda xt, t: self.ddp_model(xt, t, y), x, self.abar, u, noise)
         return flow_loss(lambda xt, t: self.ddp_model(xt, t * 1000, y), x, u, noise)
 
-    def train_step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
+    def train_step(self, batches: list[dict[str, Tensor]]) -> dict[str, float] | None:
         o = self.cfg.optim
         lr = cosine_lr(self.step, o.peak_lr, self.cfg.run.steps, self.warmup, o.min_lr)
         for group in self.opt.param_groups:
@@ -129,6 +118,8 @@ class DiTTrainer:
             (loss / len(batches)).backward()
             total += float(loss.detach()) / len(batches)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+        if not self.step_is_finite(torch.isfinite(torch.tensor([total, float(grad_norm)])).all().float()):
+            return None
         self.opt.step()
         if self.ema is not None:
             self.ema.update()
@@ -143,60 +134,20 @@ class DiTTrainer:
         o = self.cfg.optim
         sampler = StepBatchSampler(len(self.data), o.batch_size, self.dist.rank, self.dist.world,
                                    self.cfg.run.seed, self.step, o.accum)
-        it = iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate_latents))
+        # the loader's own generator: a new iterator (one per resume) must not draw from the global RNG
+        generator = torch.Generator().manual_seed(self.cfg.run.seed * 1_000_003 + self.dist.rank)
+        it = iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate_latents, generator=generator))
         while True:
             yield [next(it) for _ in range(o.accum)]
 
-    def save(self) -> None:
-        if self.dist.is_main:
-            state = {"step": self.step, "model": full_model_state(self.model, False), "opt": self.opt.state_dict()}
-            if self.ema is not None:
-                state["ema"] = self.ema.state_dict()
-            ckpt.save_checkpoint(self.run_dir, self.step, state, self.cfg.run.keep_last)
-
-    def export(self) -> None:
-        if not self.dist.is_main:
-            return
+    def export_files(self, directory: Path) -> None:
+        """``generation.json`` beside the exported DiT: what ``vitok sample`` needs to decode."""
         info = {"objective": self.cfg.objective, "latent_shape": list(self.latent_shape),
                 "classes": self.data.stats["classes"],
                 "latents": str(Path(self.cfg.latents).resolve())}  # absolute: sample from any folder
-        for name, source in (("model", None), ("model-ema", self.ema)):
-            if name == "model-ema" and source is None:
-                continue
-            model = self.model.fresh_copy()
-            model.load_state_dict(self.model.state_dict())
-            if source is not None:
-                source.copy_to(model)
-            model.save_pretrained(self.run_dir / name)
-            (self.run_dir / name / "generation.json").write_text(json.dumps(info, indent=2))
-
-    def close(self) -> None:
-        cleanup(self.dist)
-
-    def fit(self) -> dict[str, float]:
-        run = self.cfg.run
-        end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
-        last: dict[str, float] = {}
-        try:
-            data = self.batches()
-            while self.step < end:
-                scalars = self.train_step(next(data))
-                self.step += 1
-                monitor.advance(self.step)
-                if self.step % run.log_every == 0 or self.step == end:
-                    last = reduce_scalars(scalars, self.dist)
-                    monitor.log(self.step, last)
-                if self.step % run.ckpt_every == 0 or self.step == end:
-                    self.save()
-            if self.step >= run.steps:
-                self.export()
-        finally:
-            monitor.close()
-        return last
+        (directory / "generation.json").write_text(json.dumps(info, indent=2))
 
 
 def train_dit(cfg: DiTTrainConfig) -> dict[str, float]:
     """Train a DiT; like :func:`vitok.train.trainer.train`, a failed start leaves no run folder."""
-    from vitok.train.trainer import run_cleanly
-
     return run_cleanly(lambda: DiTTrainer(cfg), cfg.run.out_dir)

@@ -1,4 +1,5 @@
-"""Losses: pixel reconstruction, KL, LPIPS, SSIM, GAN, and the composite autoencoder loss."""
+"""Losses: pixel reconstruction, KL, GAN, and the composite autoencoder loss (its LPIPS and SSIM terms
+use the networks and functions of :mod:`vitok.metrics`: losses import metrics, never the other way)."""
 
 from vitok.losses.autoencoder import AutoencoderLoss, LossConfig, discriminator_loss, to_frames
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp

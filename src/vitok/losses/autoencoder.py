@@ -94,7 +94,7 @@ class AutoencoderLoss(nn.Module):
         self.config = config
         self.lpips = None
         if config.perceptual != "none" and config.perceptual_weight > 0:
-            from vitok.losses.lpips import LPIPS
+            from vitok.metrics.lpips import LPIPS
 
             self.lpips = LPIPS(config.perceptual.removeprefix("lpips-"), cache=cache)
 

@@ -9,10 +9,11 @@ and Frechet distances (rFID, rFVD, gFID), streamed over batches and reduced acro
 from vitok.metrics.flops import MacCount, compression_ratio, count_macs, latent_size, measure_macs
 from vitok.metrics.frechet import FeatureStats, frechet_distance
 from vitok.metrics.grid import grid_score
+from vitok.metrics.lpips import LPIPS
 from vitok.metrics.psnr import psnr
 from vitok.metrics.streaming import FrechetMetric, GridMetric, MeanMetric, build_metric
 
 __all__ = [
-    "FeatureStats", "FrechetMetric", "GridMetric", "MacCount", "MeanMetric", "build_metric", "compression_ratio",
-    "count_macs", "frechet_distance", "grid_score", "latent_size", "measure_macs", "psnr",
+    "LPIPS", "FeatureStats", "FrechetMetric", "GridMetric", "MacCount", "MeanMetric", "build_metric",
+    "compression_ratio", "count_macs", "frechet_distance", "grid_score", "latent_size", "measure_macs", "psnr",
 ]

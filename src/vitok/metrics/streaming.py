@@ -80,7 +80,7 @@ def ssim_uint8(x: Tensor, y: Tensor) -> Tensor:
 
 class LPIPSMetric(MeanMetric):
     def __init__(self, net: str = "alex", cache: str | None = None) -> None:
-        from vitok.losses.lpips import LPIPS
+        from vitok.metrics.lpips import LPIPS
 
         model = LPIPS(net, cache=cache)
         super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1),

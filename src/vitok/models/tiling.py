@@ -149,7 +149,7 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
         total[crop_out] += weight
         if progress is not None:
             progress(done, len(grid))
-    return out / total
+    return out.div_(total)  # in place: one output-sized buffer, however long the video
 
 
 def progress_bar(description: str, enabled: bool) -> Callable[[int, int], None] | None:

@@ -39,10 +39,11 @@ class EMA:
         for k in self.shadow:
             self.shadow[k].copy_(state[k])
 
-    def copy_to(self, model: nn.Module) -> nn.Module:
-        """Write the averaged weights into ``model`` (same parameter names) and return it."""
+    def copy_to(self, model: nn.Module, averages: dict[str, Tensor] | None = None) -> nn.Module:
+        """Write the averaged weights into ``model`` (same parameter names) and return it.
+        ``averages``: a :meth:`state_dict` gathered earlier (on every rank, when sharded)."""
         named = dict(model.named_parameters())
         with torch.no_grad():
-            for k, v in self.state_dict().items():
+            for k, v in (self.state_dict() if averages is None else averages).items():
                 named[k].copy_(v)
         return model

@@ -1,16 +1,15 @@
-"""The tokenizer training loop (stage 1 and stage 2 of the paper's recipe).
+"""The tokenizer trainer (stage 1 and stage 2 of the paper's recipe) on the shared engine.
 
 Wiring (model, loss, optimisers, data, resume) is in :class:`Trainer.__init__`; one optimiser
-step is :meth:`Trainer.train_step`; :meth:`Trainer.fit` is the loop with logging and
-checkpoints. Works on one CPU, one GPU, or many processes under ``torchrun`` (DDP / FSDP).
+step (autoencoder, then discriminator) is :meth:`Trainer.train_step`; the loop, checkpoints,
+resume and export are :class:`vitok.train.engine.Engine`'s. Works on one CPU, one GPU, or many
+processes under ``torchrun`` (DDP / FSDP).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,14 @@ import torch
 from torch import Tensor, nn
 
 from vitok.config import tower_overrides
-from vitok.data.datasets import describe_skipped
-from vitok.files import (
-    acquire_run_lock,
-    check_writable,
-    is_fresh_dir,
-    release_run_lock,
-    remove_stale_temp_files,
-    undo_fresh_dir,
-)
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
-from vitok.train.distributed import (
-    DistInfo,
-    all_reduce_min,
-    cleanup,
-    full_model_state,
-    full_optimizer_state,
-    gather_strings,
-    init_distributed,
-    load_optimizer_state,
-    reduce_scalars,
-    wrap,
-)
+from vitok.train.distributed import wrap
 from vitok.train.ema import EMA
-from vitok.train.monitor import open_run
+from vitok.train.engine import Engine, param_groups, run_cleanly
 from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
 
 
@@ -60,10 +39,6 @@ def next_batch(loader: Iterator[dict[str, Any]]) -> dict[str, Any]:
     except UnreadableDataError as err:
         line = str(err).strip().splitlines()[-1]
         raise UnreadableDataError(line.partition("UnreadableDataError: ")[2] or line) from None
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive steps with a NaN/inf loss or gradient."""
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -90,15 +65,6 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices, none on norms, biases and other vectors."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device) -> Tensor:
     """Standard-normal latent noise, one stream per sample seed: identical for a sample whatever
     the batch split, rank or worker."""
@@ -106,23 +72,19 @@ def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device)
     return torch.stack(per_sample).to(device)
 
 
-class Trainer:
+class Trainer(Engine):
     """Trains a ViTok tokenizer from a :class:`TrainConfig`; ``Trainer(cfg).fit()``."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = check_config(cfg)
         check_data_paths(cfg)  # before the model or the run folder is built
-        self.dist: DistInfo = init_distributed(cfg.run.device, cfg.run.dist_timeout)
+        super().__init__(cfg.run, cfg.to_dict())
         self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
-        self.run_dir = Path(cfg.run.out_dir)
-        torch.manual_seed(cfg.run.seed)
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
         self.loss = AutoencoderLoss(cfg.loss).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
-        self.step, self.bad_steps = 0, 0
-        self.skipped_paths: set[str] = set()  # distinct unreadable files seen by this run (all ranks)
-        state = self.load_latest()
+        state = self.resume_state(required=("step", "model", "opt", "rng"))
         if state is not None:  # weights go in before sharding / replication
             self.model.load_state_dict(state["model"])
             if self.disc is not None:
@@ -130,7 +92,7 @@ class Trainer:
         trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}
         self.ema = EMA(trainable, cfg.run.ema) if cfg.run.ema else None
         if self.ema is not None and state is not None:
-            self.ema.load_state_dict(state["ema"])
+            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
         self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
         self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
         self.trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}  # FSDP replaced them
@@ -148,65 +110,15 @@ class Trainer:
             self.ddp_model = torch.compile(self.ddp_model)
         self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
 
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (a collective under FSDP: call on every rank)."""
-        state = {"step": self.step, "model": full_model_state(self.model, self.sharded),
-                 "opt": full_optimizer_state(self.model, self.opt, self.sharded),
-                 "bad_steps": self.bad_steps, "skipped_files": len(self.skipped_paths),
-                 "skipped_paths": sorted(self.skipped_paths),
-                 "rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        if self.disc is not None:
-            state["disc"], state["d_opt"] = self.disc.state_dict(), self.d_opt.state_dict()
-        return state
+    # ------------------------------------------------------------------ state beyond the engine's
+    def extra_state(self) -> dict[str, Any]:
+        if self.disc is None:
+            return {}
+        return {"disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict()}
 
-    def load_latest(self) -> dict[str, Any] | None:
-        """The newest loadable checkpoint in the run directory (auto-resume), if any; on the main
-        rank, first checks that ``run.out_dir`` is writable and removes the temp files of
-        interrupted writes."""
-        if self.dist.is_main:
-            check_writable(self.run_dir, "run.out_dir")
-            self.lock = acquire_run_lock(self.run_dir)
-            for path in remove_stale_temp_files(self.run_dir):
-                print(f"removed {path} (left by an interrupted write)")
-        found = ckpt.load_latest(self.run_dir, required=("step", "model", "opt", "rng"))
-        if found is None:
-            return None
-        if self.dist.is_main:
-            print(f"resuming from {found[0]}")
-        return found[1]
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Optimiser states, counters and RNG from a checkpoint (weights were loaded earlier)."""
-        load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
+    def restore_extra(self, state: dict[str, Any]) -> None:
         if self.d_opt is not None:
             self.d_opt.load_state_dict(state["d_opt"])
-        torch.set_rng_state(state["rng"])
-        self.step, self.bad_steps = state["step"], state["bad_steps"]
-        self.skipped_paths = set(state.get("skipped_paths", []))
-
-    def save(self) -> None:
-        state = self.state_dict()
-        if self.dist.is_main:
-            ckpt.save_checkpoint(self.run_dir, self.step, state, self.cfg.run.keep_last)
-
-    def export(self) -> None:
-        """Write the trained model (and its EMA) as ``save_pretrained`` directories."""
-        weights = full_model_state(self.model, self.sharded)
-        averaged = self.ema.state_dict() if self.ema is not None else None
-        if not self.dist.is_main:
-            return
-        model = self.model.fresh_copy()
-        model.load_state_dict(weights)
-        model.save_pretrained(self.run_dir / "model")
-        if averaged is not None:
-            named = dict(model.named_parameters())
-            with torch.no_grad():
-                for key, value in averaged.items():
-                    named[key].copy_(value)
-            model.save_pretrained(self.run_dir / "model-ema")
 
     # ------------------------------------------------------------------ one step
     def set_lr(self) -> float:
@@ -274,16 +186,8 @@ class Trainer:
         terms, recons, finite = self.generator_pass(batches)
         grad_norm = torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), self.cfg.optim.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        finite = finite * torch.isfinite(grad_norm).float()
-        if all_reduce_min(finite, self.dist).item() < 1:
-            self.opt.zero_grad(set_to_none=True)
-            self.bad_steps += 1
-            if self.bad_steps >= self.cfg.run.max_bad_steps:
-                raise NonFiniteLossError(
-                    f"{self.bad_steps} consecutive steps had a non-finite loss or gradient (last at step "
-                    f"{self.step}); lower optim.lr, use run.precision=fp32, or check the data")
+        if not self.step_is_finite(finite * torch.isfinite(grad_norm).float()):
             return None
-        self.bad_steps = 0
         self.opt.step()
         if self.ema is not None:
             self.ema.update()
@@ -312,68 +216,9 @@ class Trainer:
             yield [next_batch(source) for _ in range(o.accum)]
             step += 1
 
-    def fit(self) -> dict[str, float]:
-        """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
-        run = self.cfg.run
-        end, monitor = open_run(self.run_dir, run, self.cfg.to_dict(), self.step, self.dist.is_main)
-        last: dict[str, float] = {}
-        skipped_steps = 0
-        logged_skips = set(self.skipped_paths)  # unreadable files already named in metrics.jsonl
-        try:
-            data = self.batches()
-            while self.step < end:
-                batches = next(data)
-                self.skipped_paths.update(p for b in batches for p in b["skipped"])
-                scalars = self.train_step(batches)
-                self.step += 1
-                skipped_steps += scalars is None
-                monitor.advance(self.step)
-                if scalars is not None and (self.step % run.log_every == 0 or self.step == end):
-                    last = reduce_scalars(scalars, self.dist)
-                    self.skipped_paths.update(gather_strings(sorted(self.skipped_paths - logged_skips), self.dist))
-                    new = sorted(self.skipped_paths - logged_skips)
-                    logged_skips.update(new)
-                    monitor.log(self.step, {**last, "skipped_files": len(self.skipped_paths),
-                                            "skipped_steps": skipped_steps, **({"skipped_new": new} if new else {})})
-                if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
-                    monitor.images(self.step, *self.last_batch)
-                if self.step % run.ckpt_every == 0 or self.step == end:
-                    self.save()
-            if self.step >= run.steps:
-                self.export()
-        finally:
-            monitor.close()
-        if self.skipped_paths:
-            monitor.message(describe_skipped(sorted(self.skipped_paths)) + " (all named in metrics.jsonl, skipped_new)")
-        return last
-
-    def close(self) -> None:
-        release_run_lock(getattr(self, "lock", None))
-        cleanup(self.dist)
-
-
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Train from a config and clean up the process group; returns the last logged scalars. A run
     that fails (or is interrupted) before its first step in a new or empty ``run.out_dir``
     removes that folder again: a failed start leaves nothing behind."""
     return run_cleanly(lambda: Trainer(cfg), cfg.run.out_dir)
-
-
-def run_cleanly(make: Callable[[], Any], run_dir: str | Path) -> dict[str, float]:
-    """``make()`` a trainer (with ``step``, ``fit()``, ``close()``), fit it, close it; when it fails
-    before completing a step and ``run_dir`` was new or empty, remove ``run_dir`` (rank 0)."""
-    fresh = is_fresh_dir(run_dir)
-    trainer, first, done = None, None, False
-    try:
-        trainer = make()
-        first = trainer.step
-        result = trainer.fit()
-        done = True
-        return result
-    finally:
-        stepped = trainer is not None and trainer.step != first
-        if trainer is not None:
-            trainer.close()
-        if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
-            undo_fresh_dir(run_dir)

@@ -1,0 +1,236 @@
+"""The one training engine: a loop driven by a step function, for the tokenizer and the DiT alike.
+
+A trainer subclasses :class:`Engine` and provides what differs: building its model and
+optimisers (in ``__init__``, calling :meth:`Engine.resume_state` for the checkpoint to continue
+from), :meth:`Engine.train_step` (one optimiser step over the micro-batches of one step) and
+:meth:`Engine.batches` (those micro-batches, from ``self.step`` on). The engine owns everything
+else, once:
+
+- the run folder: a lock against a second run, temp files of interrupted writes removed, the
+  newest loadable checkpoint found (``vitok.train.checkpoint``);
+- the checkpoint state: step, weights, optimiser, EMA, counters, RNG, config, plus the trainer's
+  :meth:`Engine.extra_state`; exact resume restores all of it;
+- non-finite steps: :meth:`Engine.step_is_finite` agrees across ranks, skips the step and stops
+  the run after ``run.max_bad_steps`` in a row;
+- the loop (:meth:`Engine.fit`): logging (reduced over ranks), unreadable files named once,
+  pictures, checkpoints, and the export of ``model/`` and ``model-ema/`` at the end.
+
+``vitok.train.trainer`` (the tokenizer, stage 1 and 2) and ``vitok.generate.trainer`` (the DiT)
+are the two trainers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vitok.files import acquire_run_lock, check_writable, is_fresh_dir, release_run_lock, remove_stale_temp_files
+from vitok.train import checkpoint as ckpt
+from vitok.train.config import RunConfig
+from vitok.train.distributed import (
+    DistInfo,
+    all_reduce_min,
+    cleanup,
+    full_model_state,
+    full_optimizer_state,
+    gather_strings,
+    init_distributed,
+    load_optimizer_state,
+    reduce_scalars,
+)
+from vitok.train.ema import EMA
+from vitok.train.monitor import open_run
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/inf loss or gradient."""
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices, none on norms, biases and other vectors."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Engine:
+    """The shared part of a trainer (see the module docstring). Subclasses set ``model``, ``opt``
+    and (optionally) ``ema`` in their ``__init__`` after ``super().__init__``."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    ema: EMA | None = None
+    sharded: bool = False  # parameters sharded by FSDP (their full state is a collective)
+
+    def __init__(self, run: RunConfig, config: dict[str, Any]) -> None:
+        self.run = run
+        self.config = config  # the whole typed config as a dict: saved in checkpoints and the run folder
+        self.dist: DistInfo = init_distributed(run.device, run.dist_timeout)
+        self.run_dir = Path(run.out_dir)
+        self.step, self.bad_steps = 0, 0
+        self.skipped_paths: set[str] = set()  # distinct unreadable files seen by this run (all ranks)
+        torch.manual_seed(run.seed)
+
+    # ------------------------------------------------------------------ what a trainer provides
+    def train_step(self, batches: list[dict[str, Any]]) -> dict[str, float] | None:
+        """One optimiser step over the micro-batches; the scalars to log, None if it was skipped."""
+        raise NotImplementedError
+
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
+        """Lists of micro-batches, one per optimiser step from ``self.step`` on."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Trainer-specific checkpoint entries (e.g. a discriminator); a collective under FSDP."""
+        return {}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` saved (weights were loaded before wrapping)."""
+
+    def export_files(self, directory: Path) -> None:
+        """Write trainer-specific files beside an exported model (e.g. the DiT's generation.json)."""
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume_state(self, required: tuple[str, ...] = ("step", "model", "opt")) -> dict[str, Any] | None:
+        """The newest loadable checkpoint of the run folder, if any. On the main rank first: check
+        that ``run.out_dir`` is writable, lock it against a second run, remove the temp files of
+        interrupted writes."""
+        if self.dist.is_main:
+            check_writable(self.run_dir, "run.out_dir")
+            self.lock = acquire_run_lock(self.run_dir)
+            for path in remove_stale_temp_files(self.run_dir):
+                print(f"removed {path} (left by an interrupted write)")
+        found = ckpt.load_latest(self.run_dir, required=required)
+        if found is None:
+            return None
+        if self.dist.is_main:
+            print(f"resuming from {found[0]}")
+        return found[1]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (a collective under FSDP: call on every rank)."""
+        state = {"step": self.step, "model": full_model_state(self.model, self.sharded),
+                 "opt": full_optimizer_state(self.model, self.opt, self.sharded),
+                 "bad_steps": self.bad_steps, "skipped_files": len(self.skipped_paths),
+                 "skipped_paths": sorted(self.skipped_paths),
+                 "rng": torch.get_rng_state(), "config": json.dumps(self.config)}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return {**state, **self.extra_state()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Optimiser, counters and RNG from a checkpoint (weights and the EMA averages were loaded
+        before wrapping, since FSDP shards both)."""
+        load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
+        self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
+        self.skipped_paths = set(state.get("skipped_paths", []))
+        self.restore_extra(state)
+
+    def save(self) -> None:
+        state = self.state_dict()
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.run_dir, self.step, state, self.run.keep_last)
+
+    def export(self) -> None:
+        """Write the trained model, and its EMA, as ``save_pretrained`` folders ``model`` and
+        ``model-ema`` (plus :meth:`export_files`); a collective under FSDP."""
+        weights = full_model_state(self.model, self.sharded)
+        averages = self.ema.state_dict() if self.ema is not None else None
+        if not self.dist.is_main:
+            return
+        model = self.model.fresh_copy()
+        model.load_state_dict(weights)
+        model.save_pretrained(self.run_dir / "model")
+        self.export_files(self.run_dir / "model")
+        if averages is not None:
+            self.ema.copy_to(model, averages).save_pretrained(self.run_dir / "model-ema")
+            self.export_files(self.run_dir / "model-ema")
+
+    # ------------------------------------------------------------------ one step
+    def step_is_finite(self, finite: Tensor) -> bool:
+        """Whether every rank's loss and gradient were finite (``finite``: 1.0 or 0.0 here). When not,
+        the gradients are dropped and the step counts as bad; ``NonFiniteLossError`` after
+        ``run.max_bad_steps`` bad steps in a row."""
+        if all_reduce_min(finite, self.dist).item() >= 1:
+            self.bad_steps = 0
+            return True
+        self.opt.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        if self.bad_steps >= self.run.max_bad_steps:
+            raise NonFiniteLossError(
+                f"{self.bad_steps} consecutive steps had a non-finite loss or gradient (last at step "
+                f"{self.step}); lower optim.lr, use run.precision=fp32, or check the data")
+        return False
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, float]:
+        """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
+        from vitok.data.datasets import describe_skipped
+
+        run = self.run
+        end, monitor = open_run(self.run_dir, run, self.config, self.step, self.dist.is_main)
+        last: dict[str, float] = {}
+        skipped_steps = 0
+        logged_skips = set(self.skipped_paths)  # unreadable files already named in metrics.jsonl
+        try:
+            data = self.batches()
+            while self.step < end:
+                batches = next(data)
+                self.skipped_paths.update(p for b in batches for p in b.get("skipped", ()))
+                scalars = self.train_step(batches)
+                self.step += 1
+                skipped_steps += scalars is None
+                monitor.advance(self.step)
+                if scalars is not None and (self.step % run.log_every == 0 or self.step == end):
+                    last = reduce_scalars(scalars, self.dist)
+                    self.skipped_paths.update(gather_strings(sorted(self.skipped_paths - logged_skips), self.dist))
+                    new = sorted(self.skipped_paths - logged_skips)
+                    logged_skips.update(new)
+                    monitor.log(self.step, {**last, "skipped_files": len(self.skipped_paths),
+                                            "skipped_steps": skipped_steps, **({"skipped_new": new} if new else {})})
+                if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
+                    monitor.images(self.step, *self.last_batch)
+                if self.step % run.ckpt_every == 0 or self.step == end:
+                    self.save()
+            if self.step >= run.steps:
+                self.export()
+        finally:
+            monitor.close()
+        if self.skipped_paths:
+            monitor.message(describe_skipped(sorted(self.skipped_paths)) + " (all named in metrics.jsonl, skipped_new)")
+        return last
+
+    def close(self) -> None:
+        release_run_lock(getattr(self, "lock", None))
+        cleanup(self.dist)
+
+
+def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, float]:
+    """``make()`` a trainer, fit it, close it; when it fails before completing a step and
+    ``run_dir`` was new or empty, remove ``run_dir`` (rank 0): a failed start leaves nothing behind."""
+    from vitok.files import undo_fresh_dir
+
+    fresh = is_fresh_dir(run_dir)
+    trainer, first, done = None, None, False
+    try:
+        trainer = make()
+        first = trainer.step
+        result = trainer.fit()
+        done = True
+        return result
+    finally:
+        stepped = trainer is not None and trainer.step != first
+        if trainer is not None:
+            trainer.close()
+        if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
+            undo_fresh_dir(run_dir)

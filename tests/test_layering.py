@@ -1,0 +1,83 @@
+"""The layout stays as docs/architecture.md writes it: every import in src/vitok (module level or
+inside a function) goes to the same layer or a lower one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+SRC = REPO / "src" / "vitok"
+
+# docs/architecture.md, bottom to top; a module's layer is that of its top-level name
+LAYERS = [
+    {"config", "presets", "checks", "files", "io", "text", "weights", "safe_pickle"},
+    {"nn"},
+    {"models", "baselines"},
+    {"metrics"},
+    {"losses"},
+    {"data", "diffusion"},
+    {"train", "generate"},
+    {"evaluate", "reconstruct", "bench", "export", "hub", "sweep", "viz", "integrations"},
+    {"cli", "__main__"},
+]
+LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
+ALLOWED_UPWARD = {("models", "hub")}  # ViTok.push_to_hub / DiT.push_to_hub: the Hugging Face convention
+
+
+def top_name(module: str) -> str:
+    """'vitok.metrics.lpips' -> 'metrics'; 'vitok' itself -> ''."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported vitok module) for every import in a file; ``from vitok import io`` is vitok.io."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "vitok"]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                node.module.split(".")[0] == "vitok":
+            if node.module == "vitok":
+                found += [(node.lineno, f"vitok.{a.name}") for a in node.names]
+            else:
+                found.append((node.lineno, node.module))
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    names = {p.stem if p.parent == SRC else p.relative_to(SRC).parts[0] for p in SRC.rglob("*.py")}
+    names -= {"__init__"}
+    assert not names - set(LAYER), f"modules missing from the layers of docs/architecture.md: {names - set(LAYER)}"
+
+
+def test_imports_only_go_downward() -> None:
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path == SRC / "__init__.py":
+            continue  # the package's public API re-exports from every layer
+        own = path.stem if path.parent == SRC else path.relative_to(SRC).parts[0]
+        for line, module in imports(path):
+            target = top_name(module)
+            if target and target in LAYER and LAYER[target] > LAYER[own] and (own, target) not in ALLOWED_UPWARD:
+                wrong.append(f"{path.relative_to(REPO)}:{line} ({own}, layer {LAYER[own]}) imports {module} "
+                             f"(layer {LAYER[target]})")
+    assert not wrong, "imports that go up a layer:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize(("low", "high"), [("metrics", "losses"), ("models", "train"), ("nn", "models")])
+def test_the_named_rules_of_the_issue(low: str, high: str) -> None:
+    """metrics never import losses, and so on: a direct check of the pairs the layout is about."""
+    for path in (SRC / low).rglob("*.py"):
+        assert all(top_name(m) != high for _, m in imports(path)), f"{path} imports {high}"
+
+
+def test_nothing_below_the_cli_imports_it() -> None:
+    for path in SRC.rglob("*.py"):
+        if "cli" in path.relative_to(SRC).parts or path.name == "__main__.py":
+            continue
+        assert all(top_name(m) != "cli" for _, m in imports(path)), f"{path} imports vitok.cli"
