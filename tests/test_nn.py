@@ -97,3 +97,14 @@ def test_attention_shapes_and_qk_norm() -> None:
         rope = rope_cos_sin(token_grid(1, 2, 5), 8)
         assert attn(x, rope).shape == (2, 10, 32)
     assert attn.qkv.bias is None
+
+
+def test_rope_compiles_for_a_second_input_size() -> None:
+    """Fuzz campaign kind (CLI): `vitok reconstruct FOLDER --compile` on images of two sizes ended in
+    InductorError "mul expected 2 arguments, got 3": the inference form's ``out=`` multiply does
+    not lower once the recompile makes shapes dynamic."""
+    compiled = torch.compile(apply_rope)
+    with torch.no_grad():
+        for n in (6, 10):
+            x, cos, sin = torch.randn(1, 2, n, 8), torch.randn(n, 4), torch.randn(n, 4)
+            assert torch.allclose(compiled(x, cos, sin), apply_rope(x, cos, sin), atol=1e-6)

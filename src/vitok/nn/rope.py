@@ -60,10 +60,12 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     Without autograd the two halves are written straight into the output (a multiply and a fused
     multiply-add each): about half the time of the differentiable form's six elementwise ops and
     concatenation on a CPU (``benchmarks/profile_inference.py``); both give the same values.
+    Under ``torch.compile`` the out-of-place form is traced (the compiler fuses it anyway; the
+    ``out=`` form fails to lower once shapes are dynamic, i.e. at the second input size).
     """
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
         return torch.cat((torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x1 * sin, x2, cos)), dim=-1)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     out1, out2 = out.chunk(2, dim=-1)
