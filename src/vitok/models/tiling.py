@@ -133,7 +133,16 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
     tokens = [w[-1][1] for w in windows]
     shape = (x.shape[0], out_channels, *x.shape[2:x.ndim - axes], *(t * s for t, s in zip(tokens, scale_out)))
     out = torch.zeros(shape, dtype=torch.float32, device=x.device)
-    total = torch.zeros(shape[-axes:], dtype=torch.float32, device=x.device)
+    # the weights are separable and the windows a full grid, so the sum of the weights is the product
+    # of one sum per axis: no buffer of the output's size (memory flat in a video's length)
+    total = torch.ones((), dtype=torch.float32, device=x.device)
+    for axis, (w, s) in enumerate(zip(windows, scale_out)):
+        line = torch.zeros(w[-1][1] * s, dtype=torch.float64)
+        for i, (start, end) in enumerate(w):
+            line[start * s:end * s] += ramp_weights(w, i, s)
+        view = [1] * axes
+        view[axis] = -1
+        total = total * line.to(x.device, torch.float32).view(view)
     grid = list(itertools.product(*(range(len(w)) for w in windows)))
     for done, index in enumerate(grid, 1):
         crop_in = tuple(slice(w[i][0] * s, w[i][1] * s) for w, i, s in zip(windows, index, scale_in))
@@ -146,7 +155,6 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
             weight = weight * ramp_weights(w, i, s).view(view)
         weight = weight.to(out.device, torch.float32)
         out[(..., *crop_out)] += y * weight
-        total[crop_out] += weight
         if progress is not None:
             progress(done, len(grid))
     return out.div_(total)  # in place: one output-sized buffer, however long the video

@@ -232,12 +232,13 @@ class ViTok(nn.Module):
         check_pixels(x, self.config.in_channels)
         q, p = self.config.tubelet_size, self.config.patch_size
         video = x.ndim == 5
-        x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
         grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
-        if tiled is False or (tiled is None and not self.tiling.enabled):  # no size checks (compile-friendly)
+        if tiled is False or (tiled is None and not self.tiling.enabled) or (tiled is None and not self.is_large(
+                grid, video)):  # no size checks when tiling is off (compile-friendly)
+            x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
-        if tiled is None and not self.is_large(grid, video):
-            return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
+        # tiled: no padded copy of the whole input (memory flat in a video's length); a window that
+        # reaches past the end is edge-padded by _encode_posterior, which is the same values
         windows = self.tile_windows(grid, video)
         c = self.config.latent_channels
         kl = self.config.bottleneck == "kl"
