@@ -380,3 +380,20 @@ def test_posterior_noise_and_generator_are_checked() -> None:
         from vitok.metrics.ssim import ssim
 
         ssim(torch.zeros(1, 3, 16, 16, dtype=torch.complex64), torch.zeros(1, 3, 16, 16, dtype=torch.complex64))
+
+
+def test_from_preset_name_override_latent_shape_message_and_device_are_checked(tmp_path) -> None:
+    """Fuzz campaign kinds: from_preset(name, name=...) raised Python's "multiple values", a tensor
+    given to latent_shape printed its whole repr, an unknown device failed after reading weights."""
+    from vitok import ViTok
+
+    try:
+        ViTok.from_preset("N-N/8", name="renamed")
+    except (TypeError, ValueError) as err:
+        assert "multiple values" not in str(err)
+    with pytest.raises(ValueError) as info:
+        ViTok.from_preset("N-N/8").latent_shape(torch.zeros(2, 3, 8, 8))
+    assert "\n" not in str(info.value)
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="device"):
+        ViTok.from_pretrained(tmp_path / "m", device="tpu")

@@ -127,7 +127,7 @@ class ViTok(nn.Module):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_preset(cls, name: str, **overrides: object) -> ViTok:
+    def from_preset(cls, name: str, /, **overrides: object) -> ViTok:
         """A randomly initialised model of a named preset, e.g. ``ViTok.from_preset("S-B/16")``.
 
         ``overrides`` are :class:`ViTokConfig` fields (``latent_channels=32``, ``qk_norm=True``);
@@ -382,7 +382,9 @@ class ViTok(nn.Module):
         anything else."""
         if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) not in (4, 5) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
-            raise ValueError(f"shape must be (B, 3, H, W) or (B, 3, T, H, W) of positive ints, got {shape!r}")
+            from vitok.checks import describe
+
+            raise ValueError(f"shape must be (B, 3, H, W) or (B, 3, T, H, W) of positive ints, got {describe(shape)}")
         c = self.config.latent_channels
         if len(shape) == 4:
             _, h, w = self.latent_grid((1, *shape[2:]))
@@ -467,6 +469,9 @@ class ViTok(nn.Module):
             ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
                 not match the config (each message names the file).
         """
+        from vitok.checks import check_device
+
+        device = check_device("device", "cpu" if device is None else device)
         directory = resolve_pretrained(name_or_path, revision)
         config = read_config(directory / CONFIG_NAME)
         weights = directory / WEIGHTS_NAME
