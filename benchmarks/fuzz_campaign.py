@@ -43,7 +43,12 @@ under a temporary folder (``--keep`` keeps it), sets ``HF_HUB_OFFLINE=1`` and us
 thread. The generators of the fuzz tests in ``tests/`` (``tests.test_fuzz_api``,
 ``tests.test_fuzz_cli``, ``tests.test_train_config``) are reused as a part of the value pools.
 
-Results of the runs so far: docs/robustness.md.
+Last run (seed 0, the issue's scale, 434 s on 2 busy CPU cores; details in docs/robustness.md):
+API 5000 cases in 71 s: 1928 results, 3066 clear errors, 6 tracebacks (2 kinds in
+vitok/models/vitok.py, pending there), 0 silent wrong results; config 4000 mutations in 31 s: 662
+results, 3338 clear errors, 0 tracebacks, 0 silent wrong results (8 accepted ones trained, all
+fine); CLI 400 command lines in 314 s: 115 results, 285 clear errors, 0 tracebacks, 0 silent
+wrong results.
 """
 
 from __future__ import annotations
@@ -1767,7 +1772,7 @@ def cli_campaign(n: int, rng: random.Random, tally: Tally, root: Path, verbose: 
         os.chdir(work)  # default outputs (out/...) land in a scratch folder
         code: Any = None
         try:
-            with captured() as (out, err), deadline(240):
+            with captured() as (out, err), deadline(900 if "--compile" in argv else 240):  # compiling takes minutes
                 try:
                     code = main(argv)
                 except SystemExit as exit_info:
