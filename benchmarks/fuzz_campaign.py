@@ -43,12 +43,11 @@ under a temporary folder (``--keep`` keeps it), sets ``HF_HUB_OFFLINE=1`` and us
 thread. The generators of the fuzz tests in ``tests/`` (``tests.test_fuzz_api``,
 ``tests.test_fuzz_cli``, ``tests.test_train_config``) are reused as a part of the value pools.
 
-Last run (seed 0, the issue's scale, 434 s on 2 busy CPU cores; details in docs/robustness.md):
-API 5000 cases in 71 s: 1928 results, 3066 clear errors, 6 tracebacks (2 kinds in
-vitok/models/vitok.py, pending there), 0 silent wrong results; config 4000 mutations in 31 s: 662
-results, 3338 clear errors, 0 tracebacks, 0 silent wrong results (8 accepted ones trained, all
-fine); CLI 400 command lines in 314 s: 115 results, 285 clear errors, 0 tracebacks, 0 silent
-wrong results.
+Last run (seed 0, the issue's scale, 435 s on 2 busy CPU cores; details in docs/robustness.md):
+API 5000 cases in 67 s: 1928 results, 3072 clear errors, 0 tracebacks, 0 silent wrong results;
+config 4000 mutations in 30 s: 662 results, 3338 clear errors, 0 tracebacks, 0 silent wrong
+results (8 accepted ones trained, all fine); CLI 400 command lines in 319 s: 115 results, 285
+clear errors, 0 tracebacks, 0 silent wrong results.
 """
 
 from __future__ import annotations

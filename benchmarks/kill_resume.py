@@ -25,7 +25,7 @@ What it does:
 A kill counts as "inside a checkpoint write" when a checkpoint temp file that this start created
 is still there after the process is gone. Exit status 0 when everything is identical, 1 otherwise.
 
-Last run (--kills 20, 2 busy CPU cores): 20 kills, 12 inside a checkpoint write, 204 s, identical
+Last run (--kills 20, 2 busy CPU cores): 20 kills, 11 inside a checkpoint write, 177 s, identical
 (docs/robustness.md).
 """
 
