@@ -96,7 +96,7 @@ def main() -> int:
                 r = bench_model(ours, "vitok", gmacs, (1, size, size), args.batch_size, precision, args.repeats,
                                 device, peaks[compute_dtype(precision)], compiled)
                 theirs = time_peer(peer, size, args.batch_size, precision, compiled, args.repeats, device)
-                print(f"{size:>5} {r.mode:>21} {r.total_ms:9.1f} {theirs:9.1f} {theirs / r.total_ms:10.2f} "
+                print(f"{size:>5} {r.mode:>21} {r.total_ms:9.2f} {theirs:9.2f} {theirs / r.total_ms:10.2f} "
                       f"{100 * r.fraction_of_peak:10.1f}%", flush=True)
     return 0
 

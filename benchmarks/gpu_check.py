@@ -30,6 +30,7 @@ from torch import nn
 from vitok import ViTok
 from vitok.bench import bench_model, matmul_peak, train_steps_per_second
 from vitok.metrics.flops import count_macs
+from vitok.models.inference import compute_dtype
 from vitok.presets import get_config
 
 
@@ -61,25 +62,27 @@ MODES = [("fp32", False), ("bf16-autocast", False), ("bf16", False), ("bf16", Tr
 
 
 def codec_row(model: nn.Module, name: str, precision: str, compiled: bool, gmacs: float, size: int, batch: int,
-              repeats: int, device: torch.device, peaks: dict[str, float]) -> dict:
+              repeats: int, device: torch.device, peaks: dict[torch.dtype, float]) -> dict:
     """Per-image encode / decode ms, images/s, achieved TFLOP/s and its share of the peak of the
-    precision's compute dtype (``peaks``: GFLOP/s by "fp32" / "bf16")."""
-    peak = peaks["fp32" if precision == "fp32" else "bf16"]
+    precision's compute dtype (``peaks``: GFLOP/s by torch dtype)."""
+    peak = peaks[compute_dtype(precision)]
     r = bench_model(model, name, gmacs, (1, size, size), batch, precision, repeats, device, peak, compiled)
-    return {"model": name, "size": size, "mode": r.mode, "batch": batch, "encode_ms": r.encode_ms,
-            "decode_ms": r.decode_ms, "images_per_s": r.frames_per_s, "tflops": r.gflops_s / 1e3,
-            "fraction_of_peak": r.fraction_of_peak, "compile_s": r.compile_s, "peak_mb": r.peak_mb}
+    row = {"model": name, "size": size, "mode": r.mode, "batch": batch, "encode_ms": r.encode_ms,
+           "decode_ms": r.decode_ms, "images_per_s": r.frames_per_s, "tflops": r.gflops_s / 1e3,
+           "fraction_of_peak": r.fraction_of_peak, "compile_s": r.compile_s, "peak_mb": r.peak_mb}
+    print(json.dumps(row), flush=True)  # as it comes: a run cut short by its time limit keeps its rows
+    return row
 
 
 def inference_rows(model: ViTok, name: str, sizes: list[int], batch: int, repeats: int, device: torch.device,
-                   compile_too: bool, peaks: dict[str, float]) -> list[dict]:
+                   compile_too: bool, peaks: dict[torch.dtype, float]) -> list[dict]:
     modes = [m for m in MODES if compile_too or not m[1]]
     return [codec_row(model, name, precision, compiled, count_macs(model.config, (1, size, size)).gmacs, size, batch,
                       repeats, device, peaks) for size in sizes for precision, compiled in modes]
 
 
 def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device, compile_too: bool,
-                peaks: dict[str, float]) -> list[dict]:
+                peaks: dict[torch.dtype, float]) -> list[dict]:
     """The SD VAE (random weights: timing only) at the same sizes and modes, when diffusers is installed."""
     try:
         from vitok.baselines import load_sd_vae
@@ -133,12 +136,10 @@ def main() -> None:
     model = ViTok.from_preset(args.preset).to(device).eval()
     report["flash"] = check_flash(model, args.sizes[0], device)
     print(json.dumps(report["flash"]))
-    peaks = {"bf16": 1e3 * info["matmul_bf16_tflops"], "fp32": 1e3 * info["matmul_fp32_tflops"]}
+    peaks = {torch.bfloat16: 1e3 * info["matmul_bf16_tflops"], torch.float32: 1e3 * info["matmul_fp32_tflops"]}
     report["inference"] = inference_rows(model, args.preset, args.sizes, args.batch, args.repeats, device,
                                          compile_too, peaks)
     report["inference"] += sd_vae_rows(args.sizes, args.batch, args.repeats, device, compile_too, peaks)
-    for row in report["inference"]:
-        print(json.dumps(row))
     report["train"] = []
     for compiled in ([False, True] if compile_too else [False]):
         row = train_row(args.preset, args.sizes[0], args.train_batch, args.train_steps, device, compiled,

@@ -189,6 +189,16 @@ def test_bench_runs_for_a_tiny_preset(capsys) -> None:
     assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out
 
 
+def test_full_fp32_turns_tf32_off_and_restores_the_flags() -> None:
+    from vitok.bench import full_fp32
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with pytest.raises(KeyError), full_fp32():  # restored on an error too
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        raise KeyError
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
 def _reduce_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tensor, out: str) -> None:
     import os
 

@@ -233,16 +233,22 @@ def _dit_run(latents: Path, out: Path, *overrides: str) -> None:
                                      "run.ema=0.9", "run.device=cpu", "run.precision=fp32", *overrides]))
 
 
-def test_dit_trainer_resumes_exactly_through_the_shared_engine(class_folder, tmp_path) -> None:
+@pytest.fixture
+def latents(class_folder: Path, tmp_path: Path) -> Path:
+    """The class folder encoded by a nano tokenizer (``vitok cache-latents``)."""
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
+    latents = tmp_path / "latents"
+    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
+                 "--size", "32"]) == 0
+    return latents
+
+
+def test_dit_trainer_resumes_exactly_through_the_shared_engine(latents, tmp_path) -> None:
     """The DiT runs on vitok.train.engine like the tokenizer: a run stopped at step 3 and resumed
     ends with the same weights, optimiser, EMA and RNG state as an uninterrupted one, exports both
     models with generation.json, and its run folder is locked while it trains."""
     from vitok.train.checkpoint import list_checkpoints, load_checkpoint
 
-    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
-    latents = tmp_path / "latents"
-    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
-                 "--size", "32"]) == 0
     _dit_run(latents, tmp_path / "full")
     _dit_run(latents, tmp_path / "split", "run.stop_at=3")
     assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [3]
@@ -263,13 +269,9 @@ def test_dit_trainer_resumes_exactly_through_the_shared_engine(class_folder, tmp
     assert all(torch.equal(ema[k], v) for k, v in full["ema"].items())
 
 
-def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(class_folder, tmp_path) -> None:
+def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(latents, tmp_path) -> None:
     from vitok.train import NonFiniteLossError
 
-    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "tok")
-    latents = tmp_path / "latents"
-    assert main(["cache-latents", "--model", str(tmp_path / "tok"), str(class_folder), "--out", str(latents),
-                 "--size", "32"]) == 0
     with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
         _dit_run(latents, tmp_path / "nan", "optim.lr=1e30", "optim.min_lr=1e30", "optim.grad_clip=1e30",
                  "run.max_bad_steps=3", "run.steps=40")

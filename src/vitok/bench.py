@@ -12,21 +12,23 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 10,
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 10,
                 budget: float = 0.05) -> float:
     """Achieved GFLOP/s of a square matmul: the practical peak of this device and dtype.
 
-    The size grows from 256 by doubling up to ``n`` while one product takes under ``budget``
-    seconds, so a dtype the hardware only emulates (bf16 on a CPU without AVX-512-BF16 / AMX,
-    measured here at tens of seconds for n = 2048) is measured at a size that finishes.
+    The size grows from 256 by doubling up to ``n`` (default 8192 on a GPU, which 2048 leaves at
+    about half its bf16 peak, and 2048 on a CPU) while one product takes under ``budget`` seconds,
+    so a dtype the hardware only emulates (bf16 on a CPU without AVX-512-BF16 / AMX, measured here
+    at tens of seconds for n = 2048) is measured at a size that finishes.
     """
+    n = n or (8192 if device.type == "cuda" else 2048)
     size = min(256, n)
     while True:
         a = torch.randn(size, size, device=device, dtype=dtype)
@@ -138,6 +140,19 @@ class BenchResult:
         return self.gflops_s / self.matmul_peak
 
 
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """fp32 convolutions and matmuls in full fp32 on a GPU: cuDNN's default TF32 for convolutions
+    (on in PyTorch, while matmuls default to full fp32) would time a conv VAE's "fp32" at up to 3x
+    the measured fp32 matmul peak. Restores both flags on exit."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def bench_model(model: nn.Module, name: str, gmacs: float, shape: tuple[int, int, int], batch: int,
                 precision: str, repeats: int, device: torch.device, peak: float,
                 compiled: bool = False) -> BenchResult:
@@ -152,7 +167,7 @@ def bench_model(model: nn.Module, name: str, gmacs: float, shape: tuple[int, int
                                 device, compiled)
     t, h, w = shape
     x = torch.rand(batch, 3, *((t, h, w) if t > 1 else (h, w)), device=device) * 2 - 1
-    with torch.inference_mode(), autocast(precision, device), PeakMemory(device) as memory:
+    with torch.inference_mode(), autocast(precision, device), full_fp32(), PeakMemory(device) as memory:
         start = time.perf_counter()
         z = net.encode(x)
         net.decode(z)

@@ -222,6 +222,13 @@ class ViTok(nn.Module):
         t, h, w = grid
         return h * w > self.tiling.threshold * th * tw or (video and t > self.tiling.threshold * chunk)
 
+    def _tiles(self, tiled: bool | None, grid: tuple[int, int, int], video: bool) -> bool:
+        """Whether a call with ``tiled`` (None = automatic) tiles a token ``grid``. With tiling off
+        nothing looks at the size, so a compiled encode / decode keeps one graph."""
+        if tiled is not None:
+            return tiled
+        return self.tiling.enabled and self.is_large(grid, video)
+
     # ------------------------------------------------------------------ encoder
     def encode_posterior(self, x: Tensor, tiled: bool | None = None) -> LatentDistribution:
         """Pixels (image or video, [-1, 1]) -> latent distribution in grid layout.
@@ -233,8 +240,7 @@ class ViTok(nn.Module):
         q, p = self.config.tubelet_size, self.config.patch_size
         video = x.ndim == 5
         grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
-        if tiled is False or (tiled is None and not self.tiling.enabled) or (tiled is None and not self.is_large(
-                grid, video)):  # no size checks when tiling is off (compile-friendly)
+        if not self._tiles(tiled, grid, video):
             x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
             return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
         # tiled: no padded copy of the whole input (memory flat in a video's length); a window that
@@ -314,10 +320,7 @@ class ViTok(nn.Module):
         if denormalize:
             z = self.denormalize_latent(z)
         grid = tuple(z.shape[-3:]) if video else (1, *z.shape[-2:])
-        untiled = tiled is False or (tiled is None and not self.tiling.enabled)
-        if not untiled:
-            untiled = tiled is None and not self.is_large(grid, video)
-        if untiled:
+        if not self._tiles(tiled, grid, video):
             out = concat_slices(self._decode, z, self.tiling.batch_slice)
         else:
             scale_out = ([q] if video else []) + [p, p]

@@ -57,18 +57,10 @@ def rope_cos_sin(coords: Tensor, head_dim: int, theta: float = 10000.0) -> tuple
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate pairs ``(x[..., i], x[..., i + D/2])`` of x: (..., L, D) by the given angles (L, D/2).
 
-    Without autograd the two halves are written straight into the output (a multiply and a fused
-    multiply-add each): about half the time of the differentiable form's six elementwise ops and
-    concatenation on a CPU (``benchmarks/profile_inference.py``); both give the same values.
-    Under ``torch.compile`` the out-of-place form is traced (the compiler fuses it anyway; the
-    ``out=`` form fails to lower once shapes are dynamic, i.e. at the second input size).
+    Each half is one multiply and one fused multiply-add (``addcmul``). RoPE is ~3% of an fp32
+    forward (``benchmarks/profile_inference.py``), so there is one form for training, inference
+    and ``torch.compile``.
     """
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
-    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
-        return torch.cat((torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x1 * sin, x2, cos)), dim=-1)
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    out1, out2 = out.chunk(2, dim=-1)
-    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-1)
-    torch.mul(x1, sin, out=out2).addcmul_(x2, cos)
-    return out
+    return torch.cat((torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x1 * sin, x2, cos)), dim=-1)
