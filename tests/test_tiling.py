@@ -17,9 +17,12 @@ from vitok.models.tiling import TilingConfig, ramp_weights, spans, tiled_apply
 def test_spans_cover_overlap_and_end_flush(length: int, tile: int, overlap: int) -> None:
     windows = spans(length, tile, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == length
-    assert all(e - s == min(tile, length) for s, e in windows)
+    sizes = [e - s for s, e in windows]
+    assert max(sizes) <= min(tile, length) and max(sizes) - min(sizes) <= 1  # balanced, none over the tile
     for (s0, e0), (s1, _) in zip(windows, windows[1:]):
-        assert s1 > s0 and e0 - s1 >= min(overlap, tile - 1)
+        assert s1 > s0 and e0 - s1 == min(overlap, tile - 1)  # the overlap stays at its target
+    if length > tile:  # the fewest windows that can keep that overlap
+        assert len(windows) == -(-(length - min(overlap, tile - 1)) // (tile - min(overlap, tile - 1)))
 
 
 @pytest.mark.parametrize("scale", [1, 8])

@@ -81,18 +81,28 @@ class TilingConfig:
 
 
 def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """Windows ``[start, end)`` covering ``[0, length)``: ``tile`` long (or the whole length if
-    shorter), consecutive ones overlapping by at least ``overlap``, the last flush with the end.
+    """Windows ``[start, end)`` covering ``[0, length)``: the fewest windows of at most ``tile`` that
+    overlap their neighbours by exactly ``overlap`` (at most ``tile - 1``), their lengths balanced
+    (they differ by at most one), the first at 0 and the last flush with the end. Keeping the
+    overlap at its target, rather than stretching it until whole tiles fit, keeps the work per
+    pixel flat across sizes (``benchmarks/bench_tiling.py``).
 
     >>> spans(10, 4, 1)
     [(0, 4), (3, 7), (6, 10)]
+    >>> spans(11, 4, 1)
+    [(0, 4), (3, 7), (6, 9), (8, 11)]
     """
     if length <= tile:
         return [(0, length)]
     overlap = min(overlap, tile - 1)
     count = math.ceil((length - overlap) / (tile - overlap))
-    starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
-    return [(s, s + tile) for s in starts]
+    covered = length + (count - 1) * overlap  # every window's length, overlaps counted twice
+    sizes = [covered // count + (i < covered % count) for i in range(count)]
+    windows, start = [], 0
+    for size in sizes:
+        windows.append((start, start + size))
+        start += size - overlap
+    return windows
 
 
 def ramp_weights(windows: list[tuple[int, int]], index: int, scale: int) -> Tensor:
@@ -134,30 +144,31 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
     shape = (x.shape[0], out_channels, *x.shape[2:x.ndim - axes], *(t * s for t, s in zip(tokens, scale_out)))
     out = torch.zeros(shape, dtype=torch.float32, device=x.device)
     # the weights are separable and the windows a full grid, so the sum of the weights is the product
-    # of one sum per axis: no buffer of the output's size (memory flat in a video's length)
-    total = torch.ones((), dtype=torch.float32, device=x.device)
-    for axis, (w, s) in enumerate(zip(windows, scale_out)):
-        line = torch.zeros(w[-1][1] * s, dtype=torch.float64)
-        for i, (start, end) in enumerate(w):
-            line[start * s:end * s] += ramp_weights(w, i, s)
-        view = [1] * axes
-        view[axis] = -1
-        total = total * line.to(x.device, torch.float32).view(view)
+    # of one sum per axis: the output is divided by each in turn, and the only buffer of the output's
+    # size is the output (memory flat in a video's length)
+    ramps = [[ramp_weights(w, i, s) for i in range(len(w))] for w, s in zip(windows, scale_out)]
     grid = list(itertools.product(*(range(len(w)) for w in windows)))
     for done, index in enumerate(grid, 1):
         crop_in = tuple(slice(w[i][0] * s, w[i][1] * s) for w, i, s in zip(windows, index, scale_in))
         crop_out = tuple(slice(w[i][0] * s, w[i][1] * s) for w, i, s in zip(windows, index, scale_out))
         y = fn(x[(..., *crop_in)]).float()
         weight = torch.ones((), dtype=torch.float64, device="cpu")
-        for axis, (w, i, s) in enumerate(zip(windows, index, scale_out)):
+        for axis, i in enumerate(index):
             view = [1] * axes
             view[axis] = -1
-            weight = weight * ramp_weights(w, i, s).view(view)
+            weight = weight * ramps[axis][i].view(view)
         weight = weight.to(out.device, torch.float32)
         out[(..., *crop_out)] += y * weight
         if progress is not None:
             progress(done, len(grid))
-    return out.div_(total)  # in place: one output-sized buffer, however long the video
+    for axis, (w, s) in enumerate(zip(windows, scale_out)):  # divide by the weights' sum, one axis at a time
+        line = torch.zeros(w[-1][1] * s, dtype=torch.float64)
+        for (start, end), ramp in zip(w, ramps[axis]):
+            line[start * s:end * s] += ramp
+        view = [1] * axes
+        view[axis] = -1
+        out.div_(line.to(out.device, torch.float32).view(view))  # in place, no (T, H, W) weight map
+    return out
 
 
 def progress_bar(description: str, enabled: bool) -> Callable[[int, int], None] | None:
