@@ -626,7 +626,7 @@ SMALL_TOWERS = ("N", "Ti")
 
 def case_preset(rng: random.Random, env: ApiEnv) -> tuple[str, Callable, Callable | None]:
     from vitok import ViTok, get_config
-    from vitok.config import ViTokConfig
+    from vitok.model_config import ViTokConfig
 
     name = rng.choice(["N-N/8", "N-N/8", "N-N/2x8", "N-N/16", "Ti-N/4", "N-N/1", "N-N/0", "N-N/0x8", "N-N/08",
                        "n-n/8", "N-N/8 ", "N-X/8", "N/8", "", None, 8, ["N-N/8"], "S-B/16", "S-B/4x8", "vitok-tiny",
@@ -1749,8 +1749,8 @@ def judge_cli(argv: list[str], code: Any, out: str, err: str) -> tuple[str, str]
 
 
 def cli_campaign(n: int, rng: random.Random, tally: Tally, root: Path, verbose: bool) -> None:
-    import vitok.data.build
-    import vitok.weights
+    import vitok.tools.data_build
+    import vitok.tools.weights_fetch
     from vitok.cli import build_parser, main, subcommands
 
     root = root / "cli"
@@ -1761,8 +1761,8 @@ def cli_campaign(n: int, rng: random.Random, tally: Tally, root: Path, verbose: 
     def no_network(*args: Any, **kwargs: Any) -> Any:
         raise OSError("Network is unreachable (the fuzz campaign keeps the network down)")
 
-    vitok.data.build.fetch_trees = no_network
-    vitok.weights.fetch = no_network
+    vitok.tools.data_build.fetch_trees = no_network
+    vitok.tools.weights_fetch.fetch = no_network
     cwd = Path.cwd()
     for i in range(n):
         argv = cli_line(random.Random(rng.random()), parsers, pools)

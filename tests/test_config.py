@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vitok import ViTok
-from vitok.config import ViTokConfig
+from vitok.model_config import ViTokConfig
 from vitok.models.dit import dit_config
 from vitok.presets import get_config
 

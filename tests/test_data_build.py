@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from vitok.cli import main
-from vitok.data import build
+from vitok.tools import data_build as build
 
 
 def image(path: Path, size: tuple[int, int], color: tuple[int, int, int] = (200, 40, 90), mode: str = "RGB") -> None:

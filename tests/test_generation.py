@@ -23,7 +23,8 @@ from vitok.diffusion import (
     linear_betas,
     q_sample,
 )
-from vitok.models.dit import DIT_SIZES, DiT, dit_config
+from vitok.models.dit import DiT, dit_config
+from vitok.presets import DIT_SIZES
 
 
 def tiny_dit(**overrides) -> DiT:
@@ -226,11 +227,12 @@ def test_cache_latents_skips_unreadable_files_and_keeps_labels_aligned(class_fol
 
 
 def _dit_run(latents: Path, out: Path, *overrides: str) -> None:
-    from vitok.generate.trainer import load_dit_config, train_dit
+    from vitok.generate.trainer import DiTTrainConfig, train_dit
+    from vitok.train.config import load_config
 
-    train_dit(load_dit_config(None, [f"latents={latents}", f"run.out_dir={out}", "model.preset=DiT-T",
-                                     "optim.batch_size=4", "run.steps=6", "run.ckpt_every=3", "run.log_every=1",
-                                     "run.ema=0.9", "run.device=cpu", "run.precision=fp32", *overrides]))
+    train_dit(load_config(None, [f"latents={latents}", f"run.out_dir={out}", "model.preset=DiT-T", "optim.batch_size=4",
+                                 "run.steps=6", "run.ckpt_every=3", "run.log_every=1", "run.ema=0.9", "run.device=cpu",
+                                 "run.precision=fp32", *overrides], DiTTrainConfig))
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ SRC = REPO / "src" / "vitok"
 
 # docs/architecture.md, bottom to top; a module's layer is that of its top-level name
 LAYERS = [
-    {"config", "presets", "checks", "files", "io", "text", "weights", "safe_pickle"},
+    {"model_config", "presets", "checks", "files", "io", "text", "weights", "safe_pickle"},
     {"nn"},
     {"models", "baselines"},
     {"metrics"},
     {"losses"},
     {"data", "diffusion"},
     {"train", "generate"},
-    {"evaluate", "reconstruct", "bench", "export", "hub", "sweep", "viz", "integrations"},
+    {"evaluate", "reconstruct", "bench", "export", "hub", "sweep", "viz", "integrations", "tools"},
     {"cli", "__main__"},
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
@@ -81,3 +81,12 @@ def test_nothing_below_the_cli_imports_it() -> None:
         if "cli" in path.relative_to(SRC).parts or path.name == "__main__.py":
             continue
         assert all(top_name(m) != "cli" for _, m in imports(path)), f"{path} imports vitok.cli"
+
+
+def test_only_the_cli_reaches_the_packaging_tools() -> None:
+    """vitok.tools (data build, weights fetch) use the network; the library reads only their outputs."""
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).parts
+        if parts[0] in ("cli", "tools"):
+            continue
+        assert all(top_name(m) != "tools" for _, m in imports(path)), f"{path} imports vitok.tools"

@@ -21,8 +21,9 @@ def test_spans_cover_overlap_and_end_flush(length: int, tile: int, overlap: int)
     assert max(sizes) <= min(tile, length) and max(sizes) - min(sizes) <= 1  # balanced, none over the tile
     for (s0, e0), (s1, _) in zip(windows, windows[1:]):
         assert s1 > s0 and e0 - s1 == min(overlap, tile - 1)  # the overlap stays at its target
-    if length > tile:  # the fewest windows that can keep that overlap
-        assert len(windows) == -(-(length - min(overlap, tile - 1)) // (tile - min(overlap, tile - 1)))
+    if length > tile:  # the fewest windows that keep that overlap
+        least = min(overlap, tile - 1)
+        assert len(windows) == -(-(length - least) // (tile - least))
 
 
 @pytest.mark.parametrize("scale", [1, 8])

@@ -6,8 +6,8 @@
 >>> x_hat = model.decode(z, size=x.shape[-2:])
 """
 
-from vitok.config import TowerConfig, ViTokConfig
 from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+from vitok.model_config import TowerConfig, ViTokConfig
 from vitok.models import AutoencoderOutput, LatentDistribution, ViTok
 from vitok.models.dit import DiT, DiTConfig, dit_config
 from vitok.presets import DEFAULT_MODEL, PRESETS, TOWERS, get_config, list_presets

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from vitok.models.bottleneck import LatentDistribution
 from vitok.models.vitok import AutoencoderOutput
+from vitok.nn.patch import from_frames, to_frames
 
 SD_VAE_CONFIG = {  # stable-diffusion-v1-5 vae/config.json
     "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 512, "act_fn": "silu",
@@ -53,31 +54,27 @@ class DiffusersAutoencoder(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> (B, c, H/f, W/f); videos (B, 3, T, H, W) -> (B, c, T, H/f, W/f)."""
         x = x.to(self.dtype)
-        if x.ndim == 5:
-            z = self.vae.encode(x.transpose(1, 2).flatten(0, 1)).latent_dist.mode()
-            return z.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
-        return self.vae.encode(x).latent_dist.mode()
+        z = self.vae.encode(to_frames(x)).latent_dist.mode()
+        return from_frames(z, x.shape[0]) if x.ndim == 5 else z
 
     def decode(self, z: Tensor) -> Tensor:
         z = z.to(self.dtype)
-        if z.ndim == 5:
-            x = self.vae.decode(z.transpose(1, 2).flatten(0, 1)).sample
-            return x.unflatten(0, (z.shape[0], z.shape[2])).transpose(1, 2)
-        return self.vae.decode(z).sample
+        x = self.vae.decode(to_frames(z)).sample
+        return from_frames(x, z.shape[0]) if z.ndim == 5 else x
 
     def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
                 noise: Tensor | None = None) -> AutoencoderOutput:
         """Encode + decode with the same outputs as :meth:`ViTok.forward` (a KL posterior whose
         ``kl()`` is the per-element mean, so the losses treat both models alike)."""
-        flat = (x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x).to(self.dtype)
+        flat = to_frames(x).to(self.dtype)
         dist = self.vae.encode(flat).latent_dist
         posterior = LatentDistribution(dist.mean, dist.logvar)
         if noise is not None and x.ndim == 5:
-            noise = noise.transpose(1, 2).flatten(0, 1)
+            noise = to_frames(noise)
         z = posterior.sample(generator, noise) if sample else posterior.mode()
         recon = self.vae.decode(z).sample
         if x.ndim == 5:
-            unflat = lambda v: v.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)  # noqa: E731
+            unflat = lambda v: from_frames(v, x.shape[0])  # noqa: E731
             recon, z, posterior = unflat(recon), unflat(z), posterior.map(unflat)
         return AutoencoderOutput(recon=recon, latent=z, posterior=posterior)
 

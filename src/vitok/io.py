@@ -285,6 +285,17 @@ def save_video(x: Tensor, path: str | Path, fps: float = 10.0) -> None:
             container.mux(packet)
 
 
+def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bicubic, antialiased resize of (..., H, W) floats in [-1, 1] to ``size`` (H, W), clamped to
+    [-1, 1]; the input itself when it already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    flat = x.reshape(-1, 1, h, w).float()  # CPU has no antialiased bicubic for half types
+    out = F.interpolate(flat, size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
+    return out.reshape(*lead, *size).clamp(-1, 1).to(x.dtype)
+
+
 def resize_center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Resize the shorter side to fit, then center-crop to ``size`` (the evaluation protocol).
 
@@ -305,10 +316,6 @@ def resize_center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     h, w = x.shape[-2:]
     scale = max(th / h, tw / w)
     nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
-    if (nh, nw) != (h, w):
-        lead = x.shape[:-2]
-        flat = x.reshape(-1, 1, h, w).float()  # CPU has no antialiased bicubic for half types
-        flat = F.interpolate(flat, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
-        x = flat.reshape(*lead, nh, nw).clamp(-1, 1).to(x.dtype)
+    x = resize(x, (nh, nw))
     top, left = (nh - th) // 2, (nw - tw) // 2
     return x[..., top:top + th, left:left + tw]

@@ -1,4 +1,5 @@
-"""The one registry of named model sizes.
+"""The one registry of named model sizes: the tokenizer's (:data:`TOWERS`, :data:`PRESETS`) and the
+DiT's (:data:`DIT_SIZES`).
 
 Tower sizes (paper Table 1, plus small CPU towers) combine into a model name
 ``{encoder}-{decoder}/{p}`` (images) or ``{encoder}-{decoder}/{q}x{p}`` (video): ``S-B/16`` is an
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 
 from vitok.checks import describe
-from vitok.config import TowerConfig, ViTokConfig
+from vitok.model_config import TowerConfig, ViTokConfig
 
 TOWERS: dict[str, TowerConfig] = {
     # CPU-sized towers for tests and training on a laptop
@@ -95,3 +96,10 @@ def get_config(name: str, /, **overrides: object) -> ViTokConfig:
 def list_presets() -> list[str]:
     """Names of the registered presets, in registry order."""
     return list(PRESETS)
+
+
+DIT_SIZES: dict[str, tuple[int, int, int]] = {  # width, depth, heads (DiT paper, Table 1) and a CPU one
+    "DiT-T": (128, 4, 4), "DiT-S": (384, 12, 6), "DiT-B": (768, 12, 12), "DiT-L": (1024, 24, 16),
+    "DiT-XL": (1152, 28, 16),
+}
+"""The DiT sizes that ``vitok train-dit`` takes as ``model.preset`` (:func:`vitok.models.dit.dit_config`)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vitok.config import ViTokConfig
+from vitok.model_config import ViTokConfig
 from vitok.presets import DEFAULT_MODEL
 
 

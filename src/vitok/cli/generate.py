@@ -77,9 +77,10 @@ def register_train_dit(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_dit(args: argparse.Namespace) -> int:
-    from vitok.generate.trainer import load_dit_config, train_dit
+    from vitok.generate.trainer import DiTTrainConfig, train_dit
+    from vitok.train.config import load_config
 
-    cfg = load_dit_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, DiTTrainConfig)
     if args.print_config:
         import dataclasses
 

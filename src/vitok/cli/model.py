@@ -34,8 +34,8 @@ def register_presets(sub: argparse._SubParsersAction) -> None:
 
 
 def run_presets(args: argparse.Namespace) -> int:
-    from vitok.models.dit import DIT_SIZES, DiT, dit_config
-    from vitok.presets import PRESETS
+    from vitok.models.dit import DiT, dit_config
+    from vitok.presets import DIT_SIZES, PRESETS
 
     print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
     rows = []

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from vitok import io
 from vitok.data.datasets import MediaFolder
-from vitok.data.transforms import EvalTransform, resize, uniform
+from vitok.data.transforms import EvalTransform, uniform
+from vitok.io import resize
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vitok.checks import check_number, check_shape, check_tensor, describe
+from vitok.io import resize, resize_center_crop
 
 
 def _pair(name: str, value: object) -> tuple[object, object]:
@@ -49,16 +49,6 @@ def random_resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: t
             return top, left, ch, cw
     side = min(h, w)
     return (h - side) // 2, (w - side) // 2, side, side
-
-
-def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bicubic, antialiased resize of (..., H, W) to ``size``, clamped to [-1, 1]."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    lead, (h, w) = x.shape[:-2], x.shape[-2:]
-    flat = x.reshape(-1, 1, h, w).float()  # CPU has no antialiased bicubic for half types
-    out = F.interpolate(flat, size=size, mode="bicubic", antialias=True, align_corners=False)
-    return out.reshape(*lead, *size).clamp(-1, 1).to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -133,8 +123,6 @@ class EvalTransform:
         return dataclasses.replace(self, size=size)
 
     def __call__(self, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-        from vitok.io import resize_center_crop
-
         _check_input(x)
         return resize_center_crop(x, self.size).contiguous()
 

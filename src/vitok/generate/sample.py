@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from vitok.diffusion import alphas_cumprod, ddim_sample, euler_sample, guided, heun_sample, linear_betas
+from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddim_sample, euler_sample, guided, heun_sample, linear_betas
 from vitok.models.dit import DiT
 
 
@@ -55,7 +55,7 @@ def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0,
             fn = guided(dit, y, dit.null_label, cfg_scale, interval, time_max=len(abar))
             out.append(ddim_sample(fn, x, abar, steps).cpu())
         else:
-            model = lambda xt, t, yy: dit(xt, t * 1000, yy)  # noqa: E731 - flow time -> embedding scale
+            model = lambda xt, t, yy: dit(xt, t * TIME_SCALE, yy)  # noqa: E731
             fn = guided(model, y, dit.null_label, cfg_scale, interval, time_max=1.0)
             out.append((euler_sample if sampler == "euler" else heun_sample)(fn, x, steps).cpu())
         bar.update(len(y))

@@ -12,14 +12,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from vitok.diffusion import alphas_cumprod, ddpm_loss, flow_loss, linear_betas
+from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddpm_loss, flow_loss, linear_betas
 from vitok.models.dit import DiT, dit_config
-from vitok.train.config import OptimConfig, RunConfig, from_dict
+from vitok.train.config import OptimConfig, RunConfig
 from vitok.train.distributed import wrap
 from vitok.train.ema import EMA
 from vitok.train.engine import Engine, param_groups, run_cleanly
@@ -44,18 +44,16 @@ class DiTTrainConfig:
                                                                       weight_decay=0.0, warmup=0))
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dit", ema=0.9999))
 
+    path_keys: ClassVar[tuple[str, ...]] = ()  # ``latents`` is a run artifact: it resolves against the cwd
+
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return asdict(self)
 
-
-def load_dit_config(path: str | Path | None, overrides: list[str] = ()) -> DiTTrainConfig:
-    """A checked :class:`DiTTrainConfig` from a YAML file plus ``key=value`` overrides (one-line
-    ``ValueError`` naming the key, or the file and line, for anything wrong)."""
-    from vitok.train.config import read_yaml
-
-    return from_dict(DiTTrainConfig, read_yaml(path, overrides))
+    def checked(self) -> DiTTrainConfig:
+        """Every field is checked as it is read (:func:`vitok.train.config.from_dict`)."""
+        return self
 
 
 def per_sample(seeds: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
@@ -103,7 +101,7 @@ class DiTTrainer(Engine):
         y = torch.where(drop.to(y.device) < self.model.config.class_dropout, self.model.null_label, y)
         if self.cfg.objective == "ddpm":
             return ddpm_loss(lambda xt, t: self.ddp_model(xt, t, y), x, self.abar, u, noise)
-        return flow_loss(lambda xt, t: self.ddp_model(xt, t * 1000, y), x, u, noise)
+        return flow_loss(lambda xt, t: self.ddp_model(xt, t * TIME_SCALE, y), x, u, noise)
 
     def train_step(self, batches: list[dict[str, Tensor]]) -> dict[str, float] | None:
         o = self.cfg.optim

@@ -32,7 +32,8 @@ from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
-from vitok.config import ViTokConfig
+from vitok.model_config import ViTokConfig
+from vitok.models.tiling import TilingConfig
 from vitok.models.vitok import ViTok
 
 
@@ -107,7 +108,7 @@ class AutoencoderViTok(ModelMixin, ConfigMixin):
         return DecoderOutput(sample=decoded) if return_dict else (decoded,)
 
     # ------------------------------------------------------------------ memory switches (as in diffusers)
-    def enable_tiling(self, tile: int | tuple[int, int] | None = None, overlap: float = 0.25) -> None:
+    def enable_tiling(self, tile: int | tuple[int, int] | None = None, overlap: float = TilingConfig.overlap) -> None:
         """Tile large inputs automatically (see :meth:`ViTok.enable_tiling`)."""
         self.model.enable_tiling(tile, overlap)
 

@@ -1,11 +1,11 @@
 """Losses: pixel reconstruction, KL, GAN, and the composite autoencoder loss (its LPIPS and SSIM terms
 use the networks and functions of :mod:`vitok.metrics`: losses import metrics, never the other way)."""
 
-from vitok.losses.autoencoder import AutoencoderLoss, LossConfig, discriminator_loss, to_frames
+from vitok.losses.autoencoder import AutoencoderLoss, LossConfig, discriminator_loss
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
 from vitok.losses.reconstruction import charbonnier, l1, mse, reconstruction_loss
 
 __all__ = [
     "AutoencoderLoss", "Discriminator", "LossConfig", "charbonnier", "d_hinge_loss", "discriminator_loss",
-    "g_loss", "l1", "mse", "ramp", "reconstruction_loss", "to_frames",
+    "g_loss", "l1", "mse", "ramp", "reconstruction_loss",
 ]

@@ -15,6 +15,7 @@ from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
 from vitok.losses.reconstruction import ReconstructionLoss, reconstruction_loss
 from vitok.metrics.ssim import ssim
 from vitok.models.bottleneck import LatentDistribution
+from vitok.nn.patch import to_frames
 
 Perceptual = Literal["lpips-vgg", "lpips-alex", "none"]
 MIN_WINDOW = 32  # smallest side of the perceptual loss's window (LPIPS nets need about 32 px)
@@ -79,13 +80,6 @@ def perceptual_window(size: tuple[int, int], crop: float, shift: int, step: int,
     return slices[0], slices[1]
 
 
-def to_frames(x: Tensor) -> Tensor:
-    """(B, C, T, H, W) -> (B*T, C, H, W); images pass through."""
-    if x.ndim == 5:
-        return x.transpose(1, 2).flatten(0, 1)
-    return x
-
-
 class AutoencoderLoss(nn.Module):
     """Computes the generator-side loss terms and the discriminator loss."""
 
@@ -133,4 +127,4 @@ def discriminator_loss(discriminator: nn.Module, x: Tensor, recon: Tensor) -> tu
                   "d_fake": float(fake.detach().mean())}
 
 
-__all__ = ["AutoencoderLoss", "Discriminator", "LossConfig", "discriminator_loss", "to_frames"]
+__all__ = ["AutoencoderLoss", "Discriminator", "LossConfig", "discriminator_loss"]

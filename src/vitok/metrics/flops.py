@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from vitok.checks import check_shape, describe
-from vitok.config import TowerConfig, ViTokConfig
+from vitok.model_config import TowerConfig, ViTokConfig
 from vitok.nn.pixel_head import conv_tail_macs
 
 

@@ -15,19 +15,15 @@ from torch import Tensor
 
 from vitok.checks import check_pair, describe
 from vitok.metrics.frechet import FeatureStats, frechet_distance
-from vitok.metrics.psnr import to_uint8
+from vitok.metrics.psnr import psnr_uint8, to_uint8
 from vitok.metrics.ssim import ssim
+from vitok.nn.patch import to_frames
 
 
 def check_batches(x: object, y: object) -> None:
     """``TypeError`` / ``ValueError`` unless originals and reconstructions are tensors of one shape,
     images (B, C, H, W) or videos (B, C, T, H, W)."""
     check_pair(("x", "y"), x, y, (4, 5), layout="(B, C, H, W) or (B, C, T, H, W)")
-
-
-def frames(x: Tensor) -> Tensor:
-    """(B, C, T, H, W) -> (B*T, C, H, W); images unchanged."""
-    return x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
 
 
 def _all_reduce_sum(values: Tensor) -> Tensor:
@@ -49,7 +45,7 @@ class MeanMetric:
 
     def update(self, x: Tensor, y: Tensor) -> None:
         check_batches(x, y)
-        scores = self.fn(to_uint8(frames(x)), to_uint8(frames(y))).double()
+        scores = self.fn(to_uint8(to_frames(x)), to_uint8(to_frames(y))).double()
         self.total += float(scores.sum())
         self.count += scores.numel()
 
@@ -58,16 +54,6 @@ class MeanMetric:
         if count == 0:
             raise ValueError(f"{self.name}: no samples seen")
         return total / count
-
-
-PSNR_CAP_DB = 100.0  # the PSNR of an exact frame, so one such frame cannot dominate a mean
-
-
-def psnr_uint8(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR (dB) per frame of uint8-valued (N, C, H, W) tensors (values in [0, 255]), capped at
-    :data:`PSNR_CAP_DB` (identical frames give exactly 100 dB). Returns (N,) float32."""
-    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(255.0**2 / mse)).clamp_max(PSNR_CAP_DB)
 
 
 SSIM_WINDOW = 11  # the Gaussian window: SSIM needs frames at least this large
@@ -100,7 +86,7 @@ class GridMetric:
 
     def update(self, x: Tensor, y: Tensor) -> None:
         check_batches(x, y)
-        error = to_uint8(frames(y)).double() - to_uint8(frames(x)).double()
+        error = to_uint8(to_frames(y)).double() - to_uint8(to_frames(x)).double()
         self.stats += self._steps(error, self.period)
 
     def compute(self) -> float:
@@ -122,7 +108,7 @@ class FrechetMetric:
 
     def update(self, x: Tensor, y: Tensor) -> None:
         check_batches(x, y)
-        prep = (lambda v: to_uint8(frames(v))) if self.per_frame else to_uint8
+        prep = (lambda v: to_uint8(to_frames(v))) if self.per_frame else to_uint8
         with torch.no_grad():
             self.real.update(self.extract(prep(x)))
             self.fake.update(self.extract(prep(y)))

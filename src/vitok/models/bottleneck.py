@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vitok.config import BottleneckType
+from vitok.model_config import BottleneckType
 
 
 class LatentDistribution:

@@ -20,12 +20,13 @@ from torch import Tensor, nn
 
 from vitok.nn.attention import Attention
 from vitok.nn.rope import rope_cos_sin, token_grid
+from vitok.presets import DIT_SIZES
 
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """DiT sizes and conditioning. ``time_scale`` maps the objective's time to the embedding's
-    range (DDPM passes steps in [0, 1000), flow passes t in [0, 1] and uses 1000)."""
+    """DiT sizes and conditioning. The model's timestep input is in DDPM steps, [0, 1000); the
+    flow objective passes t in [0, 1] times :data:`vitok.diffusion.flow.TIME_SCALE`."""
 
     width: int = 384
     depth: int = 12
@@ -38,7 +39,7 @@ class DiTConfig:
     name: str = "DiT-S"
 
     def __post_init__(self) -> None:
-        from vitok.config import check_fields
+        from vitok.model_config import check_fields
 
         check_fields(self)  # types and ranges: ValueError "key must be ..., got ..."
         if self.width % self.heads or (self.width // self.heads) % 2:
@@ -50,15 +51,9 @@ class DiTConfig:
     @classmethod
     def from_dict(cls, data: object) -> DiTConfig:
         """Inverse of ``to_dict``; ``ValueError`` naming the key for unknown keys or bad values."""
-        from vitok.config import known_keys
+        from vitok.model_config import known_keys
 
         return cls(**known_keys(cls, data, "DiTConfig"))
-
-
-DIT_SIZES = {  # width, depth, heads (DiT paper, Table 1) and a CPU one
-    "DiT-T": (128, 4, 4), "DiT-S": (384, 12, 6), "DiT-B": (768, 12, 12), "DiT-L": (1024, 24, 16),
-    "DiT-XL": (1152, 28, 16),
-}
 
 
 def dit_config(name: str, **overrides: object) -> DiTConfig:

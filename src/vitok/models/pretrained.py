@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from vitok.config import ViTokConfig
+from vitok.model_config import ViTokConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -39,7 +39,9 @@ class TilingConfig:
         enabled: tile automatically above ``threshold`` (``encode(..., tiled=True/False)`` forces).
         tile: (H, W) of a spatial window in pixels; None = the model's ``config.image_size``.
         overlap: overlap of neighbouring windows as a fraction of the window (0 <= overlap < 1),
-            rounded to whole tokens.
+            rounded to whole tokens (see :func:`spans`). The default, 3 tokens of a 16-token
+            window, keeps the seams no rougher than the patch lattice's own lines and the windows
+            per megapixel flat from 512 to 4096 px (``benchmarks/bench_tiling.py``, docs/tiling).
         frames: frames per temporal chunk (a multiple of the tubelet q); None = the model's
             ``config.num_frames`` (rounded up to a multiple of q).
         frame_overlap: overlap of neighbouring chunks as a fraction of the chunk.
@@ -51,7 +53,7 @@ class TilingConfig:
 
     enabled: bool = True
     tile: tuple[int, int] | None = None
-    overlap: float = 0.25
+    overlap: float = 0.1875
     frames: int | None = None
     frame_overlap: float = 0.25
     threshold: float = 4.0
@@ -82,10 +84,13 @@ class TilingConfig:
 
 def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Windows ``[start, end)`` covering ``[0, length)``: the fewest windows of at most ``tile`` that
-    overlap their neighbours by exactly ``overlap`` (at most ``tile - 1``), their lengths balanced
-    (they differ by at most one), the first at 0 and the last flush with the end. Keeping the
-    overlap at its target, rather than stretching it until whole tiles fit, keeps the work per
-    pixel flat across sizes (``benchmarks/bench_tiling.py``).
+    overlap their neighbours by ``overlap`` (at most ``tile - 1``), their lengths balanced (they
+    differ by at most one), the first at 0 and the last flush with the end.
+
+    The fewest windows, because each costs a near-fixed time; balanced, because the slack that
+    whole tiles would spend on extra overlap is taken off every window instead (a 512 px image at
+    p = 16 is 3 windows of 12-13 tokens, not of 16 overlapping by 8). The overlap stays at its
+    target, so the time per pixel stays flat across sizes (``benchmarks/bench_tiling.py``).
 
     >>> spans(10, 4, 1)
     [(0, 4), (3, 7), (6, 10)]

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from vitok.config import ViTokConfig
 from vitok.files import atomic_write
+from vitok.model_config import ViTokConfig
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
 from vitok.models.inference import cast_for_inference
 from vitok.models.pretrained import (
@@ -36,7 +36,16 @@ from vitok.models.pretrained import (
     safetensors_shapes,
 )
 from vitok.models.tiling import TilingConfig, concat_slices, progress_bar, spans, tiled_apply
-from vitok.nn import Transformer, pad_to_multiple, patchify, rope_cos_sin, token_grid, unpatchify
+from vitok.nn import (
+    Transformer,
+    from_frames,
+    pad_to_multiple,
+    patchify,
+    rope_cos_sin,
+    to_frames,
+    token_grid,
+    unpatchify,
+)
 from vitok.nn.pixel_head import ConvTail
 
 
@@ -172,8 +181,9 @@ class ViTok(nn.Module):
         return rope_cos_sin(coords, head_dim, self.config.rope_theta)
 
     # ------------------------------------------------------------------ tiling (vitok.models.tiling)
-    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float = 0.25,
-                      frames: int | None = None, frame_overlap: float = 0.25, threshold: float = 4.0) -> None:
+    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float = TilingConfig.overlap,
+                      frames: int | None = None, frame_overlap: float = TilingConfig.frame_overlap,
+                      threshold: float = TilingConfig.threshold) -> None:
         """Tile large inputs automatically (the default): spatial windows of ``tile`` pixels (default
         ``config.image_size``) overlapping by ``overlap`` of a window, temporal chunks of ``frames``
         (default ``config.num_frames``), whenever an input exceeds ``threshold`` windows' tokens.
@@ -361,10 +371,7 @@ class ViTok(nn.Module):
             features = unpatchify(F.linear(h, weight, bias), grid, 1, p, self.config.head_channels)
         else:
             features = unpatchify(self.decoder_features(h), grid, q, p, self.config.head_channels)
-        frames = video.shape[2]
-        flat = lambda v: v.transpose(1, 2).flatten(0, 1)  # noqa: E731  (B*T, C, H, W)
-        out = self.conv_tail(flat(video), flat(features))
-        return out.unflatten(0, (video.shape[0], frames)).transpose(1, 2)
+        return from_frames(self.conv_tail(to_frames(video), to_frames(features)), video.shape[0])
 
     def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
                 noise: Tensor | None = None, tiled: bool | None = None) -> AutoencoderOutput:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vitok.config import NormType
+from vitok.model_config import NormType
 
 
 def make_norm(kind: NormType, dim: int, eps: float = 1e-6) -> nn.Module:

@@ -29,3 +29,14 @@ def unpatchify(tokens: Tensor, grid: tuple[int, int, int], q: int, p: int, chann
         tokens, "b (t h w) (q p1 p2 c) -> b c (t q) (h p1) (w p2)",
         t=t, h=h, w=w, q=q, p1=p, p2=p, c=channels,
     )
+
+
+def to_frames(x: Tensor) -> Tensor:
+    """Videos (B, C, T, H, W) -> frames (B*T, C, H, W), frame index fastest; images (B, C, H, W)
+    pass through. The inverse is :func:`from_frames`."""
+    return x.transpose(1, 2).flatten(0, 1) if x.ndim == 5 else x
+
+
+def from_frames(x: Tensor, batch: int) -> Tensor:
+    """Frames (B*T, C, H, W) -> videos (B, C, T, H, W): the inverse of :func:`to_frames`."""
+    return x.unflatten(0, (batch, x.shape[0] // batch)).transpose(1, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vitok.config import NormType, TowerConfig
+from vitok.model_config import NormType, TowerConfig
 from vitok.nn.attention import Attention
 from vitok.nn.mlp import SwiGLU
 from vitok.nn.norm import make_norm

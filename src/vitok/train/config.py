@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
@@ -118,6 +118,15 @@ class VideoMix:
 
 @dataclass
 class TrainConfig:
+    """The tokenizer's training run (``vitok train``). Every config that :func:`load_config` reads
+    (this one, the DiT's ``DiTTrainConfig``) names the paths in a file that resolve against the
+    file's folder (``path_keys``) and checks itself across fields (``checked``)."""
+
+    # Paths to source data in a config file resolve against the file's folder, so a config runs the
+    # same from any directory. Run artifacts (run.out_dir, model.init_from: usually another run's
+    # output) and command-line overrides resolve against the current directory, where runs write.
+    path_keys: ClassVar[tuple[str, ...]] = ("data.train", "data.motion", "video.data.train", "video.data.motion")
+
     data: DataConfig = field(default_factory=DataConfig)
     video: VideoMix | None = None
     model: ModelSection = field(default_factory=ModelSection)
@@ -127,6 +136,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def checked(self) -> TrainConfig:
+        return check_config(self)
 
 
 # ---------------------------------------------------------------------- dict -> dataclass
@@ -314,12 +326,6 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
-# Paths to source data in a config file resolve against the file's folder, so a config runs the same
-# from any directory. Run artifacts (run.out_dir, model.init_from: usually another run's output) and
-# command-line overrides resolve against the current directory, where runs write.
-DATA_PATH_KEYS = ("data.train", "data.motion", "video.data.train", "video.data.motion")
-
-
 def resolve_relative(data: dict[str, Any], keys: tuple[str, ...], base: Path) -> None:
     """Rewrite the relative local paths (a string or a list of them) under the dotted ``keys`` of
     ``data`` as ``base / path``, in place; absolute paths, URLs (``scheme://``) and WebDataset
@@ -375,7 +381,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     ``optim.accum``, the LR schedule, the video section,
     image sizes the perceptual loss accepts, ``run.out_dir`` not a file. Returns ``cfg``; raises
     one-line ``ValueError`` naming the key."""
-    from vitok.config import ViTokConfig, tower_overrides
+    from vitok.model_config import ViTokConfig, tower_overrides
     from vitok.presets import get_config
 
     for name in ("data", "loss", "optim", "run"):
@@ -437,8 +443,14 @@ def to_yaml(config: dict[str, Any]) -> str:
     return yaml.safe_dump(plain(config), sort_keys=False)
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
-    """A checked :class:`TrainConfig` from a YAML file (or defaults) plus ``key=value`` overrides;
-    one-line ``ValueError`` naming the key (or the file and line) for anything wrong. The file's
-    data paths (:data:`DATA_PATH_KEYS`) resolve against its folder."""
-    return check_config(from_dict(TrainConfig, read_yaml(path, overrides, DATA_PATH_KEYS)))
+ConfigT = TypeVar("ConfigT")
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (),
+                schema: type[ConfigT] = TrainConfig) -> ConfigT:
+    """The one config loader: a checked ``schema`` (:class:`TrainConfig` for ``vitok train``,
+    ``vitok.generate.trainer.DiTTrainConfig`` for ``vitok train-dit``) from a YAML file (or the
+    defaults) plus ``key=value`` overrides. The file's ``schema.path_keys`` resolve against its
+    folder; then ``checked()`` checks across fields. One-line ``ValueError`` naming the key (or the
+    file and line) for anything wrong."""
+    return from_dict(schema, read_yaml(path, overrides, schema.path_keys)).checked()

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vitok.nn.patch import to_frames
+
 
 def comparison_grid(x: Tensor, recon: Tensor, max_items: int = 8, max_frames: int = 4) -> Tensor:
     """Originals above reconstructions: (3, 2*H, N*W) in [-1, 1].
@@ -20,7 +22,7 @@ def comparison_grid(x: Tensor, recon: Tensor, max_items: int = 8, max_frames: in
     def tiles(v: Tensor) -> Tensor:
         if v.ndim == 5:
             clips = max(1, max_items // max_frames)
-            v = v[:clips, :, :max_frames].transpose(1, 2).flatten(0, 1)  # (clips*frames, 3, H, W)
+            v = to_frames(v[:clips, :, :max_frames])  # (clips*frames, 3, H, W)
         return torch.cat(list(v[:max_items].float().clamp(-1, 1)), dim=-1)
 
     return torch.cat([tiles(x.detach().cpu()), tiles(recon.detach().cpu())], dim=-2)

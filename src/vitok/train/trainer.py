@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vitok.config import tower_overrides
 from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
 from vitok.losses.gan import Discriminator
+from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
