@@ -40,6 +40,10 @@ def test_autoencoder_kl_idioms_match_vitok() -> None:
     vae.disable_slicing()
     vae.disable_gradient_checkpointing()
     assert not (vae.use_tiling or vae.use_slicing or vae.is_gradient_checkpointing)
+    vae.use_tiling, vae.use_slicing = True, True  # the flags are settable, as on AutoencoderKL
+    assert vae.use_tiling and vae.use_slicing
+    with pytest.raises(TypeError, match="use_tiling"):
+        vae.use_tiling = "yes"
     assert vae.config.latents_std == pytest.approx([0.5, 1.0, 2.0, 0.8])
 
 

@@ -200,3 +200,61 @@ def test_the_baseline_wrapper_tiles_large_inputs_through_diffusers(tmp_path: Pat
         vae.enable_tiling(33)
     vae.disable_tiling()
     assert not vae.vae.use_tiling
+
+
+# ---------------------------------------------------------------- found by a review as a new user
+def test_tiled_must_be_none_or_a_bool() -> None:
+    model = ViTok.from_preset("N-N/8").eval()
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    for bad in ("False", "auto", 0, []):
+        with pytest.raises(TypeError, match="tiled"):
+            model.encode(x, tiled=bad)
+        with pytest.raises(TypeError, match="tiled"):
+            model.decode(torch.randn(1, 16, 2, 2), tiled=bad)
+
+
+def test_a_tile_is_at_least_one_patch_and_other_switches_check_their_values() -> None:
+    model = ViTok.from_preset("N-N/8")  # p = 8
+    for tile in (4, (16, 1)):
+        with pytest.raises(ValueError, match="tile"):
+            model.enable_tiling(tile=tile)
+    model.enable_tiling(tile=[24, 16])
+    assert model.tiling.tile == (24, 16)  # a list becomes the frozen config's tuple
+    with pytest.raises(TypeError, match="batch_slice"):
+        model.enable_slicing(None)
+    with pytest.raises(TypeError, match="show_progress"):
+        model.show_progress("x")
+    with pytest.raises(ValueError, match="frame_overlap must be in"):
+        model.enable_tiling(frame_overlap=1)
+    with pytest.raises(ValueError, match=r"must be a finite number, got nan"):
+        model.enable_tiling(overlap=float("nan"))
+
+
+def test_a_nonzero_overlap_never_rounds_to_no_overlap() -> None:
+    from vitok.models.tiling import overlap_tokens
+
+    assert overlap_tokens(0.1875, 16) == 3 and overlap_tokens(0.25, 4) == 1 and overlap_tokens(0.25, 2) == 1
+    assert overlap_tokens(0.1875, 6) == 2 and overlap_tokens(0.0, 16) == 0
+    model = ViTok.from_preset("N-N/2x8")
+    model.enable_tiling(tile=16, frames=4)  # 2 x 2 tokens, chunks of 2 tubelets
+    for axis in model.tile_windows((10, 6, 6), video=True):
+        assert all(e0 - s1 >= 1 for (_, e0), (s1, _) in zip(axis, axis[1:]))
+
+
+def test_enable_tiling_keeps_the_settings_it_is_not_given() -> None:
+    model = ViTok.from_preset("N-N/8")
+    model.enable_tiling(tile=24, overlap=0.5, threshold=2.0)
+    model.disable_tiling()
+    model.enable_tiling()
+    assert model.tiling.enabled and model.tiling.tile == (24, 24) and model.tiling.overlap == 0.5
+    assert model.tiling.threshold == 2.0
+    model.enable_tiling(frames=8)
+    assert model.tiling.tile == (24, 24) and model.tiling.frames == 8
+
+
+def test_the_automatic_threshold_counts_a_video_s_tokens_in_space_and_time_together() -> None:
+    model = ViTok.from_preset("N-N/2x8")
+    model.enable_tiling(tile=16, frames=4, threshold=4.0)  # a window: 2 x 2 tokens x 2 tubelets = 8
+    assert not model.is_large((2, 4, 4), video=True)  # 32 tokens = 4 windows
+    assert model.is_large((4, 4, 4), video=True)  # 64 tokens: neither axis alone exceeds 4x, together they do
+    assert model.is_large((1, 4, 5), video=False) and not model.is_large((1, 4, 4), video=False)

@@ -56,7 +56,8 @@ def check_number(name: str, value: object, low: float | None = None, high: float
         allowed = f"in {lo}, {hi}" if low is not None and high is not None else (
             f"{'>' if low_open else '>='} {low}" if low is not None else
             f"{'<' if high_open else '<='} {high}" if high is not None else "finite")
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value}")
+        raise ValueError(f"{name} must be a finite number" + ("" if allowed == "finite" else f" {allowed}")
+                         + f", got {value}")
     return value
 
 

@@ -131,7 +131,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         raise ValueError(f"all image / video files in {', '.join(map(str, args.inputs))} are under --out {args.out}")
     check_output_folder(args.out)
     model = prepare_for_inference(load_model(args.model, args.device), args.precision, args.device, args.compile)
-    model.show_progress()  # a bar of tiles inside a large image or a long video
+    model.show_progress(sys.stderr.isatty())  # a bar of tiles inside a large image or a long video, on a terminal
     lpips = optional_lpips(args.device)
     compiling = CompileStats()
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,

@@ -33,7 +33,6 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
 from vitok.model_config import ViTokConfig
-from vitok.models.tiling import TilingConfig
 from vitok.models.vitok import ViTok
 
 
@@ -108,9 +107,11 @@ class AutoencoderViTok(ModelMixin, ConfigMixin):
         return DecoderOutput(sample=decoded) if return_dict else (decoded,)
 
     # ------------------------------------------------------------------ memory switches (as in diffusers)
-    def enable_tiling(self, tile: int | tuple[int, int] | None = None, overlap: float = TilingConfig.overlap) -> None:
-        """Tile large inputs automatically (see :meth:`ViTok.enable_tiling`)."""
-        self.model.enable_tiling(tile, overlap)
+    def enable_tiling(self, tile: int | tuple[int, int] | None = None, overlap: float | None = None,
+                      frames: int | None = None, frame_overlap: float | None = None,
+                      threshold: float | None = None) -> None:
+        """Tile large inputs automatically (:meth:`ViTok.enable_tiling`: None keeps a setting)."""
+        self.model.enable_tiling(tile, overlap, frames, frame_overlap, threshold)
 
     def disable_tiling(self) -> None:
         self.model.disable_tiling()
@@ -118,12 +119,25 @@ class AutoencoderViTok(ModelMixin, ConfigMixin):
     @property
     def use_tiling(self) -> bool:
         """Whether large inputs are tiled (True by default, unlike AutoencoderKL: vitok tiles only
-        inputs above its threshold, and an input within one tile is exactly the untiled result)."""
+        inputs above its threshold, and an input within one tile is exactly the untiled result).
+        Settable, as on ``AutoencoderKL``."""
         return self.model.tiling.enabled
+
+    @use_tiling.setter
+    def use_tiling(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"use_tiling takes True or False, got {value!r}")
+        self.enable_tiling() if value else self.disable_tiling()
 
     @property
     def use_slicing(self) -> bool:
         return self.model.tiling.batch_slice is not None
+
+    @use_slicing.setter
+    def use_slicing(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"use_slicing takes True or False, got {value!r}")
+        self.enable_slicing() if value else self.disable_slicing()
 
     @property
     def is_gradient_checkpointing(self) -> bool:

@@ -5,8 +5,8 @@ tokens at p = 8) does not fit. Tiling cuts the token grid into overlapping windo
 training size, runs the model on each window and blends the results:
 
 - windows are laid in token units along each tiled axis (H and W, and T in tubelets for video):
-  ``tile`` tokens long, consecutive windows overlapping by ``overlap`` tokens, the last one
-  flush with the end;
+  the fewest windows of at most ``tile`` tokens that overlap by ``overlap`` tokens, their lengths
+  balanced, the last one flush with the end (:func:`spans`);
 - each window's output is weighted by a ramp that rises linearly across the overlap with the
   previous window and falls across the overlap with the next one (weight 1 elsewhere and at the
   image's own borders); the ramps of two neighbours sum to one, so the blend is a partition of
@@ -37,16 +37,17 @@ class TilingConfig:
 
     Attributes:
         enabled: tile automatically above ``threshold`` (``encode(..., tiled=True/False)`` forces).
-        tile: (H, W) of a spatial window in pixels; None = the model's ``config.image_size``.
+        tile: (H, W) of a spatial window in pixels, at least one patch and rounded down to whole
+            patches; None = the model's ``config.image_size``.
         overlap: overlap of neighbouring windows as a fraction of the window (0 <= overlap < 1),
             rounded to whole tokens (see :func:`spans`). The default, 3 tokens of a 16-token
             window, keeps the seams no rougher than the patch lattice's own lines and the windows
             per megapixel flat from 512 to 4096 px (``benchmarks/bench_tiling.py``, docs/tiling).
-        frames: frames per temporal chunk (a multiple of the tubelet q); None = the model's
-            ``config.num_frames`` (rounded up to a multiple of q).
+        frames: frames per temporal chunk, rounded up to whole tubelets (a multiple of q); None =
+            the model's ``config.num_frames``.
         frame_overlap: overlap of neighbouring chunks as a fraction of the chunk.
         threshold: automatic tiling starts when the input has more than ``threshold`` times the
-            tokens of one window (spatially) or more than ``threshold`` chunks' frames (in time).
+            tokens of one window (tile x tile tokens, times the chunk's tubelets for a video).
         batch_slice: process at most this many batch items at once (None = the whole batch).
         progress: show a progress bar (tqdm, on stderr) over the windows of a tiled call.
     """
@@ -70,8 +71,9 @@ class TilingConfig:
             check_shape("tiling tile", self.tile, 2, what="a positive (H, W) of ints")
         check_int("tiling frames", self.frames, 1, optional=True)
         check_int("tiling batch_slice", self.batch_slice, 1, optional=True)
-        if not 0 <= self.overlap < 1 or not 0 <= self.frame_overlap < 1:
-            raise ValueError(f"tiling overlap must be in [0, 1), got {self.overlap} and {self.frame_overlap}")
+        for name in ("overlap", "frame_overlap"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"tiling {name} must be in [0, 1), got {getattr(self, name)}")
         if self.tile is not None and (len(self.tile) != 2 or min(self.tile) <= 0):
             raise ValueError(f"tiling tile must be a positive (H, W), got {self.tile}")
         if self.frames is not None and self.frames <= 0:
@@ -80,6 +82,13 @@ class TilingConfig:
             raise ValueError(f"tiling threshold must be >= 1, got {self.threshold}")
         if self.batch_slice is not None and self.batch_slice <= 0:
             raise ValueError(f"tiling batch_slice must be positive, got {self.batch_slice}")
+
+
+def overlap_tokens(fraction: float, window: int) -> int:
+    """The overlap in whole tokens for ``fraction`` of a ``window``: rounded up, so a non-zero
+    fraction never rounds to no overlap (3/16 of 16 tokens is 3; 1/4 of a 2-tubelet chunk is 1).
+    :func:`spans` caps it at ``window - 1``."""
+    return math.ceil(fraction * window - 1e-9)
 
 
 def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:

@@ -35,7 +35,7 @@ from vitok.models.pretrained import (
     resolve_pretrained,
     safetensors_shapes,
 )
-from vitok.models.tiling import TilingConfig, concat_slices, progress_bar, spans, tiled_apply
+from vitok.models.tiling import TilingConfig, concat_slices, overlap_tokens, progress_bar, spans, tiled_apply
 from vitok.nn import (
     Transformer,
     from_frames,
@@ -181,16 +181,30 @@ class ViTok(nn.Module):
         return rope_cos_sin(coords, head_dim, self.config.rope_theta)
 
     # ------------------------------------------------------------------ tiling (vitok.models.tiling)
-    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float = TilingConfig.overlap,
-                      frames: int | None = None, frame_overlap: float = TilingConfig.frame_overlap,
-                      threshold: float = TilingConfig.threshold) -> None:
-        """Tile large inputs automatically (the default): spatial windows of ``tile`` pixels (default
-        ``config.image_size``) overlapping by ``overlap`` of a window, temporal chunks of ``frames``
-        (default ``config.num_frames``), whenever an input exceeds ``threshold`` windows' tokens.
-        Raises ``ValueError`` for out-of-range values (see :class:`TilingConfig`)."""
-        tile = (tile, tile) if isinstance(tile, int) else tile
-        self.tiling = dataclasses.replace(self.tiling, enabled=True, tile=tile, overlap=overlap, frames=frames,
-                                          frame_overlap=frame_overlap, threshold=threshold)
+    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float | None = None,
+                      frames: int | None = None, frame_overlap: float | None = None,
+                      threshold: float | None = None) -> None:
+        """Tile large inputs automatically (on by default): spatial windows of at most ``tile``
+        pixels (default ``config.image_size``; at least one patch, rounded down to whole patches)
+        overlapping by ``overlap`` of a window, temporal chunks of at most ``frames`` frames
+        (default ``config.num_frames``, rounded up to whole tubelets), whenever an input has more
+        than ``threshold`` windows' worth of tokens (a window: tile x tile, times the chunk for a
+        video). An argument left None keeps its current value (``model.tiling = TilingConfig()``
+        restores the defaults), so ``enable_tiling()`` after :meth:`disable_tiling` brings back
+        the same policy. ``TypeError`` / ``ValueError`` for values out of range (see
+        :class:`TilingConfig`)."""
+        from vitok.checks import check_int
+
+        tile = (tile, tile) if isinstance(tile, int) and not isinstance(tile, bool) else tile
+        tile = tuple(tile) if isinstance(tile, list) else tile
+        changes = {k: v for k, v in dict(tile=tile, overlap=overlap, frames=frames, frame_overlap=frame_overlap,
+                                         threshold=threshold).items() if v is not None}
+        config = dataclasses.replace(self.tiling, enabled=True, **changes)
+        p = self.config.patch_size
+        if config.tile is not None:
+            for side in config.tile:
+                check_int("tile", side, p)  # at least one patch
+        self.tiling = config
 
     def disable_tiling(self) -> None:
         """Never tile automatically (``encode(..., tiled=True)`` still does)."""
@@ -198,10 +212,16 @@ class ViTok(nn.Module):
 
     def show_progress(self, enabled: bool = True) -> None:
         """Draw a progress bar of tiles (tqdm, stderr) while a large input is tiled."""
+        if not isinstance(enabled, bool):
+            raise TypeError(f"show_progress takes True or False, got {enabled!r}")
         self.tiling = dataclasses.replace(self.tiling, progress=enabled)
 
     def enable_slicing(self, batch_slice: int = 1) -> None:
-        """Encode / decode at most ``batch_slice`` batch items at a time (bounds memory for big batches)."""
+        """Encode / decode at most ``batch_slice`` (an int >= 1) batch items at a time (bounds
+        memory for big batches)."""
+        from vitok.checks import check_int
+
+        check_int("batch_slice", batch_slice, 1)
         self.tiling = dataclasses.replace(self.tiling, batch_slice=batch_slice)
 
     def disable_slicing(self) -> None:
@@ -213,9 +233,9 @@ class ViTok(nn.Module):
         cfg = self.tiling
         th, tw, chunk = self._window_tokens()
         t, h, w = grid
-        windows = [spans(h, th, round(cfg.overlap * th)), spans(w, tw, round(cfg.overlap * tw))]
+        windows = [spans(h, th, overlap_tokens(cfg.overlap, th)), spans(w, tw, overlap_tokens(cfg.overlap, tw))]
         if video:
-            windows.insert(0, spans(t, chunk, round(cfg.frame_overlap * chunk)))
+            windows.insert(0, spans(t, chunk, overlap_tokens(cfg.frame_overlap, chunk)))
         return windows
 
     def _window_tokens(self) -> tuple[int, int, int]:
@@ -226,15 +246,18 @@ class ViTok(nn.Module):
 
     def is_large(self, grid: tuple[int, int, int], video: bool) -> bool:
         """Whether automatic tiling tiles a token ``grid``: more than ``threshold`` windows' worth of
-        tokens, or (video) of tubelets. The only size test on the untiled path, so a compiled
-        ``encode`` / ``decode`` with tiling on keeps one graph for all inputs below the threshold."""
+        tokens (a window: th x tw tokens, times the chunk's tubelets for a video). The only size
+        test on the untiled path, so a compiled ``encode`` / ``decode`` with tiling on keeps one
+        graph for all inputs below the threshold."""
         th, tw, chunk = self._window_tokens()
         t, h, w = grid
-        return h * w > self.tiling.threshold * th * tw or (video and t > self.tiling.threshold * chunk)
+        return t * h * w > self.tiling.threshold * th * tw * (chunk if video else 1)
 
     def _tiles(self, tiled: bool | None, grid: tuple[int, int, int], video: bool) -> bool:
         """Whether a call with ``tiled`` (None = automatic) tiles a token ``grid``. With tiling off
         nothing looks at the size, so a compiled encode / decode keeps one graph."""
+        if tiled is not None and not isinstance(tiled, bool):
+            raise TypeError(f"tiled must be None (automatic), True or False, got {tiled!r}")
         if tiled is not None:
             return tiled
         return self.tiling.enabled and self.is_large(grid, video)
