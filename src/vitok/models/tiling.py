@@ -137,6 +137,14 @@ def ramp_weights(windows: list[tuple[int, int]], index: int, scale: int) -> Tens
     return weight.clamp(0, 1)
 
 
+def along(vector: Tensor, axis: int, axes: int) -> Tensor:
+    """A 1-D ``vector`` viewed along ``axis`` of the last ``axes`` dimensions (size 1 elsewhere),
+    so that it broadcasts over them."""
+    shape = [1] * axes
+    shape[axis] = -1
+    return vector.view(shape)
+
+
 def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tuple[int, int]]],
                 scale_in: list[int], scale_out: list[int], out_channels: int,
                 progress: Callable[[int, int], None] | None = None) -> Tensor:
@@ -168,9 +176,7 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
         y = fn(x[(..., *crop_in)]).float()
         weight = torch.ones((), dtype=torch.float64, device="cpu")
         for axis, i in enumerate(index):
-            view = [1] * axes
-            view[axis] = -1
-            weight = weight * ramps[axis][i].view(view)
+            weight = weight * along(ramps[axis][i], axis, axes)
         weight = weight.to(out.device, torch.float32)
         out[(..., *crop_out)] += y * weight
         if progress is not None:
@@ -179,9 +185,7 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], x: Tensor, windows: list[list[tu
         line = torch.zeros(w[-1][1] * s, dtype=torch.float64)
         for (start, end), ramp in zip(w, ramps[axis]):
             line[start * s:end * s] += ramp
-        view = [1] * axes
-        view[axis] = -1
-        out.div_(line.to(out.device, torch.float32).view(view))  # in place, no (T, H, W) weight map
+        out.div_(along(line.to(out.device, torch.float32), axis, axes))  # in place, no (T, H, W) weight map
     return out
 
 

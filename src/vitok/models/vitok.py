@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from vitok.checks import check_device, check_int, describe
 from vitok.files import atomic_write
 from vitok.model_config import ViTokConfig
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
@@ -193,8 +194,6 @@ class ViTok(nn.Module):
         restores the defaults), so ``enable_tiling()`` after :meth:`disable_tiling` brings back
         the same policy. ``TypeError`` / ``ValueError`` for values out of range (see
         :class:`TilingConfig`)."""
-        from vitok.checks import check_int
-
         tile = (tile, tile) if isinstance(tile, int) and not isinstance(tile, bool) else tile
         tile = tuple(tile) if isinstance(tile, list) else tile
         changes = {k: v for k, v in dict(tile=tile, overlap=overlap, frames=frames, frame_overlap=frame_overlap,
@@ -219,8 +218,6 @@ class ViTok(nn.Module):
     def enable_slicing(self, batch_slice: int = 1) -> None:
         """Encode / decode at most ``batch_slice`` (an int >= 1) batch items at a time (bounds
         memory for big batches)."""
-        from vitok.checks import check_int
-
         check_int("batch_slice", batch_slice, 1)
         self.tiling = dataclasses.replace(self.tiling, batch_slice=batch_slice)
 
@@ -256,11 +253,11 @@ class ViTok(nn.Module):
     def _tiles(self, tiled: bool | None, grid: tuple[int, int, int], video: bool) -> bool:
         """Whether a call with ``tiled`` (None = automatic) tiles a token ``grid``. With tiling off
         nothing looks at the size, so a compiled encode / decode keeps one graph."""
-        if tiled is not None and not isinstance(tiled, bool):
+        if tiled is None:
+            return self.tiling.enabled and self.is_large(grid, video)
+        if not isinstance(tiled, bool):
             raise TypeError(f"tiled must be None (automatic), True or False, got {tiled!r}")
-        if tiled is not None:
-            return tiled
-        return self.tiling.enabled and self.is_large(grid, video)
+        return tiled
 
     # ------------------------------------------------------------------ encoder
     def encode_posterior(self, x: Tensor, tiled: bool | None = None) -> LatentDistribution:
@@ -415,8 +412,6 @@ class ViTok(nn.Module):
         anything else."""
         if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) not in (4, 5) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
-            from vitok.checks import describe
-
             raise ValueError(f"shape must be (B, 3, H, W) or (B, 3, T, H, W) of positive ints, got {describe(shape)}")
         c = self.config.latent_channels
         if len(shape) == 4:
@@ -502,8 +497,6 @@ class ViTok(nn.Module):
             ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
                 not match the config (each message names the file).
         """
-        from vitok.checks import check_device
-
         device = check_device("device", "cpu" if device is None else device)
         directory = resolve_pretrained(name_or_path, revision)
         config = read_config(directory / CONFIG_NAME)
