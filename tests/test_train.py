@@ -18,9 +18,10 @@ from vitok.losses import AutoencoderLoss, LossConfig
 from vitok.metrics.psnr import psnr
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from vitok.train.config import TrainConfig, apply_override, from_dict
+from vitok.train.config import TrainConfig
 from vitok.train.engine import param_groups
 from vitok.train.schedule import cosine_lr, warmup_steps
+from vitok.train.schema import apply_override, from_dict
 
 
 @pytest.fixture

@@ -9,10 +9,15 @@ its shape and dtype, never by its contents, so a message stays on one line.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
+
+# A config field's range: (predicate on the type-checked value, what is allowed). Config sections
+# declare theirs beside their fields as a ``ranges`` ClassVar (vitok.train.schema.check_ranges).
+Rule = tuple[Callable[[Any], bool], str]
 
 
 def describe(value: object) -> str:

@@ -234,14 +234,20 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         "metrics": compute_metrics(metrics), "skipped": skipped,
         "skipped_files": sorted(unreadable), "lattice_period": lattice_period(model),
     }
-    out = Path(cfg.out_dir)
+    write_results(Path(cfg.out_dir), results, metrics, shown)
+    return results
+
+
+def write_results(out: Path, results: dict[str, Any], metrics: dict[str, Any],
+                  shown: list[tuple[torch.Tensor, torch.Tensor, float]]) -> None:
+    """``results.json``, the reference statistics of the Frechet metrics (``<name>_real_stats.npz``,
+    reusable for generation metrics) and ``comparison.png`` (originals over reconstructions)."""
     out.mkdir(parents=True, exist_ok=True)
     for name, metric in metrics.items():
-        if hasattr(metric, "real"):  # reference-set statistics, reusable for generation metrics
+        if hasattr(metric, "real"):
             metric.real.save(out / f"{name}_real_stats.npz")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     save_comparison(shown, out / "comparison.png")
-    return results
 
 
 def compute_metrics(metrics: dict[str, Any]) -> dict[str, float]:

@@ -59,7 +59,7 @@ class SweepSpec:
 def load_spec(path: str | Path) -> SweepSpec:
     """A checked :class:`SweepSpec`; its ``base`` config and ``eval.data`` resolve against the spec
     file's folder (``out_dir`` against the current directory, like a config's run directory)."""
-    from vitok.train.config import from_dict, read_yaml
+    from vitok.train.schema import from_dict, read_yaml
 
     spec = from_dict(SweepSpec, read_yaml(path, relative_to_file=("base", "eval.data")))
     if not spec.grid and not spec.variants:

@@ -3,14 +3,17 @@
 Each subcommand is a ``register_*`` function (its arguments) and a ``run_*`` function (the job),
 so ``vitok --help`` lists them all and each has its own ``--help``:
 
-- ``model.py``     presets, flops, reconstruct, demo, export (using a tokenizer)
-- ``train.py``     train, sweep
-- ``evaluate.py``  eval, bench
-- ``data.py``      data, weights (offline resources)
-- ``generate.py``  cache-latents, train-dit, sample, eval-gen (a DiT on the latents)
+- ``tokenizer_commands.py``   presets, flops, reconstruct, demo, export (using a tokenizer)
+- ``training_commands.py``    train, sweep
+- ``measuring_commands.py``   eval, bench
+- ``resource_commands.py``    data, weights (offline resources)
+- ``generation_commands.py``  cache-latents, train-dit, sample, eval-gen (a DiT on the latents)
 - ``options.py``   the one vocabulary of flags (``--model``, ``--size``, ``--device``, ...) and the parser
 - ``argtypes.py``  checked ``type=`` converters (sizes, devices, ranges)
 - ``common.py``    helpers they share
+
+The command modules are named ``*_commands`` so that none shares a name with the library package
+it drives (``cli/training_commands.py`` runs ``vitok.train``).
 
 Options may come before or after positional arguments (``vitok train CFG --print-config
 run.steps=5``); ``vitok`` alone prints this help.
@@ -23,16 +26,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vitok.cli import data, evaluate, generate, model, train
+from vitok.cli import (
+    generation_commands,
+    measuring_commands,
+    resource_commands,
+    tokenizer_commands,
+    training_commands,
+)
 from vitok.cli.common import DEMO_MODEL, SAMPLES, SHIPPED
 from vitok.cli.options import Parser
 
 __all__ = ["DEMO_MODEL", "SAMPLES", "SHIPPED", "build_parser", "main"]
 
+tokenizer, training, measuring, resource = tokenizer_commands, training_commands, measuring_commands, resource_commands
 COMMANDS = (
-    model.register_presets, model.register_flops, model.register_reconstruct, model.register_demo,
-    data.register_weights, train.register_train, evaluate.register_eval, evaluate.register_bench,
-    data.register_data, train.register_sweep, model.register_export, *generate.COMMANDS,
+    tokenizer.register_presets, tokenizer.register_flops, tokenizer.register_reconstruct, tokenizer.register_demo,
+    resource.register_weights, training.register_train, measuring.register_eval, measuring.register_bench,
+    resource.register_data, training.register_sweep, tokenizer.register_export, *generation_commands.COMMANDS,
 )
 
 

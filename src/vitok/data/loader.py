@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vitok.checks import Rule
 from vitok.data.datasets import KeyedConcat, Kind, MediaFolder, collate
 from vitok.data.motion import CameraMotion, MotionClips
 from vitok.data.sampler import StepBatchSampler
 from vitok.data.shards import ShardDataset, is_shard_spec
 from vitok.data.transforms import TrainTransform
+
+MAX_SIDE = 8192  # largest training crop: beyond this no accelerator holds the activations
+
+
+def _sizes(value: int | list[int]) -> list[int]:
+    return value if isinstance(value, list) else [value]
 
 
 @dataclass
@@ -49,6 +57,19 @@ class DataConfig:
     motion: list[str] = field(default_factory=list)
     motion_repeat: int = 1
     train_repeat: int = 1
+
+    ranges: ClassVar[dict[str, Rule]] = {
+        "image_size": (lambda v: bool(_sizes(v)) and all(1 <= s <= MAX_SIDE for s in _sizes(v)),
+                       f"an int or a non-empty list of ints in [1, {MAX_SIDE}]"),
+        "num_frames": (lambda v: 1 <= v <= 4096, "in [1, 4096]"),
+        "frame_stride": (lambda v: v >= 1, ">= 1"),
+        "scale": (lambda v: 0 < v[0] <= v[1] <= 1, "[lo, hi] with 0 < lo <= hi <= 1"),
+        "short_side": (lambda v: v is None or 1 <= v[0] <= v[1] <= 4 * MAX_SIDE,
+                       f"null or [lo, hi] with 1 <= lo <= hi <= {4 * MAX_SIDE}"),
+        "workers": (lambda v: 0 <= v <= 256, "in [0, 256]"),
+        "motion_repeat": (lambda v: v >= 1, ">= 1"),
+        "train_repeat": (lambda v: v >= 1, ">= 1"),
+    }
 
     def __post_init__(self) -> None:
         if any(size <= 0 for size in self.sizes):

@@ -52,7 +52,7 @@ class DiTTrainConfig:
         return asdict(self)
 
     def checked(self) -> DiTTrainConfig:
-        """Every field is checked as it is read (:func:`vitok.train.config.from_dict`)."""
+        """Every field is checked as it is read (:func:`vitok.train.schema.from_dict`)."""
         return self
 
 

@@ -6,11 +6,12 @@ Video batches (B, 3, T, H, W) are flattened to frames for LPIPS, SSIM and the di
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
+from vitok.checks import Rule
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
 from vitok.losses.reconstruction import ReconstructionLoss, reconstruction_loss
 from vitok.metrics.ssim import ssim
@@ -42,6 +43,16 @@ class LossConfig:
     disc_lr: float = 2e-5
     disc_warmup: int = 0  # linear warm-up of the discriminator LR
     disc_channels: int = 64
+
+    ranges: ClassVar[dict[str, Rule]] = {
+        **{name: (lambda v: v >= 0, ">= 0") for name in (
+            "reconstruction_weight", "kl_weight", "perceptual_weight", "perceptual_start", "perceptual_ramp",
+            "perceptual_shift", "ssim_weight", "gan_weight", "gan_start", "gan_ramp", "disc_warmup")},
+        "perceptual_every": (lambda v: v >= 1, ">= 1"),
+        "perceptual_crop": (lambda v: 0 < v <= 1, "in (0, 1]"),
+        "disc_lr": (lambda v: v > 0, "> 0"),
+        "disc_channels": (lambda v: 1 <= v <= 4096, "in [1, 4096]"),
+    }
 
     def __post_init__(self) -> None:
         if not 0 < self.perceptual_crop <= 1:

@@ -24,6 +24,14 @@ class LatentDistribution:
         self.mean = mean
         self.logvar = logvar
 
+    @classmethod
+    def cat(cls, parts: list[LatentDistribution]) -> LatentDistribution:
+        """The distributions of consecutive batch slices as one (concatenated along dim 0)."""
+        if len(parts) == 1:
+            return parts[0]
+        logvar = None if parts[0].logvar is None else torch.cat([p.logvar for p in parts])
+        return cls(torch.cat([p.mean for p in parts]), logvar)
+
     @property
     def std(self) -> Tensor:
         if self.logvar is None:

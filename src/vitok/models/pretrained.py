@@ -12,8 +12,17 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import torch
+
+from vitok.checks import check_device
+from vitok.files import atomic_write
 from vitok.model_config import ViTokConfig
+from vitok.models.inference import cast_for_inference
+
+if TYPE_CHECKING:
+    from vitok.models.vitok import ViTok
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -111,3 +120,76 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
     if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"hub model {repo_id!r} has no {CONFIG_NAME} + {WEIGHTS_NAME} (not a vitok model)")
     return folder
+
+
+class PretrainedMixin:
+    """Saving and loading of :class:`~vitok.models.vitok.ViTok` in the Hugging Face layout
+    (``config.json`` + ``model.safetensors``; ``save_pretrained`` / ``from_pretrained`` /
+    ``push_to_hub``). The model class is built from its config (``cls(config)``) and carries it as
+    ``self.config``."""
+
+    config: ViTokConfig
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;
+        ``dtype`` (e.g. ``torch.bfloat16``) stores the weights smaller (loading casts them back)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
+                 for k, v in self.state_dict().items()}
+        config = self.config.to_dict()
+        atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
+        text = json.dumps({"model_type": "vitok", **config}, indent=2)
+        atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
+        return directory
+
+    def push_to_hub(self, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
+                    private: bool | None = None, token: str | None = None, revision: str | None = None,
+                    commit_message: str = "Upload vitok model") -> str:
+        """Upload ``config.json``, ``model.safetensors`` and a generated model card (``README.md``) to the
+        Hugging Face Hub repository ``repo_id`` (created if missing); returns the commit URL.
+        The files are those of :func:`vitok.hub.prepare_folder`. Needs ``huggingface_hub``."""
+        from vitok.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, name, facts, private, token, revision, commit_message)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None, revision: str | None = None) -> ViTok:
+        """Load a model saved by :meth:`save_pretrained`: a local directory, a model shipped with the
+        package, or a Hugging Face Hub id ``org/name`` at ``revision`` (through the hub cache;
+        ``HF_HUB_OFFLINE=1`` uses the cache only). No unpickling: the weights are safetensors.
+
+        The config is validated and the model is first built on the meta device and compared
+        with the safetensors header (no tensor is read), so a config that does not match its
+        weights fails fast, using no memory. ``dtype=torch.bfloat16`` is bf16 inference: the
+        weights are cast once, except the float32 parts named in ``fp32_modules`` (see
+        :func:`vitok.models.inference.cast_for_inference`).
+
+        Raises:
+            FileNotFoundError: no such directory or shipped model.
+            ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
+                not match the config (each message names the file).
+        """
+        device = check_device("device", "cpu" if device is None else device)
+        directory = resolve_pretrained(name_or_path, revision)
+        config = read_config(directory / CONFIG_NAME)
+        weights = directory / WEIGHTS_NAME
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        stored = safetensors_shapes(weights)
+        missing = sorted(set(expected) - set(stored))
+        unexpected = sorted(set(stored) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        if missing or unexpected or wrong:
+            raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
+        from safetensors.torch import load_file
+
+        model = cls(config)
+        model.load_state_dict(load_file(str(weights)))
+        model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
+        model = model.to(device).eval()
+        return model if dtype is None else cast_for_inference(model, dtype)

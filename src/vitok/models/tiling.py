@@ -22,13 +22,20 @@ overlap-and-feather scheme of diffusers' ``AutoencoderKL.enable_tiling``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from vitok.checks import check_int
+
+if TYPE_CHECKING:
+    from vitok.model_config import ViTokConfig
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,94 @@ class TilingConfig:
             raise ValueError(f"tiling threshold must be >= 1, got {self.threshold}")
         if self.batch_slice is not None and self.batch_slice <= 0:
             raise ValueError(f"tiling batch_slice must be positive, got {self.batch_slice}")
+
+
+class TilingMixin:
+    """The tiling switches of :class:`~vitok.models.vitok.ViTok` (diffusers' names:
+    ``enable_tiling`` / ``disable_tiling`` / ``enable_slicing`` / ``disable_slicing``) and the
+    policy that decides, per call, whether an input is tiled and into which windows. The model
+    holds its policy in ``self.tiling`` (a :class:`TilingConfig`) and its sizes in ``self.config``.
+    """
+
+    tiling: TilingConfig
+    config: ViTokConfig
+
+    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float | None = None,
+                      frames: int | None = None, frame_overlap: float | None = None,
+                      threshold: float | None = None) -> None:
+        """Tile large inputs automatically (on by default): spatial windows of at most ``tile``
+        pixels (default ``config.image_size``; at least one patch, rounded down to whole patches)
+        overlapping by ``overlap`` of a window, temporal chunks of at most ``frames`` frames
+        (default ``config.num_frames``, rounded up to whole tubelets), whenever an input has more
+        than ``threshold`` windows' worth of tokens (a window: tile x tile, times the chunk for a
+        video). An argument left None keeps its current value (``model.tiling = TilingConfig()``
+        restores the defaults), so ``enable_tiling()`` after :meth:`disable_tiling` brings back
+        the same policy. ``TypeError`` / ``ValueError`` for values out of range (see
+        :class:`TilingConfig`)."""
+        tile = (tile, tile) if isinstance(tile, int) and not isinstance(tile, bool) else tile
+        tile = tuple(tile) if isinstance(tile, list) else tile
+        changes = {k: v for k, v in dict(tile=tile, overlap=overlap, frames=frames, frame_overlap=frame_overlap,
+                                         threshold=threshold).items() if v is not None}
+        config = dataclasses.replace(self.tiling, enabled=True, **changes)
+        p = self.config.patch_size
+        if config.tile is not None:
+            for side in config.tile:
+                check_int("tile", side, p)  # at least one patch
+        self.tiling = config
+
+    def disable_tiling(self) -> None:
+        """Never tile automatically (``encode(..., tiled=True)`` still does)."""
+        self.tiling = dataclasses.replace(self.tiling, enabled=False)
+
+    def show_progress(self, enabled: bool = True) -> None:
+        """Draw a progress bar of tiles (tqdm, stderr) while a large input is tiled."""
+        if not isinstance(enabled, bool):
+            raise TypeError(f"show_progress takes True or False, got {enabled!r}")
+        self.tiling = dataclasses.replace(self.tiling, progress=enabled)
+
+    def enable_slicing(self, batch_slice: int = 1) -> None:
+        """Encode / decode at most ``batch_slice`` (an int >= 1) batch items at a time (bounds
+        memory for big batches)."""
+        check_int("batch_slice", batch_slice, 1)
+        self.tiling = dataclasses.replace(self.tiling, batch_slice=batch_slice)
+
+    def disable_slicing(self) -> None:
+        self.tiling = dataclasses.replace(self.tiling, batch_slice=None)
+
+    def tile_windows(self, grid: tuple[int, int, int], video: bool) -> list[list[tuple[int, int]]]:
+        """Token-unit windows along (t,) h, w for a token ``grid`` (whether the policy tiles it
+        automatically is :meth:`is_large`)."""
+        cfg = self.tiling
+        th, tw, chunk = self._window_tokens()
+        t, h, w = grid
+        windows = [spans(h, th, overlap_tokens(cfg.overlap, th)), spans(w, tw, overlap_tokens(cfg.overlap, tw))]
+        if video:
+            windows.insert(0, spans(t, chunk, overlap_tokens(cfg.frame_overlap, chunk)))
+        return windows
+
+    def _window_tokens(self) -> tuple[int, int, int]:
+        """(tile height, tile width, chunk length) in tokens / tubelets."""
+        cfg, q, p = self.tiling, self.config.tubelet_size, self.config.patch_size
+        tile_h, tile_w = cfg.tile or self.config.image_size
+        return max(1, tile_h // p), max(1, tile_w // p), max(1, math.ceil((cfg.frames or self.config.num_frames) / q))
+
+    def is_large(self, grid: tuple[int, int, int], video: bool) -> bool:
+        """Whether automatic tiling tiles a token ``grid``: more than ``threshold`` windows' worth of
+        tokens (a window: th x tw tokens, times the chunk's tubelets for a video). The only size
+        test on the untiled path, so a compiled ``encode`` / ``decode`` with tiling on keeps one
+        graph for all inputs below the threshold."""
+        th, tw, chunk = self._window_tokens()
+        t, h, w = grid
+        return t * h * w > self.tiling.threshold * th * tw * (chunk if video else 1)
+
+    def _tiles(self, tiled: bool | None, grid: tuple[int, int, int], video: bool) -> bool:
+        """Whether a call with ``tiled`` (None = automatic) tiles a token ``grid``. With tiling off
+        nothing looks at the size, so a compiled encode / decode keeps one graph."""
+        if tiled is None:
+            return self.tiling.enabled and self.is_large(grid, video)
+        if not isinstance(tiled, bool):
+            raise TypeError(f"tiled must be None (automatic), True or False, got {tiled!r}")
+        return tiled
 
 
 def overlap_tokens(fraction: float, window: int) -> int:
@@ -212,6 +307,11 @@ def batch_slices(batch: int, size: int | None) -> list[slice]:
     """Consecutive slices of at most ``size`` items (one slice for the whole batch if None)."""
     size = size or batch
     return [slice(i, min(i + size, batch)) for i in range(0, batch, size)]
+
+
+def split_batch(x: Tensor, size: int | None) -> list[Tensor]:
+    """``x`` cut along the batch into slices of at most ``size`` items (``[x]`` if None)."""
+    return [x] if size is None else [x[part] for part in batch_slices(x.shape[0], size)]
 
 
 def concat_slices(fn: Callable[[Tensor], Tensor], x: Tensor, size: int | None) -> Tensor:

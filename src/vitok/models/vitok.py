@@ -1,7 +1,8 @@
 """ViTok: a Vision-Transformer autoencoder for images and videos (arXiv 2501.09755).
 
-Read top-down: input checks -> the model (patch embed, encoder, bottleneck, decoder) ->
-saving and loading. Layouts:
+Read top-down: input checks -> the model (patch embed, encoder, bottleneck, decoder) -> latent
+statistics. The tiling switches and policy come from :class:`vitok.models.tiling.TilingMixin`,
+saving and loading from :class:`vitok.models.pretrained.PretrainedMixin`. Layouts:
 
 - image  ``(B, 3, H, W)``,     values in [-1, 1]  <->  latent ``(B, c, H/p, W/p)``
 - video  ``(B, 3, T, H, W)``,  values in [-1, 1]  <->  latent ``(B, c, T/q, H/p, W/p)``
@@ -12,31 +13,18 @@ out; positions come from axial RoPE over the (t, y, x) token grid, so any resolu
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from vitok.checks import check_device, check_int, describe
-from vitok.files import atomic_write
+from vitok.checks import describe
 from vitok.model_config import ViTokConfig
 from vitok.models.bottleneck import Bottleneck, LatentDistribution
-from vitok.models.inference import cast_for_inference
-from vitok.models.pretrained import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    read_config,
-    resolve_pretrained,
-    safetensors_shapes,
-)
-from vitok.models.tiling import TilingConfig, concat_slices, overlap_tokens, progress_bar, spans, tiled_apply
+from vitok.models.pretrained import PretrainedMixin
+from vitok.models.tiling import TilingConfig, TilingMixin, concat_slices, progress_bar, split_batch, tiled_apply
 from vitok.nn import (
     Transformer,
     from_frames,
@@ -91,7 +79,7 @@ def check_latent(z: object, channels: int) -> None:
         raise ValueError(f"expected {expected}, got dtype {z.dtype} and shape {tuple(z.shape)}")
 
 
-class ViTok(nn.Module):
+class ViTok(TilingMixin, PretrainedMixin, nn.Module):
     """The ViTok autoencoder. Build it with :meth:`from_preset` or :meth:`from_pretrained`."""
 
     def __init__(self, config: ViTokConfig) -> None:
@@ -181,84 +169,6 @@ class ViTok(nn.Module):
         coords = token_grid(*grid, device=self.device)
         return rope_cos_sin(coords, head_dim, self.config.rope_theta)
 
-    # ------------------------------------------------------------------ tiling (vitok.models.tiling)
-    def enable_tiling(self, tile: tuple[int, int] | int | None = None, overlap: float | None = None,
-                      frames: int | None = None, frame_overlap: float | None = None,
-                      threshold: float | None = None) -> None:
-        """Tile large inputs automatically (on by default): spatial windows of at most ``tile``
-        pixels (default ``config.image_size``; at least one patch, rounded down to whole patches)
-        overlapping by ``overlap`` of a window, temporal chunks of at most ``frames`` frames
-        (default ``config.num_frames``, rounded up to whole tubelets), whenever an input has more
-        than ``threshold`` windows' worth of tokens (a window: tile x tile, times the chunk for a
-        video). An argument left None keeps its current value (``model.tiling = TilingConfig()``
-        restores the defaults), so ``enable_tiling()`` after :meth:`disable_tiling` brings back
-        the same policy. ``TypeError`` / ``ValueError`` for values out of range (see
-        :class:`TilingConfig`)."""
-        tile = (tile, tile) if isinstance(tile, int) and not isinstance(tile, bool) else tile
-        tile = tuple(tile) if isinstance(tile, list) else tile
-        changes = {k: v for k, v in dict(tile=tile, overlap=overlap, frames=frames, frame_overlap=frame_overlap,
-                                         threshold=threshold).items() if v is not None}
-        config = dataclasses.replace(self.tiling, enabled=True, **changes)
-        p = self.config.patch_size
-        if config.tile is not None:
-            for side in config.tile:
-                check_int("tile", side, p)  # at least one patch
-        self.tiling = config
-
-    def disable_tiling(self) -> None:
-        """Never tile automatically (``encode(..., tiled=True)`` still does)."""
-        self.tiling = dataclasses.replace(self.tiling, enabled=False)
-
-    def show_progress(self, enabled: bool = True) -> None:
-        """Draw a progress bar of tiles (tqdm, stderr) while a large input is tiled."""
-        if not isinstance(enabled, bool):
-            raise TypeError(f"show_progress takes True or False, got {enabled!r}")
-        self.tiling = dataclasses.replace(self.tiling, progress=enabled)
-
-    def enable_slicing(self, batch_slice: int = 1) -> None:
-        """Encode / decode at most ``batch_slice`` (an int >= 1) batch items at a time (bounds
-        memory for big batches)."""
-        check_int("batch_slice", batch_slice, 1)
-        self.tiling = dataclasses.replace(self.tiling, batch_slice=batch_slice)
-
-    def disable_slicing(self) -> None:
-        self.tiling = dataclasses.replace(self.tiling, batch_slice=None)
-
-    def tile_windows(self, grid: tuple[int, int, int], video: bool) -> list[list[tuple[int, int]]]:
-        """Token-unit windows along (t,) h, w for a token ``grid`` (whether the policy tiles it
-        automatically is :meth:`is_large`)."""
-        cfg = self.tiling
-        th, tw, chunk = self._window_tokens()
-        t, h, w = grid
-        windows = [spans(h, th, overlap_tokens(cfg.overlap, th)), spans(w, tw, overlap_tokens(cfg.overlap, tw))]
-        if video:
-            windows.insert(0, spans(t, chunk, overlap_tokens(cfg.frame_overlap, chunk)))
-        return windows
-
-    def _window_tokens(self) -> tuple[int, int, int]:
-        """(tile height, tile width, chunk length) in tokens / tubelets."""
-        cfg, q, p = self.tiling, self.config.tubelet_size, self.config.patch_size
-        tile_h, tile_w = cfg.tile or self.config.image_size
-        return max(1, tile_h // p), max(1, tile_w // p), max(1, math.ceil((cfg.frames or self.config.num_frames) / q))
-
-    def is_large(self, grid: tuple[int, int, int], video: bool) -> bool:
-        """Whether automatic tiling tiles a token ``grid``: more than ``threshold`` windows' worth of
-        tokens (a window: th x tw tokens, times the chunk's tubelets for a video). The only size
-        test on the untiled path, so a compiled ``encode`` / ``decode`` with tiling on keeps one
-        graph for all inputs below the threshold."""
-        th, tw, chunk = self._window_tokens()
-        t, h, w = grid
-        return t * h * w > self.tiling.threshold * th * tw * (chunk if video else 1)
-
-    def _tiles(self, tiled: bool | None, grid: tuple[int, int, int], video: bool) -> bool:
-        """Whether a call with ``tiled`` (None = automatic) tiles a token ``grid``. With tiling off
-        nothing looks at the size, so a compiled encode / decode keeps one graph."""
-        if tiled is None:
-            return self.tiling.enabled and self.is_large(grid, video)
-        if not isinstance(tiled, bool):
-            raise TypeError(f"tiled must be None (automatic), True or False, got {tiled!r}")
-        return tiled
-
     # ------------------------------------------------------------------ encoder
     def encode_posterior(self, x: Tensor, tiled: bool | None = None) -> LatentDistribution:
         """Pixels (image or video, [-1, 1]) -> latent distribution in grid layout.
@@ -272,7 +182,8 @@ class ViTok(nn.Module):
         grid = self.latent_grid(tuple(x.shape[-3:]) if video else (1, *x.shape[-2:]))
         if not self._tiles(tiled, grid, video):
             x = pad_to_multiple(x.unsqueeze(2), 1, p)[:, :, 0] if not video else pad_to_multiple(x, q, p)
-            return concat_posteriors([self._encode_posterior(part) for part in _split(x, self.tiling.batch_slice)])
+            parts = split_batch(x, self.tiling.batch_slice)
+            return LatentDistribution.cat([self._encode_posterior(part) for part in parts])
         # tiled: no padded copy of the whole input (memory flat in a video's length); a window that
         # reaches past the end is edge-padded by _encode_posterior, which is the same values
         windows = self.tile_windows(grid, video)
@@ -453,70 +364,6 @@ class ViTok(nn.Module):
         check_latent(z, self.config.latent_channels)
         return z * self._stat_view(self.latent_std, z) + self._stat_view(self.latent_mean, z)
 
-    # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;
-        ``dtype`` (e.g. ``torch.bfloat16``) stores the weights smaller (loading casts them back)."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
-                 for k, v in self.state_dict().items()}
-        config = self.config.to_dict()
-        atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
-        text = json.dumps({"model_type": "vitok", **config}, indent=2)
-        atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
-        return directory
-
-    def push_to_hub(self, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
-                    private: bool | None = None, token: str | None = None, revision: str | None = None,
-                    commit_message: str = "Upload vitok model") -> str:
-        """Upload ``config.json``, ``model.safetensors`` and a generated model card (``README.md``) to the
-        Hugging Face Hub repository ``repo_id`` (created if missing); returns the commit URL.
-        The files are those of :func:`vitok.hub.prepare_folder`. Needs ``huggingface_hub``."""
-        from vitok.hub import push_to_hub
-
-        return push_to_hub(self, repo_id, name, facts, private, token, revision, commit_message)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None, revision: str | None = None) -> ViTok:
-        """Load a model saved by :meth:`save_pretrained`: a local directory, a model shipped with the
-        package, or a Hugging Face Hub id ``org/name`` at ``revision`` (through the hub cache;
-        ``HF_HUB_OFFLINE=1`` uses the cache only). No unpickling: the weights are safetensors.
-
-        The config is validated and the model is first built on the meta device and compared
-        with the safetensors header (no tensor is read), so a config that does not match its
-        weights fails fast, using no memory. ``dtype=torch.bfloat16`` is bf16 inference: the
-        weights are cast once, except the float32 parts named in ``fp32_modules`` (see
-        :func:`vitok.models.inference.cast_for_inference`).
-
-        Raises:
-            FileNotFoundError: no such directory or shipped model.
-            ValueError: a malformed ``config.json``, an unreadable weights file, or weights that do
-                not match the config (each message names the file).
-        """
-        device = check_device("device", "cpu" if device is None else device)
-        directory = resolve_pretrained(name_or_path, revision)
-        config = read_config(directory / CONFIG_NAME)
-        weights = directory / WEIGHTS_NAME
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
-        stored = safetensors_shapes(weights)
-        missing = sorted(set(expected) - set(stored))
-        unexpected = sorted(set(stored) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
-        if missing or unexpected or wrong:
-            raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-        from safetensors.torch import load_file
-
-        model = cls(config)
-        model.load_state_dict(load_file(str(weights)))
-        model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
-        model = model.to(device).eval()
-        return model if dtype is None else cast_for_inference(model, dtype)
 
 
 def check_size(size: object, full: tuple[int, ...]) -> tuple[int, ...]:
@@ -532,20 +379,6 @@ def check_size(size: object, full: tuple[int, ...]) -> tuple[int, ...]:
         raise ValueError(f"size {entries} must be within 1..{full} (the decoded size of this latent); "
                          "decode a larger latent for a larger output")
     return entries
-
-
-def concat_posteriors(parts: list[LatentDistribution]) -> LatentDistribution:
-    """Concatenate posteriors of batch slices along the batch."""
-    if len(parts) == 1:
-        return parts[0]
-    logvar = None if parts[0].logvar is None else torch.cat([p.logvar for p in parts])
-    return LatentDistribution(torch.cat([p.mean for p in parts]), logvar)
-
-
-def _split(x: Tensor, size: int | None) -> list[Tensor]:
-    from vitok.models.tiling import batch_slices
-
-    return [x] if size is None else [x[part] for part in batch_slices(x.shape[0], size)]
 
 
 def _stats(values: tuple[float, ...] | None, channels: int, fill: float) -> Tensor:

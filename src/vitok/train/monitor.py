@@ -106,7 +106,7 @@ def open_run(run_dir: Path, run: object, config: dict, step: int, is_main: bool)
     config written as ``config.yaml``, and the run's :class:`Monitor`. A resumed run (at ``step``)
     first drops the ``metrics.jsonl`` rows that an interrupted run logged after its last checkpoint,
     so every step appears once."""
-    from vitok.train.config import to_yaml
+    from vitok.train.schema import to_yaml
 
     end = min(run.steps, run.stop_at) if run.stop_at is not None else run.steps
     if is_main:

@@ -22,7 +22,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from vitok.cli.common import print_final
     from vitok.train import load_config, train
-    from vitok.train.config import to_yaml
+    from vitok.train.schema import to_yaml
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)

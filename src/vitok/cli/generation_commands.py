@@ -84,7 +84,7 @@ def run_train_dit(args: argparse.Namespace) -> int:
     if args.print_config:
         import dataclasses
 
-        from vitok.train.config import to_yaml
+        from vitok.train.schema import to_yaml
 
         print(to_yaml(dataclasses.asdict(cfg)))
         return 0
