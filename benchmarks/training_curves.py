@@ -1,0 +1,113 @@
+"""Validation curves of training runs, side by side: every kept checkpoint of each run evaluated with
+the evaluation protocol (``vitok eval``: shorter side resized, centre crop) on the val photos.
+
+    python benchmarks/training_curves.py RUN_DIR[::CKPT_DIR] ... --images ../shared/data/images/val \
+        --size 128 --out docs/quality/curves
+
+A run folder holds the ``config.yaml`` its training wrote; its checkpoints are ``ckpt-*.pt`` in the run
+folder or in ``CKPT_DIR`` (a folder where every checkpoint was kept, e.g. hard links made while the
+run pruned its own to ``run.keep_last``). Works for vitok runs and the AutoencoderKL baseline alike
+(``model.kind``). Writes ``curves.json`` (per run: step -> metrics), ``curves.md`` and one plot per
+metric, and reuses the results of checkpoints it has already evaluated (``--force`` redoes them).
+The weights are the trained ones, not the EMA (stage 1 has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from vitok.evaluate import EvalConfig, evaluate, model_info
+from vitok.train.checkpoint import list_checkpoints, load_checkpoint
+from vitok.train.config import TrainConfig
+from vitok.train.schema import from_dict, read_yaml
+from vitok.train.trainer import build_model
+
+METRICS = ["psnr", "ssim", "lpips", "grid"]
+
+
+def parse_run(spec: str) -> tuple[Path, Path]:
+    """``RUN_DIR`` or ``RUN_DIR::CKPT_DIR`` -> (run folder, checkpoint folder)."""
+    run, _, kept = spec.partition("::")
+    return Path(run), Path(kept or run)
+
+
+def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
+    """The run's model (from its ``config.yaml``) with a checkpoint's trained weights, in eval mode."""
+    cfg = from_dict(TrainConfig, read_yaml(run_dir / "config.yaml"))
+    cfg.model.init_from = None  # the weights come from the checkpoint
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    return model.eval()
+
+
+def run_curve(run_dir: Path, kept: Path, args: argparse.Namespace) -> dict[int, dict[str, float]]:
+    """Step -> metrics for every checkpoint of one run (cached in ``out/<run>/step-N``)."""
+    curve = {}
+    for step, path in list_checkpoints(kept):
+        out = args.out / run_dir.name / f"step-{step}"
+        results_path = out / "results.json"
+        if args.force or not results_path.is_file():
+            model = model_at(run_dir, path)
+            cfg = EvalConfig(data=[str(args.images)], kind="image", size=args.size, metrics=METRICS,
+                             out_dir=str(out), cache=args.cache)
+            evaluate(model, cfg, model_info(model, (1, args.size, args.size)))
+        curve[step] = json.loads(results_path.read_text())["metrics"]
+        print(f"{run_dir.name} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in curve[step].items()))
+    return curve
+
+
+def markdown(curves: dict[str, dict[int, dict[str, float]]]) -> str:
+    lines = ["| run | step | " + " | ".join(METRICS) + " |", "|" + "---|" * (len(METRICS) + 2)]
+    for name, curve in curves.items():
+        for step, metrics in sorted(curve.items()):
+            lines.append(f"| {name} | {step} | " + " | ".join(f"{metrics[m]:.4g}" for m in METRICS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(curves: dict[str, dict[int, dict[str, float]]], out: Path, size: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for metric in METRICS:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for name, curve in curves.items():
+            steps = sorted(curve)
+            ax.plot(steps, [curve[s][metric] for s in steps], marker="o", label=name)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"{metric} ({size} px, val)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / f"{metric}_{size}.png", dpi=110)
+        plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="RUN_DIR or RUN_DIR::CKPT_DIR")
+    parser.add_argument("--images", type=Path, required=True, help="val photo folder")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=Path("out/training_curves"))
+    parser.add_argument("--cache", default=None, help="metric-weight cache folder (default: vitok's)")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    for spec in args.runs:
+        run_dir, kept = parse_run(spec)
+        curves[run_dir.name] = run_curve(run_dir, kept, args)
+    (args.out / "curves.json").write_text(json.dumps({k: {str(s): m for s, m in v.items()}
+                                                      for k, v in curves.items()}, indent=2))
+    (args.out / "curves.md").write_text(markdown(curves))
+    plot(curves, args.out, args.size)
+    print(markdown(curves))
+
+
+if __name__ == "__main__":
+    main()
