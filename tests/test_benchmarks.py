@@ -82,3 +82,36 @@ def test_kill_resume_is_byte_identical_after_two_kills(capsys) -> None:
     assert load_script("kill_resume").main(["--kills", "2", "--steps", "8", "--ckpt-every", "1"]) == 0
     out = capsys.readouterr().out
     assert "2 kills" in out and "identical" in out
+
+
+def test_training_curves_evaluates_every_kept_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/training_curves.py: the checkpoints kept aside while a run pruned its own become one
+    curve, and its last point is the exported model's own score."""
+    import shutil
+
+    from tests.conftest import smooth_image
+    from tests.test_train import tiny_config
+    from vitok import ViTok, io
+    from vitok.evaluate import EvalConfig, evaluate, model_info
+    from vitok.train import train
+
+    images = tmp_path / "images"
+    for i in range(4):
+        io.save_image(smooth_image(48, 56, seed=i), images / f"{i}.png")
+    run, kept = tmp_path / "run", tmp_path / "kept"
+    kept.mkdir()
+    for stop in (2, 4):  # keep_last=1: the run folder only ever holds its newest checkpoint
+        train(tiny_config(images, run, "run.steps=4", "run.ckpt_every=2", "run.keep_last=1", f"run.stop_at={stop}"))
+        shutil.copy(run / f"ckpt-{stop:08d}.pt", kept)
+    assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-00000004.pt"]
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["training_curves", f"{run}::{kept}", "--images", str(images),
+                                      "--size", "32", "--out", str(out)])
+    load_script("training_curves").main()
+    curve = json.loads((out / "curves.json").read_text())["run"]
+    assert list(curve) == ["2", "4"] and curve["2"]["psnr"] != curve["4"]["psnr"]
+    exported = ViTok.from_pretrained(run / "model")
+    direct = evaluate(exported, EvalConfig(data=[str(images)], kind="image", size=32, metrics=["psnr"],
+                                           out_dir=str(tmp_path / "direct")), model_info(exported, (1, 32, 32)))
+    assert curve["4"]["psnr"] == pytest.approx(direct["metrics"]["psnr"], abs=1e-4)
+    assert (out / "psnr_32.png").is_file() and "| run | 4 |" in (out / "curves.md").read_text()
