@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vitok import ViTok
-from vitok.integrations.export import Encoder, Reconstructor, dynamic_shapes
+from vitok.integrations.graph_export import Encoder, Reconstructor, dynamic_shapes
 
 
 @pytest.fixture(scope="module")

@@ -277,3 +277,40 @@ def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(latents, tm
     with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
         _dit_run(latents, tmp_path / "nan", "optim.lr=1e30", "optim.min_lr=1e30", "optim.grad_clip=1e30",
                  "run.max_bad_steps=3", "run.steps=40")
+
+
+def _dit_torchrun(nproc: int, latents: Path, out: Path, *overrides: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    config = out.parent / f"{out.name}.yaml"
+    config.write_text(f"latents: {latents}\nmodel: {{preset: DiT-T}}\noptim: {{batch_size: 4}}\n"
+                      "run: {steps: 4, ckpt_every: 2, log_every: 1, ema: 0.9, device: cpu, precision: fp32}\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_port", str(21000 + (os.getpid() * 11 + nproc) % 20000), "-m", "vitok", "train-dit",
+               str(config), f"run.out_dir={out}", *overrides]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_dit_trainer_ddp_and_fsdp_match_one_process(latents, tmp_path) -> None:
+    """The DiT scales out through the shared engine like the tokenizer: two DDP ranks, and two FSDP
+    ranks stopped at step 2 and resumed, end with the single process's weights and EMA."""
+    from vitok.train.checkpoint import list_checkpoints, load_checkpoint
+
+    _dit_run(latents, tmp_path / "one", "run.steps=4", "run.ckpt_every=2")
+    _dit_torchrun(2, latents, tmp_path / "ddp")
+    _dit_torchrun(2, latents, tmp_path / "fsdp", "run.distributed=fsdp", "run.stop_at=2")
+    _dit_torchrun(2, latents, tmp_path / "fsdp", "run.distributed=fsdp")  # resumes at 2
+    one = load_checkpoint(list_checkpoints(tmp_path / "one")[-1][1])
+    for name in ("ddp", "fsdp"):
+        other = load_checkpoint(list_checkpoints(tmp_path / name)[-1][1])
+        assert other["step"] == one["step"] == 4
+        for part in ("model", "ema"):
+            for key, value in one[part].items():
+                torch.testing.assert_close(value, other[part][key], atol=1e-5, rtol=1e-4, msg=f"{name} {part}.{key}")
+    assert DiT.from_pretrained(tmp_path / "fsdp" / "model-ema")

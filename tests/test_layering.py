@@ -14,7 +14,7 @@ SRC = REPO / "src" / "vitok"
 
 # docs/architecture.md, bottom to top; a module's layer is that of its top-level name
 LAYERS = [
-    {"model_config", "presets", "checks", "files", "io", "text", "weights", "safe_pickle"},
+    {"model_config", "presets", "checks", "files", "io", "text", "weights"},
     {"nn"},
     {"models", "baselines"},
     {"metrics"},
@@ -90,3 +90,13 @@ def test_only_the_cli_reaches_the_packaging_tools() -> None:
         if parts[0] in ("cli", "tools"):
             continue
         assert all(top_name(m) != "tools" for _, m in imports(path)), f"{path} imports vitok.tools"
+
+
+def test_readme_layout_names_every_module() -> None:
+    """The README's layout section lists every top-level module and package of src/vitok."""
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    names = {p.name for p in SRC.iterdir() if (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
+             or (p.is_dir() and (p / "__init__.py").is_file())}
+    missing = sorted(n for n in names if (n if n.endswith(".py") else n + "/") not in layout)
+    assert not missing, f"README layout section does not mention {missing}"

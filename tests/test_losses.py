@@ -18,7 +18,8 @@ from vitok.metrics.ssim import ssim
 from vitok.weights import MissingWeightsError
 
 PAIRS = ["I03", "I04", "I06", "I08", "I19"]
-LPIPS_ALEX = [0.7237, 0.2572, 0.0508, 0.0521, 0.4253]  # pyiqa's calibration (WEIGHTS.md)
+# pyiqa's calibration (README: "Our own networks, checked against references")
+LPIPS_ALEX = [0.7237, 0.2572, 0.0508, 0.0521, 0.4253]
 LPIPS_VGG = [0.7614, 0.2090, 0.0544, 0.0475, 0.5971]
 
 

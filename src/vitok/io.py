@@ -199,7 +199,8 @@ def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
 
 
-def _decode(path: str | Path, num_frames: int | None, start: int, stride: int, seek: bool) -> list[np.ndarray]:
+def _decode(path: str | Path, num_frames: int | None, start: int, stride: int,
+            seek: bool) -> list[np.ndarray] | None:
     """Frames by index; with ``seek``, jump to the keyframe before ``start`` and index frames by
     timestamp. Returns None when timestamps turn out unreliable (not increasing)."""
     import av

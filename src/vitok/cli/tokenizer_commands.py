@@ -218,7 +218,7 @@ def run_export(args: argparse.Namespace) -> int:
                 (Path(args.out) / "README.md").write_text((out / "README.md").read_text())
             weights, out = Path(args.out) / "diffusion_pytorch_model.safetensors", Path(args.out)
         if args.format == "onnx":
-            from vitok.integrations.export import export_onnx
+            from vitok.integrations.graph_export import export_onnx
             from vitok.models.vitok import ViTok
 
             model = ViTok.from_pretrained(out, dtype=torch.float32)

@@ -24,14 +24,15 @@ def alphas_cumprod(betas: Tensor) -> Tensor:
     return torch.cumprod(1 - betas, dim=0)
 
 
-def _expand(values: Tensor, like: Tensor) -> Tensor:
+def expand_like(values: Tensor, like: Tensor) -> Tensor:
+    """Per-sample values (B,) as (B, 1, ..., 1) in ``like``'s dtype, to broadcast against ``like``."""
     return values.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
 
 
 def q_sample(x0: Tensor, t: Tensor, noise: Tensor, abar: Tensor) -> Tensor:
     """Forward process: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, t: (B,) int64."""
     a = abar.to(x0.device)[t]
-    return _expand(a.sqrt(), x0) * x0 + _expand((1 - a).sqrt(), x0) * noise
+    return expand_like(a.sqrt(), x0) * x0 + expand_like((1 - a).sqrt(), x0) * noise
 
 
 def ddpm_loss(model_fn: ModelFn, x0: Tensor, abar: Tensor, u: Tensor | None = None, noise: Tensor | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vitok.diffusion.ddpm import ModelFn, _expand
+from vitok.diffusion.ddpm import ModelFn, expand_like
 
 TIME_SCALE = 1000.0
 """Flow time t in [0, 1] times this is the DiT's timestep input: the range of DDPM's 1000 steps,
@@ -19,7 +19,7 @@ which the sinusoidal embedding was made for (DiT, Peebles & Xie 2023)."""
 
 def flow_interpolate(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     """x_t = (1 - t) x0 + t noise, t: (B,) in [0, 1]."""
-    t = _expand(t, x0)
+    t = expand_like(t, x0)
     return (1 - t) * x0 + t * noise
 
 

@@ -18,7 +18,7 @@ def load_dit(name_or_path: str | Path, device: str = "cpu", revision: str | None
     latent shape, class names)."""
     from vitok.models.pretrained import resolve_pretrained
 
-    model = DiT.from_pretrained(name_or_path, device, revision)
+    model = DiT.from_pretrained(name_or_path, device, revision=revision)
     directory = resolve_pretrained(name_or_path, revision)
     info_path = directory / "generation.json"
     if not info_path.is_file():

@@ -80,6 +80,7 @@ class DiTTrainer(Engine):
         overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],
                      **cfg.model.overrides}
         self.model = DiT(dit_config(cfg.model.preset, **overrides)).to(self.dist.device)
+        self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.latent_shape = latent_shape
         self.abar = alphas_cumprod(linear_betas())
         state = self.resume_state()
@@ -87,8 +88,10 @@ class DiTTrainer(Engine):
             self.model.load_state_dict(state["model"])
         self.ema = EMA(dict(self.model.named_parameters()), cfg.run.ema) if cfg.run.ema else None
         if self.ema is not None and state is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.ddp_model = wrap(self.model, self.dist, "ddp")
+            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
+        self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
+        if self.ema is not None:
+            self.ema.rebind(dict(self.model.named_parameters()))  # FSDP replaced the parameters
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
                                      betas=cfg.optim.betas)
         if state is not None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vitok.nn.patch import from_frames, to_frames
 from vitok.weights import load_weights
 
 # (name, c_out of branch 0, 1a, 1b, 2a, 2b, 3) per Inception module
@@ -103,10 +104,8 @@ class I3D(nn.Module):
         if x.shape[2] < 9:
             raise ValueError(f"I3D needs clips of at least 9 frames (16 in the FVD protocol), got {x.shape[2]}")
         if x.shape[-2:] != (224, 224):
-            b, c, t, h, w = x.shape
-            flat = x.transpose(1, 2).reshape(b * t, c, h, w)
-            flat = F.interpolate(flat, size=(224, 224), mode="bilinear", align_corners=False)
-            x = flat.reshape(b, t, c, 224, 224).transpose(1, 2)
+            flat = F.interpolate(to_frames(x), size=(224, 224), mode="bilinear", align_corners=False)
+            x = from_frames(flat, x.shape[0])
         x = self.conv1a(x.float())
         x = max_pool_same(x, (1, 3, 3), (1, 2, 2))
         x = self.conv2c(self.conv2b(x))

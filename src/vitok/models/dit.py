@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from vitok.models.pretrained import PretrainedMixin
 from vitok.nn.attention import Attention
 from vitok.nn.rope import rope_cos_sin, token_grid
 from vitok.presets import DIT_SIZES
@@ -119,9 +118,14 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
-class DiT(nn.Module):
+class DiT(PretrainedMixin, nn.Module):
     """``forward(x, t, y)``: latents (B, c, h, w) or (B, c, t, h, w), times (B,), labels (B,) int
     (``num_classes`` is the null label for classifier-free guidance) -> prediction, same shape as x."""
+
+    fsdp_units = ("DiTBlock",)  # what FSDP shards one by one (vitok.train.distributed.wrap)
+    model_type = "vitok-dit"  # in config.json; save_pretrained / from_pretrained: PretrainedMixin
+    config_class = DiTConfig
+    missing_hint = "a DiT is written by `vitok train-dit` or DiT.save_pretrained"
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
@@ -172,21 +176,7 @@ class DiT(nn.Module):
         out = rearrange(out, "b (t h w) c -> b c t h w", t=grid[0], h=grid[1], w=grid[2])
         return out if video else out[:, :, 0]
 
-    # ------------------------------------------------------------------ save / load
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` (each atomically) into ``directory``."""
-        from safetensors.torch import save_file
-
-        from vitok.files import atomic_write
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        atomic_write(directory / "model.safetensors", lambda path: save_file(state, str(path)))
-        text = json.dumps({"model_type": "vitok-dit", **self.config.to_dict()})
-        atomic_write(directory / "config.json", lambda path: path.write_text(text))
-        return directory
-
+    # ------------------------------------------------------------------ save / load (models.pretrained)
     def push_to_hub(self, repo_id: str, generation: dict | None = None, name: str | None = None,
                     private: bool | None = None, token: str | None = None, revision: str | None = None,
                     commit_message: str = "Upload vitok DiT") -> str:
@@ -197,40 +187,6 @@ class DiT(nn.Module):
 
         extra = {"generation.json": json.dumps(generation, indent=2)} if generation else None
         return push_to_hub(self, repo_id, name, None, private, token, revision, commit_message, extra)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-                        revision: str | None = None) -> DiT:
-        """Load a DiT written by :meth:`save_pretrained` from a local directory or a Hugging Face Hub
-        id ``org/name`` at ``revision`` (through the hub cache; ``HF_HUB_OFFLINE=1`` uses the cache
-        only). Raises ``FileNotFoundError`` when there is no such DiT, ``ValueError`` naming the file
-        for a malformed config or weights file or weights that do not match the config."""
-        from vitok.files import load_safetensors
-        from vitok.models.pretrained import resolve_pretrained
-
-        try:
-            directory = resolve_pretrained(name_or_path, revision)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"no DiT at {name_or_path}: expected a directory with config.json + "
-                                    f"model.safetensors, or a Hugging Face Hub id (org/name) ({err})") from None
-        path = directory / "config.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read the DiT config: {err}") from None
-        if not isinstance(data, dict) or data.pop("model_type", None) != "vitok-dit":
-            raise ValueError(f"{directory} does not hold a vitok DiT ({path} has no model_type 'vitok-dit')")
-        try:
-            config = DiTConfig.from_dict(data)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        model = cls(config)
-        weights = directory / "model.safetensors"
-        try:
-            model.load_state_dict(load_safetensors(weights))
-        except RuntimeError as err:  # missing / unexpected keys or shapes
-            raise ValueError(f"{weights} does not match {path}: {str(err).splitlines()[0]}") from None
-        return model.to(device).eval()
 
     def fresh_copy(self) -> DiT:
         return DiT(self.config)

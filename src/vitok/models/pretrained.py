@@ -12,7 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -22,14 +22,16 @@ from vitok.model_config import ViTokConfig
 from vitok.models.inference import cast_for_inference
 
 if TYPE_CHECKING:
-    from vitok.models.vitok import ViTok
+    from torch import nn
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def read_config(path: Path) -> ViTokConfig:
-    """A :class:`ViTokConfig` from a model's ``config.json``; ``ValueError`` naming the file otherwise."""
+def read_config(path: Path, config_class: type = ViTokConfig, model_type: str = "vitok") -> Any:
+    """The ``config_class`` (``ViTokConfig`` by default) of a model's ``config.json``, whose
+    ``model_type`` must be ``model_type`` (a vitok config may omit it); ``ValueError`` naming the file
+    otherwise."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -37,10 +39,11 @@ def read_config(path: Path) -> ViTokConfig:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     data = dict(data)
-    if data.pop("model_type", "vitok") != "vitok":
-        raise ValueError(f"{path} is not a vitok config")
+    found = data.pop("model_type", "vitok")
+    if found != model_type:
+        raise ValueError(f"{path} is not a {model_type} config (model_type {found!r})")
     try:
-        return ViTokConfig.from_dict(data)
+        return config_class.from_dict(data)
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"{path}: {err}") from None
 
@@ -54,19 +57,21 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as f:
             return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
     except Exception as err:  # safetensors raises its own error types for every malformed header
-        raise ValueError(f"{path}: not a readable safetensors weights file ({err})") from None
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
 
 
+PRESET_HINT = "for a randomly initialised preset use ViTok.from_preset(name)"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name" on the Hugging Face Hub
 
 
-def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
+def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = None,
+                       hint: str = PRESET_HINT) -> Path:
     """A directory holding ``config.json`` + ``model.safetensors``: a local directory, a model shipped
     in ``vitok/pretrained/``, or a Hugging Face Hub id (``org/name``, at ``revision``) resolved
     through the hub cache with ``huggingface_hub`` (honours ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE``).
 
     Raises ``FileNotFoundError`` naming what was looked for (for a hub id offline and not cached,
-    or not on the hub).
+    or not on the hub), ending with ``hint``.
     """
     if isinstance(name_or_path, str) and not name_or_path.strip():
         raise ValueError("name_or_path is empty: give a model folder, a shipped model name or a hub id (org/name)")
@@ -88,7 +93,7 @@ def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = N
     raise FileNotFoundError(
         f"no vitok model at {str(name_or_path)!r}: expected a directory with {CONFIG_NAME} and "
         f"{WEIGHTS_NAME} (written by save_pretrained), a shipped model name or a Hugging Face Hub id "
-        "(org/name); for a randomly initialised preset use ViTok.from_preset(name)"
+        f"(org/name); {hint}"
     )
 
 
@@ -123,12 +128,17 @@ def hub_snapshot(repo_id: str, revision: str | None = None) -> Path:
 
 
 class PretrainedMixin:
-    """Saving and loading of :class:`~vitok.models.vitok.ViTok` in the Hugging Face layout
-    (``config.json`` + ``model.safetensors``; ``save_pretrained`` / ``from_pretrained`` /
-    ``push_to_hub``). The model class is built from its config (``cls(config)``) and carries it as
+    """Saving and loading in the Hugging Face layout (``config.json`` + ``model.safetensors``;
+    ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``), the one path for every vitok model:
+    :class:`~vitok.models.vitok.ViTok` and :class:`~vitok.models.dit.DiT`. A model class names its
+    ``model_type`` (written into ``config.json`` and checked on loading) and its ``config_class``
+    (with ``to_dict`` / ``from_dict``), is built from its config (``cls(config)``) and carries it as
     ``self.config``."""
 
-    config: ViTokConfig
+    config: Any
+    model_type: ClassVar[str] = "vitok"
+    config_class: ClassVar[type] = ViTokConfig
+    missing_hint: ClassVar[str] = PRESET_HINT  # the end of the "no model at ..." error
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;
@@ -141,7 +151,7 @@ class PretrainedMixin:
                  for k, v in self.state_dict().items()}
         config = self.config.to_dict()
         atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
-        text = json.dumps({"model_type": "vitok", **config}, indent=2)
+        text = json.dumps({"model_type": self.model_type, **config}, indent=2)
         atomic_write(directory / CONFIG_NAME, lambda path: Path(path).write_text(text))
         return directory
 
@@ -157,7 +167,7 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None, revision: str | None = None) -> ViTok:
+                        dtype: torch.dtype | None = None, revision: str | None = None) -> nn.Module:
         """Load a model saved by :meth:`save_pretrained`: a local directory, a model shipped with the
         package, or a Hugging Face Hub id ``org/name`` at ``revision`` (through the hub cache;
         ``HF_HUB_OFFLINE=1`` uses the cache only). No unpickling: the weights are safetensors.
@@ -174,8 +184,8 @@ class PretrainedMixin:
                 not match the config (each message names the file).
         """
         device = check_device("device", "cpu" if device is None else device)
-        directory = resolve_pretrained(name_or_path, revision)
-        config = read_config(directory / CONFIG_NAME)
+        directory = resolve_pretrained(name_or_path, revision, cls.missing_hint)
+        config = read_config(directory / CONFIG_NAME, cls.config_class, cls.model_type)
         weights = directory / WEIGHTS_NAME
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
@@ -186,10 +196,10 @@ class PretrainedMixin:
         if missing or unexpected or wrong:
             raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-        from safetensors.torch import load_file
+        from vitok.files import load_safetensors
 
         model = cls(config)
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(load_safetensors(weights))
         model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
         model = model.to(device).eval()
         return model if dtype is None else cast_for_inference(model, dtype)

@@ -136,6 +136,7 @@ class ViTok(TilingMixin, PretrainedMixin, nn.Module):
         return cls(get_config(name, **overrides))
 
     encoder_prefixes = ("patch_embed.", "encoder.", "bottleneck.")  # what stage 2 freezes
+    fsdp_units = ("Block",)  # what FSDP shards one by one (vitok.train.distributed.wrap)
     fp32_modules = ("bottleneck", "decoder_out", "conv_tail")  # kept float32 in bf16 inference (models.inference)
     compile_targets = ("_encode_posterior", "_decode")  # what --compile compiles (models.inference)
 

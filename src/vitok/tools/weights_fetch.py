@@ -60,7 +60,7 @@ def _jax_conv(kernel: np.ndarray) -> Tensor:
 
 def _convert_lpips(net_key: str) -> Callable[[dict[str, bytes]], dict[str, Tensor]]:
     def convert(files: dict[str, bytes]) -> dict[str, Tensor]:
-        from vitok.safe_pickle import load_numpy_pickle
+        from vitok.tools.safe_pickle import load_numpy_pickle
 
         params = load_numpy_pickle(files["backbone"])[net_key]
         out: dict[str, Tensor] = {}
@@ -77,7 +77,7 @@ def _convert_lpips(net_key: str) -> Callable[[dict[str, bytes]], dict[str, Tenso
 
 
 def _convert_inception(files: dict[str, bytes]) -> dict[str, Tensor]:
-    from vitok.safe_pickle import load_torchscript_tensors
+    from vitok.tools.safe_pickle import load_torchscript_tensors
 
     tensors = load_torchscript_tensors(files["torchscript"])
     return {k.removeprefix("net."): v.float().contiguous() for k, v in tensors.items()}
@@ -127,7 +127,7 @@ def convert_i3d(tree: dict) -> dict[str, Tensor]:
 
 
 def _convert_i3d(files: dict[str, bytes]) -> dict[str, Tensor]:
-    from vitok.safe_pickle import load_numpy_pickle
+    from vitok.tools.safe_pickle import load_numpy_pickle
 
     return convert_i3d(load_numpy_pickle(files["checkpoint"]))
 

@@ -58,14 +58,17 @@ def init_distributed(device: str = "auto", timeout: float = 600.0) -> DistInfo:
 
 
 def wrap(model: nn.Module, info: DistInfo, strategy: str) -> nn.Module:
-    """DDP (replicated) or FSDP2 (``fully_shard`` per transformer block, then the root)."""
+    """DDP (replicated) or FSDP2 (``fully_shard`` per transformer block, then the root). The blocks
+    are the modules whose class is named in the model's ``fsdp_units`` (default ``("Block",)``, the
+    ViTok towers' blocks; the DiT names ``DiTBlock``)."""
     if not info.enabled:
         return model
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
+        units = getattr(model, "fsdp_units", ("Block",))
         for module in model.modules():
-            if module.__class__.__name__ == "Block":
+            if module.__class__.__name__ in units:
                 fully_shard(module)
         return fully_shard(model)
     from torch.nn.parallel import DistributedDataParallel as DDP

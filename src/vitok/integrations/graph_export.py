@@ -7,7 +7,7 @@ of the patch, as long as the token grid is at least 2 along each axis (H, W > p,
 assumes sizes of 1 are fixed). Tiling (:mod:`vitok.models.tiling`) is a Python loop over windows and is left out of
 exported graphs (``tiled=False``): tile outside the graph, or export at the size you serve.
 
-    from vitok.integrations.export import Reconstructor, dynamic_shapes, export_onnx
+    from vitok.integrations.graph_export import Reconstructor, dynamic_shapes, export_onnx
     program = torch.export.export(Reconstructor(model), (x,), dynamic_shapes=dynamic_shapes("image"))
     export_onnx(model, "out/onnx")   # encoder.onnx + decoder.onnx, dynamic batch / size
 """
