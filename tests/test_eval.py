@@ -14,7 +14,8 @@ from vitok import ViTok
 from vitok.cli import main
 from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
 from vitok.metrics.psnr import psnr_uint8
-from vitok.metrics.streaming import FrechetMetric, MeanMetric, build_metric, ssim_uint8
+from vitok.metrics.ssim import ssim_uint8
+from vitok.metrics.streaming import FrechetMetric, MeanMetric, build_metric
 from vitok.weights import cache_dir
 
 

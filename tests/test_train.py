@@ -261,7 +261,7 @@ def test_every_config_parses_and_its_first_steps_run(path: Path, image_folder, t
 def test_config_errors_are_clear() -> None:
     with pytest.raises(ValueError, match=r"unknown config keys \['run.stepz'\]"):
         load_config(None, ["run.stepz=3"])
-    with pytest.raises(ValueError, match="run.steps: expected int"):
+    with pytest.raises(ValueError, match="run.steps: expected an int"):
         load_config(None, ["run.steps=abc"])
     with pytest.raises(ValueError, match="loss.perceptual"):
         load_config(None, ["loss.perceptual=dists"])

@@ -8,15 +8,20 @@ its shape and dtype, never by its contents, so a message stays on one line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-# A config field's range: (predicate on the type-checked value, what is allowed). Config sections
-# declare theirs beside their fields as a ``ranges`` ClassVar (vitok.train.schema.check_ranges).
+# A config field's range: (predicate on the type-checked value, what is allowed). Every config
+# dataclass declares its rules beside its fields as a ``ranges`` ClassVar (field name -> Rule):
+# model configs are checked on construction (check_fields), run configs as they are read
+# (vitok.train.schema).
 Rule = tuple[Callable[[Any], bool], str]
 
 
@@ -115,3 +120,85 @@ def check_device(name: str, device: object) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise ValueError(f"{name} must be cpu, cuda, cuda:N, mps or meta, got {device!r}") from None
+
+
+# ---------------------------------------------------------------- typed config dataclasses
+def describe_type(kind: object) -> str:
+    """What a type annotation allows, in words: 'an int', 'one of 'a', 'b'', 'a list of 2 values, each ...'."""
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(kind))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in typing.get_args(kind))
+    if origin is tuple:
+        args = typing.get_args(kind)
+        count = "" if args[-1] is Ellipsis else f"{len(args)} "
+        return f"a list of {count}values, each {describe_type(args[0])}"
+    return {int: "an int", float: "a finite number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def conform(value: Any, kind: object) -> tuple[bool, Any]:
+    """(matches, value converted) for a value against a type annotation: ints are not bools,
+    floats accept finite ints and floats, tuples accept lists (of the right length)."""
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return value in typing.get_args(kind) and isinstance(value, str), value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            ok, converted = conform(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if not isinstance(value, (list, tuple)) or (args[-1] is not Ellipsis and len(value) != len(args)):
+            return False, value
+        items = [conform(v, args[0]) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    if kind is type(None):
+        return value is None, value
+    if kind is bool:
+        return isinstance(value, bool), value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return ok, float(value) if ok else value
+    if kind is str:
+        return isinstance(value, str), value
+    return isinstance(value, kind), value
+
+
+def check_fields(config: object) -> None:
+    """Check (and normalise: lists -> tuples, ints -> floats) every field of a frozen config
+    dataclass against its annotation and the ``ranges`` its class declares (field -> :data:`Rule`);
+    ``ValueError`` "key must be ..., got ..."."""
+    hints = typing.get_type_hints(type(config))
+    ranges = getattr(type(config), "ranges", {})
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        ok, converted = conform(value, hints[f.name])
+        if not ok:
+            raise ValueError(f"{f.name} must be {describe_type(hints[f.name])}, got {value!r}")
+        rule = ranges.get(f.name)
+        if rule is not None and not rule[0](converted):
+            raise ValueError(f"{f.name} must be {rule[1]}, got {value!r}")
+        object.__setattr__(config, f.name, converted)
+
+
+def known_keys(cls: type, data: object, what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of the dataclass ``cls``: ``ValueError`` for a non-dict, unknown
+    keys or missing required keys (``what`` names the section in the message)."""
+    fields = dataclasses.fields(cls)
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: expected an object with keys {[f.name for f in fields]}, got {data!r}")
+    unknown = sorted(set(data) - {f.name for f in fields})
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {unknown} (allowed: {[f.name for f in fields]})")
+    required = [f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{what}: missing keys {missing}")
+    return dict(data)

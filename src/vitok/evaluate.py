@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from vitok.data.datasets import MediaFolder, collate
 from vitok.data.transforms import EvalTransform
+from vitok.metrics.grid import lattice_period
 from vitok.weights import MissingWeightsError
 
 
@@ -116,15 +117,6 @@ def detect_kind(paths: list[str]) -> Literal["image", "video"]:
     if not counts["image"] and not counts["video"]:
         raise ValueError(f"no image or video files in {where}")
     return "image" if counts["image"] else "video"
-
-
-def lattice_period(model: nn.Module) -> int:
-    """The pixel period of a model's token lattice: a vitok model's patch size p, a conv VAE's
-    downsampling factor (what the ``grid`` metric measures against)."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "patch_size"):
-        return int(config.patch_size)
-    return int(getattr(model, "downsample", 8))
 
 
 def build_metrics(names: list[str], device: torch.device, cache: str | None,

@@ -1,21 +1,20 @@
 """Typed configuration for the ViTok autoencoder.
 
-Every option has the paper's value as its default (arXiv 2501.09755, section 3). Configs
-round-trip through plain dicts (``to_dict`` / ``from_dict``) so they can be written as
-``config.json`` beside the weights. Every field is checked on construction against its type and
-range (:data:`RANGES`): a wrong value raises ``ValueError`` naming the key, what is allowed and
-the value, and unknown or missing keys are rejected instead of silently ignored.
+Every option has the paper's value as its default (arXiv 2501.09755, section 3). Configs round-trip
+through plain dicts (``to_dict`` / ``from_dict``) so they can be written as ``config.json`` beside
+the weights. Every field is checked on construction against its type and the range its class
+declares (``ranges``; :func:`vitok.checks.check_fields`): a wrong value raises ``ValueError``
+naming the key, what is allowed and the value, and unknown or missing keys are rejected instead of
+silently ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from vitok.checks import Rule, check_fields, known_keys
 
 NormType = Literal["layernorm", "rmsnorm"]
 BottleneckType = Literal["kl", "deterministic"]
@@ -29,6 +28,14 @@ class TowerConfig:
     width: int
     depth: int
     heads: int
+
+    # upper bounds far above any real model, so that a corrupt config.json (depth 10^9) is an error
+    # naming the key instead of an overflow while the model is laid out
+    ranges: ClassVar[dict[str, Rule]] = {
+        "width": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+        "depth": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+        "heads": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+    }
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -99,6 +106,22 @@ class ViTokConfig:
     decoder_fine_width: int | None = None
     name: str = "custom"
 
+    ranges: ClassVar[dict[str, Rule]] = {
+        "patch_size": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+        "tubelet_size": (lambda v: 1 <= v <= 256, "in [1, 256]"),
+        "latent_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+        "in_channels": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
+        "mlp_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
+        "rope_theta": (lambda v: v > 0, "> 0"),
+        "image_size": (lambda v: min(v) >= 1 and max(v) <= 2**20, "two ints >= 1 (H, W), each at most 2^20"),
+        "num_frames": (lambda v: 1 <= v <= 2**20, "in [1, 2^20]"),
+        "latent_std": (lambda v: v is None or min(v, default=1.0) > 0, "null or all > 0"),
+        "head_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
+        "head_blocks": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
+        "decoder_fine_depth": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
+        "decoder_fine_width": (lambda v: v is None or 2 <= v <= 2**16, "null or in [2, 65536]"),
+    }
+
     def __post_init__(self) -> None:
         for tower in ("encoder", "decoder"):
             if not isinstance(getattr(self, tower), TowerConfig):
@@ -168,23 +191,6 @@ def tower_overrides(overrides: dict[str, Any], prefix: str = "") -> dict[str, An
             for key, value in overrides.items()}
 
 
-def known_keys(cls: type, data: object, what: str) -> dict[str, Any]:
-    """``data`` as keyword arguments of the dataclass ``cls``: ``ValueError`` for a non-dict, unknown
-    keys or missing required keys (``what`` names the section in the message)."""
-    fields = dataclasses.fields(cls)
-    if not isinstance(data, dict):
-        raise ValueError(f"{what}: expected an object with keys {[f.name for f in fields]}, got {data!r}")
-    unknown = sorted(set(data) - {f.name for f in fields})
-    if unknown:
-        raise ValueError(f"{what}: unknown keys {unknown} (allowed: {[f.name for f in fields]})")
-    required = [f.name for f in fields
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise ValueError(f"{what}: missing keys {missing}")
-    return dict(data)
-
-
 def _tower(value: TowerConfig | dict[str, Any], name: str = "tower") -> TowerConfig:
     """A :class:`TowerConfig` from a config or a dict; errors name the section (``encoder.width: ...``)."""
     if isinstance(value, TowerConfig):
@@ -195,91 +201,3 @@ def _tower(value: TowerConfig | dict[str, Any], name: str = "tower") -> TowerCon
     except ValueError as err:
         field = str(err).startswith(("width ", "depth ", "heads "))
         raise ValueError(f"{name}.{err}" if field else f"{name}: {err}") from None
-
-
-# ---------------------------------------------------------------- field types and ranges
-Check = Callable[[Any], bool]
-RANGES: dict[str, tuple[Check, str]] = {
-    # field name -> (predicate on the (type-checked) value, what is allowed), for every config
-    # dataclass checked with check_fields (a name means the same thing in each)
-    # upper bounds far above any real model, so that a corrupt config.json (patch_size 10^9) is an
-    # error naming the key instead of an overflow while the model is laid out
-    "width": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
-    "depth": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
-    "heads": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
-    "patch_size": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
-    "tubelet_size": (lambda v: 1 <= v <= 256, "in [1, 256]"),
-    "latent_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
-    "in_channels": (lambda v: 1 <= v <= 1024, "in [1, 1024]"),
-    "mlp_ratio": (lambda v: 0 < v <= 64, "in (0, 64]"),
-    "rope_theta": (lambda v: v > 0, "> 0"),
-    "image_size": (lambda v: min(v) >= 1 and max(v) <= 2**20, "two ints >= 1 (H, W), each at most 2^20"),
-    "num_frames": (lambda v: 1 <= v <= 2**20, "in [1, 2^20]"),
-    "latent_std": (lambda v: v is None or min(v, default=1.0) > 0, "null or all > 0"),
-    "head_channels": (lambda v: 1 <= v <= 2**16, "in [1, 65536]"),
-    "head_blocks": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
-    "decoder_fine_depth": (lambda v: 0 <= v <= 1024, "in [0, 1024]"),
-    "decoder_fine_width": (lambda v: v is None or 2 <= v <= 2**16, "null or in [2, 65536]"),
-    "num_classes": (lambda v: v >= 1, ">= 1"),  # DiTConfig
-    "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),  # DiTConfig
-}
-
-
-def _describe(kind: object) -> str:
-    origin = typing.get_origin(kind)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(kind))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(kind))
-    if origin is tuple:
-        args = typing.get_args(kind)
-        count = "" if args[-1] is Ellipsis else f"{len(args)} "
-        return f"a list of {count}values, each {_describe(args[0])}"
-    return {int: "an int", float: "a finite number", bool: "true or false", str: "a string",
-            type(None): "null"}.get(kind, getattr(kind, "__name__", str(kind)))
-
-
-def coerce(value: Any, kind: object) -> tuple[bool, Any]:
-    """(matches, value converted) for a value against a type annotation: ints are not bools,
-    floats accept finite ints and floats, tuples accept lists (of the right length)."""
-    origin = typing.get_origin(kind)
-    if origin is Literal:
-        return value in typing.get_args(kind) and isinstance(value, str), value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(kind):
-            ok, converted = coerce(value, option)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is tuple:
-        args = typing.get_args(kind)
-        if not isinstance(value, (list, tuple)) or (args[-1] is not Ellipsis and len(value) != len(args)):
-            return False, value
-        items = [coerce(v, args[0]) for v in value]
-        return all(ok for ok, _ in items), tuple(v for _, v in items)
-    if kind is type(None):
-        return value is None, value
-    if kind is bool:
-        return isinstance(value, bool), value
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return ok, float(value) if ok else value
-    if kind is str:
-        return isinstance(value, str), value
-    return isinstance(value, kind), value
-
-
-def check_fields(config: object) -> None:
-    """Check (and normalise: lists -> tuples, ints -> floats) every field of a frozen config
-    dataclass against its annotation and :data:`RANGES`; ``ValueError`` "key must be ..., got ..."."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        ok, converted = coerce(value, hints[f.name])
-        if not ok:
-            raise ValueError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
-        if f.name in RANGES and not RANGES[f.name][0](converted):
-            raise ValueError(f"{f.name} must be {RANGES[f.name][1]}, got {value!r}")
-        object.__setattr__(config, f.name, converted)

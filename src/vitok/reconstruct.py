@@ -68,8 +68,8 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     measure for a lattice of ``period`` pixels if given (and the image is larger than two
     periods), for one image (3, H, W) or clip (3, T, H, W) in [-1, 1]. A score whose network or
     window needs larger images (SSIM: 11 px, LPIPS: ``lpips.min_size``) is left out."""
-    from vitok.metrics.psnr import psnr_uint8, to_uint8
-    from vitok.metrics.streaming import SSIM_WINDOW, ssim_uint8
+    from vitok.metrics.psnr import from_uint8, psnr_uint8, to_uint8
+    from vitok.metrics.ssim import SSIM_WINDOW, ssim_uint8
     from vitok.nn.patch import to_frames
 
     a, b = to_frames(x[None]), to_frames(recon[None])
@@ -79,7 +79,7 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
         scores["ssim"] = ssim_uint8(to_uint8(b), to_uint8(a)).mean().item()
     if lpips is not None and side >= getattr(lpips, "min_size", 1):
         with torch.no_grad():
-            scores["lpips"] = lpips(to_uint8(b) / 127.5 - 1, to_uint8(a) / 127.5 - 1).mean().item()
+            scores["lpips"] = lpips(from_uint8(to_uint8(b)), from_uint8(to_uint8(a))).mean().item()
     if period is not None and min(a.shape[-2:]) > 2 * period:
         from vitok.metrics.grid import grid_score
 
@@ -124,7 +124,7 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
         recon = model(x[None].to(device)).recon[0].float().cpu().clamp(-1, 1)
     seconds = time.perf_counter() - start
     compile_seconds = compiling.seconds - compiled_before
-    from vitok.evaluate import lattice_period
+    from vitok.metrics.grid import lattice_period
     from vitok.viz import labeled_pair, thumbnail
 
     scores = item_scores(x, recon, lpips, lattice_period(model))

@@ -82,11 +82,10 @@ def run_train_dit(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides, DiTTrainConfig)
     if args.print_config:
-        import dataclasses
 
         from vitok.train.schema import to_yaml
 
-        print(to_yaml(dataclasses.asdict(cfg)))
+        print(to_yaml(cfg.to_dict()))
         return 0
     scalars = train_dit(cfg)
     print_final(scalars)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddpm_loss, flow_loss, linear_betas
+from vitok.files import atomic_write
 from vitok.models.dit import DiT, dit_config
 from vitok.train.config import OptimConfig, RunConfig
 from vitok.train.distributed import wrap
@@ -146,7 +147,8 @@ class DiTTrainer(Engine):
         info = {"objective": self.cfg.objective, "latent_shape": list(self.latent_shape),
                 "classes": self.data.stats["classes"],
                 "latents": str(Path(self.cfg.latents).resolve())}  # absolute: sample from any folder
-        (directory / "generation.json").write_text(json.dumps(info, indent=2))
+        text = json.dumps(info, indent=2)
+        atomic_write(directory / "generation.json", lambda path: path.write_text(text))
 
 
 def train_dit(cfg: DiTTrainConfig) -> dict[str, float]:

@@ -74,3 +74,12 @@ def grid_score(original: Tensor, recon: Tensor, period: int) -> float:
     the images are too small to contain a patch border (see :func:`grid_ratio`)."""
     check_pair(("original", "recon"), original, recon, (4,), layout="(N, C, H, W)")
     return grid_ratio(lattice_steps(recon.double() - original.double(), period))
+
+
+def lattice_period(model: torch.nn.Module) -> int:
+    """The pixel period of a model's token lattice: a vitok model's patch size p, a conv VAE's
+    downsampling factor (what the ``grid`` metric measures against)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "patch_size"):
+        return int(config.patch_size)
+    return int(getattr(model, "downsample", 8))

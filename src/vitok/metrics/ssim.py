@@ -54,3 +54,11 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 2.0, window: int = 11, sigma:
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2))
     return s.reshape(b, c, -1).mean(dim=(1, 2))
+
+
+SSIM_WINDOW = 11  # the Gaussian window: SSIM needs frames at least this large
+
+
+def ssim_uint8(x: Tensor, y: Tensor) -> Tensor:
+    """Mean SSIM per frame of uint8-valued (N, C, H, W) tensors, H and W >= 11; returns (N,)."""
+    return ssim(x, y, data_range=255.0, window=SSIM_WINDOW)

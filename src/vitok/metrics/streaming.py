@@ -15,8 +15,8 @@ from torch import Tensor
 
 from vitok.checks import check_pair, describe
 from vitok.metrics.frechet import FeatureStats, frechet_distance
-from vitok.metrics.psnr import psnr_uint8, to_uint8
-from vitok.metrics.ssim import ssim
+from vitok.metrics.psnr import from_uint8, psnr_uint8, to_uint8
+from vitok.metrics.ssim import SSIM_WINDOW, ssim_uint8
 from vitok.nn.patch import to_frames
 
 
@@ -56,20 +56,12 @@ class MeanMetric:
         return total / count
 
 
-SSIM_WINDOW = 11  # the Gaussian window: SSIM needs frames at least this large
-
-
-def ssim_uint8(x: Tensor, y: Tensor) -> Tensor:
-    """Mean SSIM per frame of uint8-valued (N, C, H, W) tensors, H and W >= 11; returns (N,)."""
-    return ssim(x, y, data_range=255.0, window=SSIM_WINDOW)
-
-
 class LPIPSMetric(MeanMetric):
     def __init__(self, net: str = "alex", cache: str | None = None) -> None:
         from vitok.metrics.lpips import LPIPS
 
         model = LPIPS(net, cache=cache)
-        super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(x / 127.5 - 1, y / 127.5 - 1),
+        super().__init__(f"lpips_{net}", lambda x, y: model.to(x.device)(from_uint8(x), from_uint8(y)),
                          min_size=model.min_size)
 
 

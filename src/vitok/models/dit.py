@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from vitok.checks import Rule, check_fields, known_keys
+from vitok.model_config import TowerConfig, ViTokConfig
 from vitok.models.pretrained import PretrainedMixin
 from vitok.nn.attention import Attention
 from vitok.nn.rope import rope_cos_sin, token_grid
@@ -37,9 +40,14 @@ class DiTConfig:
     rope_theta: float = 10000.0
     name: str = "DiT-S"
 
-    def __post_init__(self) -> None:
-        from vitok.model_config import check_fields
+    ranges: ClassVar[dict[str, Rule]] = {
+        **TowerConfig.ranges,
+        **{k: ViTokConfig.ranges[k] for k in ("latent_channels", "mlp_ratio", "rope_theta")},
+        "num_classes": (lambda v: v >= 1, ">= 1"),
+        "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    }
 
+    def __post_init__(self) -> None:
         check_fields(self)  # types and ranges: ValueError "key must be ..., got ..."
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError(f"width {self.width} must split into {self.heads} heads of even size (RoPE)")
@@ -50,8 +58,6 @@ class DiTConfig:
     @classmethod
     def from_dict(cls, data: object) -> DiTConfig:
         """Inverse of ``to_dict``; ``ValueError`` naming the key for unknown keys or bad values."""
-        from vitok.model_config import known_keys
-
         return cls(**known_keys(cls, data, "DiTConfig"))
 
 

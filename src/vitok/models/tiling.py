@@ -81,14 +81,8 @@ class TilingConfig:
         for name in ("overlap", "frame_overlap"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"tiling {name} must be in [0, 1), got {getattr(self, name)}")
-        if self.tile is not None and (len(self.tile) != 2 or min(self.tile) <= 0):
-            raise ValueError(f"tiling tile must be a positive (H, W), got {self.tile}")
-        if self.frames is not None and self.frames <= 0:
-            raise ValueError(f"tiling frames must be positive, got {self.frames}")
         if self.threshold < 1:
             raise ValueError(f"tiling threshold must be >= 1, got {self.threshold}")
-        if self.batch_slice is not None and self.batch_slice <= 0:
-            raise ValueError(f"tiling batch_slice must be positive, got {self.batch_slice}")
 
 
 class TilingMixin:

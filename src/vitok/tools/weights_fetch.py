@@ -254,5 +254,6 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
         }
         log(f"{name}: converted {sum(t.numel() for t in tensors.values()) / 1e6:.2f}M params -> {target}")
         paths[name] = target
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+    text = json.dumps(manifest, indent=2)
+    atomic_write(manifest_path, lambda path: path.write_text(text))
     return paths

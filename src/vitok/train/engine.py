@@ -13,7 +13,8 @@ else, once:
 - non-finite steps: :meth:`Engine.step_is_finite` agrees across ranks, skips the step and stops
   the run after ``run.max_bad_steps`` in a row;
 - the loop (:meth:`Engine.fit`): logging (reduced over ranks), unreadable files named once,
-  pictures, checkpoints, and the export of ``model/`` and ``model-ema/`` at the end.
+  pictures (of the trainer's :meth:`Engine.pictures`), checkpoints, and the export of ``model/``
+  and ``model-ema/`` at the end.
 
 ``vitok.train.trainer`` (the tokenizer, stage 1 and 2) and ``vitok.generate.trainer`` (the DiT)
 are the two trainers.
@@ -97,6 +98,11 @@ class Engine:
 
     def export_files(self, directory: Path) -> None:
         """Write trainer-specific files beside an exported model (e.g. the DiT's generation.json)."""
+
+    def pictures(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(originals, reconstructions) of the last step for the ``run.image_every`` pictures, or None
+        (the default: a trainer without reconstructions, such as the DiT's, logs no pictures)."""
+        return None
 
     # ------------------------------------------------------------------ checkpoints
     def resume_state(self, required: tuple[str, ...] = ("step", "model", "opt")) -> dict[str, Any] | None:
@@ -198,8 +204,9 @@ class Engine:
                     logged_skips.update(new)
                     monitor.log(self.step, {**last, "skipped_files": len(self.skipped_paths),
                                             "skipped_steps": skipped_steps, **({"skipped_new": new} if new else {})})
-                if run.image_every and self.step % run.image_every == 0 and hasattr(self, "last_batch"):
-                    monitor.images(self.step, *self.last_batch)
+                pair = self.pictures() if run.image_every and self.step % run.image_every == 0 else None
+                if pair is not None:
+                    monitor.images(self.step, *pair)
                 if self.step % run.ckpt_every == 0 or self.step == end:
                     self.save()
             if self.step >= run.steps:

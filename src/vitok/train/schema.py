@@ -13,8 +13,8 @@ The one mechanism behind every run config (``vitok train``'s :class:`~vitok.trai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
 import os
 import types
 import typing
@@ -23,9 +23,14 @@ from typing import Any, Literal
 
 import yaml
 
+from vitok.checks import conform, describe_type
+
 
 def coerce(value: Any, kind: Any, key: str) -> Any:
-    """Check / convert a YAML value to the annotated type."""
+    """Check / convert a YAML value to the annotated type: the structure a YAML file has (sections,
+    lists, mappings, a scalar where a list is allowed, "1e-3" read as a string by YAML 1.1) here,
+    the scalars through :func:`vitok.checks.conform`, the one definition shared with the model
+    configs. ``ValueError`` "<key>: ..." naming what is allowed."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -60,19 +65,15 @@ def coerce(value: Any, kind: Any, key: str) -> Any:
         return dict(value)
     if dataclasses.is_dataclass(kind):
         return from_dict(kind, value, f"{key}.")
-    if kind is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
-        try:  # YAML 1.1 reads "1e-3" as a string
-            number = float(value)
-        except ValueError:
-            number = None
-        if number is not None and math.isfinite(number):
-            return number
-        if number is not None:
-            raise ValueError(f"{key}: expected a finite number, got {value!r}")
-    if kind is Any or (isinstance(kind, type) and isinstance(value, kind) and not
-                       (kind is int and isinstance(value, bool))):
+    if kind is Any:
         return value
-    raise ValueError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    if kind is float and isinstance(value, str):
+        with contextlib.suppress(ValueError):  # YAML 1.1 reads "1e-3" as a string
+            value = float(value)
+    ok, converted = conform(value, kind)
+    if not ok:
+        raise ValueError(f"{key}: expected {describe_type(kind)}, got {value!r}")
+    return converted
 
 
 def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:

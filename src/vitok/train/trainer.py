@@ -109,6 +109,7 @@ class Trainer(Engine):
         if cfg.model.compile:
             self.ddp_model = torch.compile(self.ddp_model)
         self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
+        self.last_batch: tuple[Tensor, Tensor] | None = None  # (x, recon) of the last step's first micro-batch
 
     # ------------------------------------------------------------------ state beyond the engine's
     def extra_state(self) -> dict[str, Any]:
@@ -119,6 +120,9 @@ class Trainer(Engine):
     def restore_extra(self, state: dict[str, Any]) -> None:
         if self.d_opt is not None:
             self.d_opt.load_state_dict(state["d_opt"])
+
+    def pictures(self) -> tuple[Tensor, Tensor] | None:
+        return self.last_batch
 
     # ------------------------------------------------------------------ one step
     def set_lr(self) -> float:
