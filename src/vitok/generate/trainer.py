@@ -21,10 +21,8 @@ from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddpm_loss, flow_loss, li
 from vitok.files import atomic_write
 from vitok.models.dit import DiT, dit_config
 from vitok.train.config import OptimConfig, RunConfig
-from vitok.train.distributed import wrap
-from vitok.train.ema import EMA
 from vitok.train.engine import Engine, param_groups, run_cleanly
-from vitok.train.schedule import cosine_lr, warmup_steps
+from vitok.train.schedule import warmup_steps
 
 
 @dataclass
@@ -81,18 +79,12 @@ class DiTTrainer(Engine):
         overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],
                      **cfg.model.overrides}
         self.model = DiT(dit_config(cfg.model.preset, **overrides)).to(self.dist.device)
-        self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         self.latent_shape = latent_shape
         self.abar = alphas_cumprod(linear_betas())
         state = self.resume_state()
         if state is not None:
             self.model.load_state_dict(state["model"])
-        self.ema = EMA(dict(self.model.named_parameters()), cfg.run.ema) if cfg.run.ema else None
-        if self.ema is not None and state is not None:
-            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
-        self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
-        if self.ema is not None:
-            self.ema.rebind(dict(self.model.named_parameters()))  # FSDP replaced the parameters
+        self.ddp_model = self.wrap_model(state)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
                                      betas=cfg.optim.betas)
         if state is not None:
@@ -109,9 +101,7 @@ class DiTTrainer(Engine):
 
     def train_step(self, batches: list[dict[str, Tensor]]) -> dict[str, float] | None:
         o = self.cfg.optim
-        lr = cosine_lr(self.step, o.peak_lr, self.cfg.run.steps, self.warmup, o.min_lr)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        lr = self.schedule_lr(o)
         self.opt.zero_grad(set_to_none=True)
         total = 0.0
         for batch in batches:
@@ -119,12 +109,9 @@ class DiTTrainer(Engine):
                 loss = self.loss(batch)
             (loss / len(batches)).backward()
             total += float(loss.detach()) / len(batches)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
-        if not self.step_is_finite(torch.isfinite(torch.tensor([total, float(grad_norm)])).all().float()):
+        grad_norm = self.optimizer_step(o.grad_clip, torch.isfinite(torch.tensor(total)).float())
+        if grad_norm is None:
             return None
-        self.opt.step()
-        if self.ema is not None:
-            self.ema.update()
         return {"loss": total, "lr": lr, "grad_norm": float(grad_norm)}
 
     def batches(self) -> Iterator[list[dict[str, Tensor]]]:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from vitok.files import acquire_run_lock, check_writable, is_fresh_dir, release_run_lock, remove_stale_temp_files
 from vitok.train import checkpoint as ckpt
-from vitok.train.config import RunConfig
+from vitok.train.config import OptimConfig, RunConfig
 from vitok.train.distributed import (
     DistInfo,
     all_reduce_min,
@@ -44,9 +44,11 @@ from vitok.train.distributed import (
     init_distributed,
     load_optimizer_state,
     reduce_scalars,
+    wrap,
 )
 from vitok.train.ema import EMA
 from vitok.train.monitor import open_run
+from vitok.train.schedule import cosine_lr
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,12 +65,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 class Engine:
-    """The shared part of a trainer (see the module docstring). Subclasses set ``model``, ``opt``
-    and (optionally) ``ema`` in their ``__init__`` after ``super().__init__``."""
+    """The shared part of a trainer (see the module docstring). Subclasses set ``model`` and ``opt``
+    in their ``__init__`` after ``super().__init__``, and wrap the model with :meth:`wrap_model`
+    (which sets ``ema``, ``trainable`` and ``sharded``); their :meth:`train_step` ends in
+    :meth:`optimizer_step`."""
 
     model: nn.Module
     opt: torch.optim.Optimizer
     ema: EMA | None = None
+    trainable: dict[str, nn.Parameter]  # what the optimiser steps (set by wrap_model)
+    warmup: int  # warm-up steps of the LR schedule (schedule_lr)
     sharded: bool = False  # parameters sharded by FSDP (their full state is a collective)
 
     def __init__(self, run: RunConfig, config: dict[str, Any]) -> None:
@@ -163,6 +169,46 @@ class Engine:
             self.export_files(self.run_dir / "model-ema")
 
     # ------------------------------------------------------------------ one step
+    def wrap_model(self, state: dict[str, Any] | None) -> nn.Module:
+        """The EMA of the trainable weights (its averages restored from ``state``), then the model
+        wrapped for ``run.distributed`` (DDP, or FSDP shards), then the EMA rebound to the possibly
+        sharded parameters (``self.trainable``). Call it after loading ``state``'s weights; returns
+        the wrapped model to run the forward pass through."""
+        def trainable() -> dict[str, nn.Parameter]:
+            return {k: p for k, p in self.model.named_parameters() if p.requires_grad}
+
+        self.sharded = self.dist.enabled and self.run.distributed == "fsdp"
+        self.ema = EMA(trainable(), self.run.ema) if self.run.ema else None
+        if self.ema is not None and state is not None:
+            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
+        wrapped = wrap(self.model, self.dist, self.run.distributed)
+        self.trainable = trainable()  # FSDP replaced the parameters
+        if self.ema is not None:
+            self.ema.rebind(self.trainable)
+        return wrapped
+
+    def schedule_lr(self, optim: OptimConfig) -> float:
+        """Set the optimiser's learning rate for ``self.step`` (linear warm-up over ``self.warmup``
+        steps, then cosine to ``optim.min_lr`` at ``run.steps``) and return it."""
+        lr = cosine_lr(self.step, optim.peak_lr, self.run.steps, self.warmup, optim.min_lr)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def optimizer_step(self, grad_clip: float, finite: Tensor) -> Tensor | None:
+        """The end of every trainer's step: clip the gradient norm of ``self.trainable`` to
+        ``grad_clip``, agree across ranks that the loss (``finite``: 1.0 or 0.0 here) and the
+        gradient are finite (:meth:`step_is_finite`), then step the optimiser and the EMA. Returns
+        the gradient norm before clipping, or None when the step was skipped."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        if not self.step_is_finite(finite * torch.isfinite(grad_norm).float()):
+            return None
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update()
+        return grad_norm
+
     def step_is_finite(self, finite: Tensor) -> bool:
         """Whether every rank's loss and gradient were finite (``finite``: 1.0 or 0.0 here). When not,
         the gradients are dropped and the step counts as bad; ``NonFiniteLossError`` after

@@ -23,9 +23,8 @@ from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
 from vitok.train.distributed import wrap
-from vitok.train.ema import EMA
 from vitok.train.engine import Engine, param_groups, run_cleanly
-from vitok.train.schedule import cosine_lr, linear_warmup, warmup_steps
+from vitok.train.schedule import linear_warmup, warmup_steps
 
 
 def next_batch(loader: Iterator[dict[str, Any]]) -> dict[str, Any]:
@@ -79,7 +78,6 @@ class Trainer(Engine):
         self.cfg = check_config(cfg)
         check_data_paths(cfg)  # before the model or the run folder is built
         super().__init__(cfg.run, cfg.to_dict())
-        self.sharded = self.dist.enabled and cfg.run.distributed == "fsdp"
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
         self.loss = AutoencoderLoss(cfg.loss).to(device)
@@ -89,15 +87,8 @@ class Trainer(Engine):
             self.model.load_state_dict(state["model"])
             if self.disc is not None:
                 self.disc.load_state_dict(state["disc"])
-        trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}
-        self.ema = EMA(trainable, cfg.run.ema) if cfg.run.ema else None
-        if self.ema is not None and state is not None:
-            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
-        self.ddp_model = wrap(self.model, self.dist, cfg.run.distributed)
+        self.ddp_model = self.wrap_model(state)
         self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
-        self.trainable = {k: p for k, p in self.model.named_parameters() if p.requires_grad}  # FSDP replaced them
-        if self.ema is not None:
-            self.ema.rebind(self.trainable)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
                                      betas=cfg.optim.betas, fused=device.type == "cuda")
         self.d_opt = None
@@ -126,10 +117,7 @@ class Trainer(Engine):
 
     # ------------------------------------------------------------------ one step
     def set_lr(self) -> float:
-        o = self.cfg.optim
-        lr = cosine_lr(self.step, o.peak_lr, self.cfg.run.steps, self.warmup, o.min_lr)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        lr = self.schedule_lr(self.cfg.optim)
         if self.d_opt is not None:
             d_lr = linear_warmup(self.step, self.cfg.loss.disc_lr, self.cfg.loss.disc_warmup)
             for group in self.d_opt.param_groups:
@@ -188,13 +176,9 @@ class Trainer(Engine):
         lr = self.set_lr()
         self.opt.zero_grad(set_to_none=True)
         terms, recons, finite = self.generator_pass(batches)
-        grad_norm = torch.nn.utils.clip_grad_norm_(list(self.trainable.values()), self.cfg.optim.grad_clip)
-        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        if not self.step_is_finite(finite * torch.isfinite(grad_norm).float()):
+        grad_norm = self.optimizer_step(self.cfg.optim.grad_clip, finite)
+        if grad_norm is None:
             return None
-        self.opt.step()
-        if self.ema is not None:
-            self.ema.update()
         if self.disc is not None:
             terms.update(self.discriminator_pass(batches, recons))
         self.last_batch = (batches[0]["x"], recons[0])
