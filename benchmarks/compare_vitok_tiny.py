@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from vitok.baselines import build_autoencoder_kl
 from vitok.bench import bench_model, matmul_peak
 from vitok.evaluate import EvalConfig, evaluate, model_info
+from vitok.models.baselines import build_autoencoder_kl
 from vitok.models.vitok import ViTok
 from vitok.presets import DEFAULT_MODEL
 

@@ -85,7 +85,7 @@ def sd_vae_rows(sizes: list[int], batch: int, repeats: int, device: torch.device
                 peaks: dict[torch.dtype, float]) -> list[dict]:
     """The SD VAE (random weights: timing only) at the same sizes and modes, when diffusers is installed."""
     try:
-        from vitok.baselines import load_sd_vae
+        from vitok.models.baselines import load_sd_vae
         vae = load_sd_vae(None, device)
     except ImportError as err:
         return [{"model": "sd-vae", "skipped": str(err)}]

@@ -24,7 +24,7 @@ def load_script(name: str):
 
 def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from vitok.baselines import build_autoencoder_kl
+    from vitok.models.baselines import build_autoencoder_kl
 
     build_autoencoder_kl(TINY_AUTOENCODER_KL).save_pretrained(tmp_path / "akl")
     out = tmp_path / "out"

@@ -16,7 +16,7 @@ SRC = REPO / "src" / "vitok"
 LAYERS = [
     {"model_config", "presets", "checks", "files", "io", "text", "weights"},
     {"nn"},
-    {"models", "baselines"},
+    {"models"},
     {"metrics"},
     {"losses"},
     {"data", "diffusion"},

@@ -181,7 +181,7 @@ def test_cli_reconstructs_a_large_image_whole_through_tiles(tmp_path: Path, caps
 def test_the_baseline_wrapper_tiles_large_inputs_through_diffusers(tmp_path: Path) -> None:
     from diffusers import AutoencoderKL
 
-    from vitok.baselines import load_sd_vae
+    from vitok.models.baselines import load_sd_vae
 
     AutoencoderKL(block_out_channels=[8, 8], down_block_types=["DownEncoderBlock2D"] * 2,
                   up_block_types=["UpDecoderBlock2D"] * 2, layers_per_block=1, latent_channels=4,

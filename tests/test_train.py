@@ -13,9 +13,9 @@ import torch
 
 from tests.conftest import REPO, smooth_image
 from vitok import ViTok, io
-from vitok.baselines import build_autoencoder_kl
 from vitok.losses import AutoencoderLoss, LossConfig
 from vitok.metrics.psnr import psnr
+from vitok.models.baselines import build_autoencoder_kl
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from vitok.train.config import TrainConfig

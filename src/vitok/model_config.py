@@ -1,4 +1,6 @@
-"""Typed configuration for the ViTok autoencoder.
+"""Typed configuration of the models: the ViTok autoencoder (TowerConfig, ViTokConfig) and the DiT
+(DiTConfig). They sit at the bottom layer because the one preset registry (vitok.presets) builds
+them.
 
 Every option has the paper's value as its default (arXiv 2501.09755, section 3). Configs round-trip
 through plain dicts (``to_dict`` / ``from_dict``) so they can be written as ``config.json`` beside
@@ -201,3 +203,39 @@ def _tower(value: TowerConfig | dict[str, Any], name: str = "tower") -> TowerCon
     except ValueError as err:
         field = str(err).startswith(("width ", "depth ", "heads "))
         raise ValueError(f"{name}.{err}" if field else f"{name}: {err}") from None
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """DiT sizes and conditioning. The model's timestep input is in DDPM steps, [0, 1000); the
+    flow objective passes t in [0, 1] times :data:`vitok.diffusion.flow.TIME_SCALE`."""
+
+    width: int = 384
+    depth: int = 12
+    heads: int = 6
+    latent_channels: int = 16
+    num_classes: int = 1000
+    mlp_ratio: float = 4.0
+    class_dropout: float = 0.1
+    rope_theta: float = 10000.0
+    name: str = "DiT-S"
+
+    ranges: ClassVar[dict[str, Rule]] = {
+        **TowerConfig.ranges,
+        **{k: ViTokConfig.ranges[k] for k in ("latent_channels", "mlp_ratio", "rope_theta")},
+        "num_classes": (lambda v: v >= 1, ">= 1"),
+        "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    }
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # types and ranges: ValueError "key must be ..., got ..."
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError(f"width {self.width} must split into {self.heads} heads of even size (RoPE)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> DiTConfig:
+        """Inverse of ``to_dict``; ``ValueError`` naming the key for unknown keys or bad values."""
+        return cls(**known_keys(cls, data, "DiTConfig"))

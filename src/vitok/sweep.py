@@ -106,7 +106,7 @@ def load_trained(directory: str | Path) -> Any:
     from vitok.models.vitok import ViTok
 
     if (Path(directory) / "diffusion_pytorch_model.safetensors").is_file():
-        from vitok.baselines import build_autoencoder_kl
+        from vitok.models.baselines import build_autoencoder_kl
 
         return build_autoencoder_kl({}, str(directory)).eval()
     return ViTok.from_pretrained(directory)

@@ -78,7 +78,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if label == "model":
             model = load_model(args.model, args.device)
         else:
-            from vitok.baselines import load_sd_vae
+            from vitok.models.baselines import load_sd_vae
 
             model = load_sd_vae(args.baseline_weights, args.device)
         crop = cfg.crop
@@ -116,7 +116,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     shapes = [(frames, h, w) for h, w in args.size]
     baseline = None
     if args.baseline == "sd-vae":
-        from vitok.baselines import load_sd_vae
+        from vitok.models.baselines import load_sd_vae
 
         vae = load_sd_vae(args.baseline_weights, device)
         baseline = (vae, "sd-vae", vae.gmacs)

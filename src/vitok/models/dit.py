@@ -10,55 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
-from typing import ClassVar
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from vitok.checks import Rule, check_fields, known_keys
-from vitok.model_config import TowerConfig, ViTokConfig
+from vitok.model_config import DiTConfig
 from vitok.models.pretrained import PretrainedMixin
 from vitok.nn.attention import Attention
 from vitok.nn.rope import rope_cos_sin, token_grid
 from vitok.presets import DIT_SIZES
-
-
-@dataclass(frozen=True)
-class DiTConfig:
-    """DiT sizes and conditioning. The model's timestep input is in DDPM steps, [0, 1000); the
-    flow objective passes t in [0, 1] times :data:`vitok.diffusion.flow.TIME_SCALE`."""
-
-    width: int = 384
-    depth: int = 12
-    heads: int = 6
-    latent_channels: int = 16
-    num_classes: int = 1000
-    mlp_ratio: float = 4.0
-    class_dropout: float = 0.1
-    rope_theta: float = 10000.0
-    name: str = "DiT-S"
-
-    ranges: ClassVar[dict[str, Rule]] = {
-        **TowerConfig.ranges,
-        **{k: ViTokConfig.ranges[k] for k in ("latent_channels", "mlp_ratio", "rope_theta")},
-        "num_classes": (lambda v: v >= 1, ">= 1"),
-        "class_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    }
-
-    def __post_init__(self) -> None:
-        check_fields(self)  # types and ranges: ValueError "key must be ..., got ..."
-        if self.width % self.heads or (self.width // self.heads) % 2:
-            raise ValueError(f"width {self.width} must split into {self.heads} heads of even size (RoPE)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: object) -> DiTConfig:
-        """Inverse of ``to_dict``; ``ValueError`` naming the key for unknown keys or bad values."""
-        return cls(**known_keys(cls, data, "DiTConfig"))
 
 
 def dit_config(name: str, **overrides: object) -> DiTConfig:

@@ -45,7 +45,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     ``init_from`` (model dir or training checkpoint) if set, encoder frozen if asked."""
     section = cfg.model
     if section.kind == "autoencoder-kl":
-        from vitok.baselines import build_autoencoder_kl
+        from vitok.models.baselines import build_autoencoder_kl
 
         model = build_autoencoder_kl(section.autoencoder_kl, section.init_from)
     elif section.init_from is None:
