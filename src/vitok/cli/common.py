@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -96,6 +97,18 @@ def print_final(scalars: dict[str, float]) -> None:
 
     if scalars and os.environ.get("RANK", "0") == "0":
         print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(scalars.items())))
+
+
+def train_or_print(cfg: Any, print_config: bool, train: Callable[[Any], dict[str, float]]) -> int:
+    """What ``vitok train`` and ``vitok train-dit`` do with a loaded run config: print it as YAML
+    (``--print-config``) or train it and print the final scalars. Returns the exit status."""
+    if print_config:
+        from vitok.train.schema import to_yaml
+
+        print(to_yaml(cfg.to_dict()))
+        return 0
+    print_final(train(cfg))
+    return 0
 
 
 def report_skipped(skipped: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
-from vitok.cli.common import load_model, print_final, report_skipped
+from vitok.cli.common import load_model, report_skipped, train_or_print
 from vitok.cli.options import (
     add_batch_size,
     add_device,
@@ -80,16 +80,7 @@ def run_train_dit(args: argparse.Namespace) -> int:
     from vitok.generate.trainer import DiTTrainConfig, train_dit
     from vitok.train.config import load_config
 
-    cfg = load_config(args.config, args.overrides, DiTTrainConfig)
-    if args.print_config:
-
-        from vitok.train.schema import to_yaml
-
-        print(to_yaml(cfg.to_dict()))
-        return 0
-    scalars = train_dit(cfg)
-    print_final(scalars)
-    return 0
+    return train_or_print(load_config(args.config, args.overrides, DiTTrainConfig), args.print_config, train_dit)
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:

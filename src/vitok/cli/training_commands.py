@@ -20,18 +20,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from vitok.cli.common import print_final
+    from vitok.cli.common import train_or_print
     from vitok.train import load_config, train
-    from vitok.train.schema import to_yaml
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, args.overrides)
-    if args.print_config:
-        print(to_yaml(cfg.to_dict()))
-        return 0
-    scalars = train(cfg)
-    print_final(scalars)
-    return 0
+    return train_or_print(load_config(args.config, args.overrides), args.print_config, train)
 
 
 def register_sweep(sub: argparse._SubParsersAction) -> None:
