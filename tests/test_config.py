@@ -9,8 +9,7 @@ import pytest
 
 from vitok import ViTok
 from vitok.model_config import ViTokConfig
-from vitok.models.dit import dit_config
-from vitok.presets import get_config
+from vitok.presets import dit_config, get_config
 
 BASE = get_config("N-N/8").to_dict()
 

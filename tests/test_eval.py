@@ -28,7 +28,7 @@ def pair(n: int = 4, h: int = 24, w: int = 32, seed: int = 0) -> tuple[torch.Ten
 def test_psnr_and_ssim_agree_with_skimage() -> None:
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from vitok.metrics.psnr import to_uint8
+    from vitok.io import to_uint8
 
     x, y = pair()
     psnr, ssim = MeanMetric("psnr", psnr_uint8), MeanMetric("ssim", ssim_uint8)
@@ -244,7 +244,8 @@ def test_metrics_reduce_across_processes(tmp_path) -> None:
 
 # ---------------------------------------------------------------- edge cases and bad files (issue #13)
 def test_psnr_of_an_exact_frame_is_the_documented_cap_and_frechet_is_never_negative() -> None:
-    from vitok.metrics.psnr import PSNR_CAP_DB, to_uint8
+    from vitok.io import to_uint8
+    from vitok.metrics.psnr import PSNR_CAP_DB
 
     x, y = pair(n=2)
     metric = MeanMetric("psnr", psnr_uint8)

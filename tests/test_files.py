@@ -100,7 +100,8 @@ def test_train_resume_from_a_pickled_checkpoint_is_one_line(tmp_path, capsys) ->
 
 
 def test_foreign_weights_files_are_refused_by_name(tmp_path) -> None:
-    from vitok.models.dit import DiT, dit_config
+    from vitok.models.dit import DiT
+    from vitok.presets import dit_config
 
     (tmp_path / "w.safetensors").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(ValueError, match=r"w\.safetensors: not a readable safetensors file"):

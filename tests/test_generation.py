@@ -23,8 +23,8 @@ from vitok.diffusion import (
     linear_betas,
     q_sample,
 )
-from vitok.models.dit import DiT, dit_config
-from vitok.presets import DIT_SIZES
+from vitok.models.dit import DiT
+from vitok.presets import DIT_SIZES, dit_config
 
 
 def tiny_dit(**overrides) -> DiT:
@@ -280,21 +280,12 @@ def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(latents, tm
 
 
 def _dit_torchrun(nproc: int, latents: Path, out: Path, *overrides: str) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
+    from tests.test_train import torchrun
 
     config = out.parent / f"{out.name}.yaml"
     config.write_text(f"latents: {latents}\nmodel: {{preset: DiT-T}}\noptim: {{batch_size: 4}}\n"
                       "run: {steps: 4, ckpt_every: 2, log_every: 1, ema: 0.9, device: cpu, precision: fp32}\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_port", str(21000 + (os.getpid() * 11 + nproc) % 20000), "-m", "vitok", "train-dit",
-               str(config), f"run.out_dir={out}", *overrides]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun(nproc, config, f"run.out_dir={out}", *overrides, subcommand="train-dit")
 
 
 def test_dit_trainer_ddp_and_fsdp_match_one_process(latents, tmp_path) -> None:

@@ -110,7 +110,8 @@ def test_local_directories_and_shipped_names_still_win(tmp_path, monkeypatch) ->
 def test_dit_pushes_its_generation_info_and_loads_from_a_hub_id_offline(tmp_path, monkeypatch) -> None:
     import huggingface_hub
 
-    from vitok.models.dit import DiT, dit_config
+    from vitok.models.dit import DiT
+    from vitok.presets import dit_config
 
     dit = DiT(dit_config("DiT-T", latent_channels=4, num_classes=3))
     generation = {"objective": "ddpm", "latent_shape": [4, 2, 2], "classes": ["a", "b", "c"], "latents": "x"}

@@ -53,7 +53,8 @@ def test_reconstructs_shipped_sample_above_floor(tiny: ViTok, name: str) -> None
 def test_tiled_reconstruction_has_no_psnr_loss_on_a_large_photo(tiny: ViTok, shared_data: Path) -> None:
     """A 384 px val photo through 128 px tiles (the training size) against the whole image at once:
     the seams cost nothing measurable (the trained model is even better inside its training size)."""
-    from vitok.metrics.psnr import psnr_uint8, to_uint8
+    from vitok.io import to_uint8
+    from vitok.metrics.psnr import psnr_uint8
 
     path = sorted((shared_data / "images" / "val").iterdir())[0]
     x = io.resize_center_crop(io.load_image(path), (384, 384))[None]

@@ -175,10 +175,11 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(image_folder, tmp_path, 
         train(tiny_config(image_folder, tmp_path / "many", "run.max_bad_steps=3"))
 
 
-def torchrun(nproc: int, config: Path, *overrides: str) -> None:
+def torchrun(nproc: int, config: Path, *overrides: str, subcommand: str = "train") -> None:
+    """``torchrun --nproc_per_node N -m vitok SUBCOMMAND CONFIG OVERRIDES``, one thread per rank."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_port", str(20000 + (os.getpid() * 7 + nproc) % 20000), "-m", "vitok", "train",
+               "--master_port", str(20000 + (os.getpid() * 7 + nproc) % 20000), "-m", "vitok", subcommand,
                str(config), *overrides]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,10 +7,10 @@
 """
 
 from vitok.metrics.flops import compression_ratio, count_macs, latent_size
-from vitok.model_config import TowerConfig, ViTokConfig
+from vitok.model_config import DiTConfig, TowerConfig, ViTokConfig
 from vitok.models import AutoencoderOutput, LatentDistribution, ViTok
-from vitok.models.dit import DiT, DiTConfig, dit_config
-from vitok.presets import DEFAULT_MODEL, PRESETS, TOWERS, get_config, list_presets
+from vitok.models.dit import DiT
+from vitok.presets import DEFAULT_MODEL, PRESETS, TOWERS, dit_config, get_config, list_presets
 
 __version__ = "0.1.0"
 

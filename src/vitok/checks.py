@@ -154,7 +154,8 @@ def conform(value: Any, kind: object) -> tuple[bool, Any]:
         args = typing.get_args(kind)
         if not isinstance(value, (list, tuple)) or (args[-1] is not Ellipsis and len(value) != len(args)):
             return False, value
-        items = [conform(v, args[0]) for v in value]
+        kinds = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)  # tuple[int, ...] or tuple[int, str]
+        items = [conform(v, k) for v, k in zip(value, kinds)]
         return all(ok for ok, _ in items), tuple(v for _, v in items)
     if kind is type(None):
         return value is None, value
@@ -175,16 +176,24 @@ def check_fields(config: object) -> None:
     dataclass against its annotation and the ``ranges`` its class declares (field -> :data:`Rule`);
     ``ValueError`` "key must be ..., got ..."."""
     hints = typing.get_type_hints(type(config))
-    ranges = getattr(type(config), "ranges", {})
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         ok, converted = conform(value, hints[f.name])
         if not ok:
             raise ValueError(f"{f.name} must be {describe_type(hints[f.name])}, got {value!r}")
-        rule = ranges.get(f.name)
-        if rule is not None and not rule[0](converted):
-            raise ValueError(f"{f.name} must be {rule[1]}, got {value!r}")
         object.__setattr__(config, f.name, converted)
+    check_ranges(config)
+
+
+def check_ranges(config: object, prefix: str = "") -> None:
+    """``ValueError`` "<prefix><key> must be <allowed>, got <value>" for the first field of a config
+    dataclass outside the ``ranges`` its class declares (field -> :data:`Rule`; none: it passes).
+    The one range check of every config: model configs on construction (:func:`check_fields`), run
+    configs as they are read (``vitok.train.schema``)."""
+    for name, (ok, allowed) in getattr(type(config), "ranges", {}).items():
+        value = getattr(config, name)
+        if not ok(value):
+            raise ValueError(f"{prefix}{name} must be {allowed}, got {value!r}")
 
 
 def known_keys(cls: type, data: object, what: str) -> dict[str, Any]:

@@ -36,16 +36,24 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def to_uint8(x: Tensor) -> Tensor:
+    """[-1, 1] floats -> rounded, clamped values in {0..255} (kept as float32)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+
+
+def from_uint8(x: Tensor) -> Tensor:
+    """Values in [0, 255] -> [-1, 1] (the inverse of :func:`to_uint8` on its outputs)."""
+    return x / 127.5 - 1
+
+
 def uint8_to_tensor(array: np.ndarray) -> Tensor:
     """(..., H, W, 3) uint8 -> (3, ..., H, W) float32 in [-1, 1]."""
-    x = torch.from_numpy(np.array(array, dtype=np.float32)) / 127.5 - 1.0
-    return x.movedim(-1, 0)
+    return from_uint8(torch.from_numpy(np.array(array, dtype=np.float32))).movedim(-1, 0)
 
 
 def tensor_to_uint8(x: Tensor) -> np.ndarray:
     """(3, ..., H, W) in [-1, 1] -> (..., H, W, 3) uint8 (rounded, clamped)."""
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.movedim(0, -1).cpu().numpy()
+    return to_uint8(x.detach()).to(torch.uint8).movedim(0, -1).cpu().numpy()
 
 
 # What Pillow raises on malformed or hostile files (beyond OSError): truncated or inconsistent

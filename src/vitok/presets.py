@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from vitok.checks import describe
-from vitok.model_config import TowerConfig, ViTokConfig
+from vitok.model_config import DiTConfig, TowerConfig, ViTokConfig
 
 TOWERS: dict[str, TowerConfig] = {
     # CPU-sized towers for tests and training on a laptop
@@ -102,4 +102,13 @@ DIT_SIZES: dict[str, tuple[int, int, int]] = {  # width, depth, heads (DiT paper
     "DiT-T": (128, 4, 4), "DiT-S": (384, 12, 6), "DiT-B": (768, 12, 12), "DiT-L": (1024, 24, 16),
     "DiT-XL": (1152, 28, 16),
 }
-"""The DiT sizes that ``vitok train-dit`` takes as ``model.preset`` (:func:`vitok.models.dit.dit_config`)."""
+"""The DiT sizes that ``vitok train-dit`` takes as ``model.preset`` (:func:`dit_config`)."""
+
+
+def dit_config(name: str, **overrides: object) -> DiTConfig:
+    """The config of a named DiT size, with DiTConfig fields overridden (``ValueError`` for an
+    unknown size, an unknown field or a bad value)."""
+    if name not in DIT_SIZES:
+        raise ValueError(f"unknown DiT {name!r}; choose from {list(DIT_SIZES)}")
+    width, depth, heads = DIT_SIZES[name]
+    return DiTConfig.from_dict({"width": width, "depth": depth, "heads": heads, "name": name, **overrides})

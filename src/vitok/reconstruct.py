@@ -68,7 +68,8 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     measure for a lattice of ``period`` pixels if given (and the image is larger than two
     periods), for one image (3, H, W) or clip (3, T, H, W) in [-1, 1]. A score whose network or
     window needs larger images (SSIM: 11 px, LPIPS: ``lpips.min_size``) is left out."""
-    from vitok.metrics.psnr import from_uint8, psnr_uint8, to_uint8
+    from vitok.io import from_uint8, to_uint8
+    from vitok.metrics.psnr import psnr_uint8
     from vitok.metrics.ssim import SSIM_WINDOW, ssim_uint8
     from vitok.nn.patch import to_frames
 

@@ -22,9 +22,11 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from vitok.checks import Rule
 
 
 @dataclass
@@ -38,6 +40,14 @@ class SweepEval:
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim", "lpips", "rfid"])
     max_samples: int | None = None
     batch_size: int = 8
+
+    ranges: ClassVar[dict[str, Rule]] = {
+        "size": (lambda v: all(1 <= s <= 8192 for s in (v if isinstance(v, list) else [v])) and v != [],
+                 "an int or a non-empty list of ints in [1, 8192]"),
+        "frames": (lambda v: 1 <= v <= 4096, "in [1, 4096]"),
+        "max_samples": (lambda v: v is None or v >= 1, "null (all) or >= 1"),
+        "batch_size": (lambda v: v >= 1, ">= 1"),
+    }
 
 
 @dataclass

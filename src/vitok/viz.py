@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from vitok.io import uint8_to_tensor
+
 BAR = 14  # caption bar height in pixels
 
 
@@ -25,7 +27,7 @@ def caption(width: int, texts: list[tuple[int, str]]) -> Tensor:
         while text and draw.textlength(text) > end - x - 5:
             text = text[:-1]
         draw.text((x + 3, 1), text, fill=(255, 255, 0))
-    return torch.from_numpy(np.array(bar)).permute(2, 0, 1).float() / 127.5 - 1
+    return uint8_to_tensor(np.array(bar))
 
 
 def with_caption(pictures: Tensor, texts: list[tuple[int, str]]) -> Tensor:

@@ -34,8 +34,8 @@ def register_presets(sub: argparse._SubParsersAction) -> None:
 
 
 def run_presets(args: argparse.Namespace) -> int:
-    from vitok.models.dit import DiT, dit_config
-    from vitok.presets import DIT_SIZES, PRESETS
+    from vitok.models.dit import DiT
+    from vitok.presets import DIT_SIZES, PRESETS, dit_config
 
     print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
     rows = []

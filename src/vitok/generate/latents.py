@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from vitok.data.datasets import MediaFolder, collate
 from vitok.data.transforms import EvalTransform
+from vitok.files import atomic_write
 
 
 def class_labels(files: list[Path], root: Path, labels_file: Path | None) -> tuple[list[int], list[str]]:
@@ -89,7 +90,8 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
                   "skipped_files": skipped, "precision": precision,
                   "compile_seconds": compiling.seconds if compile else None,
                   "frames": frames if kind == "video" else 1, "samples": sum(1 for _ in iter_shards(out))})
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    text = json.dumps(stats, indent=2)
+    atomic_write(out / "stats.json", lambda path: path.write_text(text))
     model.set_latent_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
     model.save_pretrained(out / "tokenizer")
     return stats
@@ -101,8 +103,6 @@ def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path
     ``labels`` are indexed by the dataset's file index, so dropped unreadable files shift nothing.
     Returns the unreadable files {path: reason}."""
     from safetensors.torch import save_file
-
-    from vitok.files import atomic_write
 
     latents, ys = [], []
     skipped: dict[str, str] = {}

@@ -102,8 +102,8 @@ def balanced_labels(n: int, num_classes: int) -> Tensor:
 def generation_fid(samples: Tensor, reference: Path, device: str = "cpu", cache: str | None = None) -> float:
     """gFID (images) or gFVD (videos) of pixel samples in [-1, 1] against reference statistics
     (an ``.npz`` from :class:`FeatureStats`, e.g. ``rfid_real_stats.npz`` of ``vitok eval``)."""
+    from vitok.io import to_uint8
     from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
-    from vitok.metrics.psnr import to_uint8
 
     if samples.ndim == 5:
         from vitok.metrics.i3d import I3D

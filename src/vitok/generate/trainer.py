@@ -1,6 +1,6 @@
 """Training a DiT on cached latents (``vitok train-dit``) on the shared engine
 (:mod:`vitok.train.engine`): typed YAML config + overrides, EMA, atomic checkpoints, exact resume,
-a run lock, non-finite steps skipped, torchrun DDP, progress, TensorBoard and ``metrics.jsonl``.
+a run lock, non-finite steps skipped, torchrun DDP or FSDP, progress, TensorBoard and ``metrics.jsonl``.
 
 Randomness per sample (timestep, noise, label dropout) comes from the sample's seed, so a step
 is the same on one process or many and after a resume.
@@ -19,10 +19,11 @@ from torch import Tensor
 
 from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddpm_loss, flow_loss, linear_betas
 from vitok.files import atomic_write
-from vitok.models.dit import DiT, dit_config
+from vitok.models.dit import DiT
+from vitok.presets import dit_config
 from vitok.train.config import OptimConfig, RunConfig
-from vitok.train.engine import Engine, param_groups, run_cleanly
-from vitok.train.schedule import warmup_steps
+from vitok.train.distributed import micro_batch_sync
+from vitok.train.engine import Engine, run_cleanly
 
 
 @dataclass
@@ -85,11 +86,9 @@ class DiTTrainer(Engine):
         if state is not None:
             self.model.load_state_dict(state["model"])
         self.ddp_model = self.wrap_model(state)
-        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
-                                     betas=cfg.optim.betas)
+        self.build_optimizer(cfg.optim)
         if state is not None:
             self.restore(state)
-        self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         x, y = batch["x"].to(self.dist.device), batch["y"].to(self.dist.device)
@@ -104,10 +103,11 @@ class DiTTrainer(Engine):
         lr = self.schedule_lr(o)
         self.opt.zero_grad(set_to_none=True)
         total = 0.0
-        for batch in batches:
-            with torch.autocast(self.dist.device.type, torch.bfloat16, enabled=self.cfg.run.precision == "bf16"):
-                loss = self.loss(batch)
-            (loss / len(batches)).backward()
+        for i, batch in enumerate(batches):
+            with micro_batch_sync(self.ddp_model, i == len(batches) - 1):
+                with self.autocast():
+                    loss = self.loss(batch)
+                (loss / len(batches)).backward()
             total += float(loss.detach()) / len(batches)
         grad_norm = self.optimizer_step(o.grad_clip, torch.isfinite(torch.tensor(total)).float())
         if grad_norm is None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vitok.io import from_uint8
 from vitok.nn.patch import from_frames, to_frames
 from vitok.weights import load_weights
 
@@ -121,4 +122,4 @@ class I3D(nn.Module):
 
     def features_uint8(self, x: Tensor) -> Tensor:
         """FVD features of clips with values in [0, 255]."""
-        return self(x / 127.5 - 1)
+        return self(from_uint8(x))

@@ -6,17 +6,7 @@ import torch
 from torch import Tensor
 
 from vitok.checks import check_pair
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """[-1, 1] floats -> rounded, clamped values in {0..255} (kept as float32)."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
-
-
-def from_uint8(x: Tensor) -> Tensor:
-    """Values in [0, 255] -> [-1, 1] (the inverse of :func:`to_uint8` on its outputs)."""
-    return x / 127.5 - 1
-
+from vitok.io import to_uint8
 
 PSNR_CAP_DB = 100.0
 """The PSNR that the evaluation gives an exact frame, so that one such frame cannot dominate a mean."""

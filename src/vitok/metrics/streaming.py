@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 
 from vitok.checks import check_pair, describe
+from vitok.io import from_uint8, to_uint8
 from vitok.metrics.frechet import FeatureStats, frechet_distance
-from vitok.metrics.psnr import from_uint8, psnr_uint8, to_uint8
+from vitok.metrics.psnr import psnr_uint8
 from vitok.metrics.ssim import SSIM_WINDOW, ssim_uint8
 from vitok.nn.patch import to_frames
 

@@ -19,16 +19,6 @@ from vitok.model_config import DiTConfig
 from vitok.models.pretrained import PretrainedMixin
 from vitok.nn.attention import Attention
 from vitok.nn.rope import rope_cos_sin, token_grid
-from vitok.presets import DIT_SIZES
-
-
-def dit_config(name: str, **overrides: object) -> DiTConfig:
-    """The config of a named DiT size, with DiTConfig fields overridden (``ValueError`` for an
-    unknown size, an unknown field or a bad value)."""
-    if name not in DIT_SIZES:
-        raise ValueError(f"unknown DiT {name!r}; choose from {list(DIT_SIZES)}")
-    width, depth, heads = DIT_SIZES[name]
-    return DiTConfig.from_dict({"width": width, "depth": depth, "heads": heads, "name": name, **overrides})
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -144,16 +134,13 @@ class DiT(PretrainedMixin, nn.Module):
         return out if video else out[:, :, 0]
 
     # ------------------------------------------------------------------ save / load (models.pretrained)
-    def push_to_hub(self, repo_id: str, generation: dict | None = None, name: str | None = None,
+    def push_to_hub(self, repo_id: str, name: str | None = None, facts: dict[str, str] | None = None,
                     private: bool | None = None, token: str | None = None, revision: str | None = None,
-                    commit_message: str = "Upload vitok DiT") -> str:
-        """Upload ``config.json``, ``model.safetensors``, a model card and (given ``generation``, the
-        ``generation.json`` that ``vitok train-dit`` writes) to the Hub repository ``repo_id``;
+                    commit_message: str = "Upload vitok DiT", *, generation: dict | None = None) -> str:
+        """:meth:`PretrainedMixin.push_to_hub` (same arguments) plus, given ``generation`` (the
+        ``generation.json`` that ``vitok train-dit`` writes), that file, to the Hub repository ``repo_id``;
         returns the commit URL (:func:`vitok.hub.push_to_hub`). Needs ``huggingface_hub``."""
         from vitok.hub import push_to_hub
 
         extra = {"generation.json": json.dumps(generation, indent=2)} if generation else None
-        return push_to_hub(self, repo_id, name, None, private, token, revision, commit_message, extra)
-
-    def fresh_copy(self) -> DiT:
-        return DiT(self.config)
+        return push_to_hub(self, repo_id, name, facts, private, token, revision, commit_message, extra)

@@ -1,9 +1,11 @@
-"""Where saved models come from and how their files are read, before any model is built.
+"""Where saved models come from and how their files are read, and the one save / load path.
 
-A saved model is a directory with ``config.json`` + ``model.safetensors`` (written by
-``ViTok.save_pretrained``): a local directory, one shipped in ``vitok/pretrained/``, or a Hugging
-Face Hub snapshot. The config is validated and the weights' header read without loading tensors,
-so ``ViTok.from_pretrained`` can check one against the other before allocating anything.
+A saved model (a :class:`~vitok.models.vitok.ViTok` or a :class:`~vitok.models.dit.DiT`) is a
+directory with ``config.json`` (its ``model_type`` and config) + ``model.safetensors``, written by
+``save_pretrained``: a local directory, one shipped in ``vitok/pretrained/``, or a Hugging Face
+Hub snapshot. The config is validated and the weights' header read without loading tensors, so
+``from_pretrained`` checks one against the other before allocating anything
+(:class:`PretrainedMixin`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,11 @@ class PretrainedMixin:
     model_type: ClassVar[str] = "vitok"
     config_class: ClassVar[type] = ViTokConfig
     missing_hint: ClassVar[str] = PRESET_HINT  # the end of the "no model at ..." error
+
+    def fresh_copy(self) -> nn.Module:
+        """A new model of the same class and config (freshly initialised weights): what the engine
+        exports the EMA weights into."""
+        return type(self)(self.config)
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;

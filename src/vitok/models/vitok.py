@@ -146,10 +146,6 @@ class ViTok(TilingMixin, PretrainedMixin, nn.Module):
         if self.fine_decoder is not None:
             self.fine_decoder.grad_checkpointing = enabled
 
-    def fresh_copy(self) -> ViTok:
-        """A new model with the same config (and freshly initialised weights)."""
-        return ViTok(self.config)
-
     @property
     def dtype(self) -> torch.dtype:
         return self.patch_embed.weight.dtype

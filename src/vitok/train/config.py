@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from vitok.checks import Rule
+from vitok.checks import Rule, check_ranges
 from vitok.data.loader import DataConfig
 from vitok.losses.autoencoder import LossConfig
-from vitok.train.schema import check_ranges, from_dict, read_yaml
+from vitok.train.schema import from_dict, read_yaml
 
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")  # run.device
 

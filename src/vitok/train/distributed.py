@@ -6,6 +6,7 @@ Multi-node: ``torchrun --nnodes N --node_rank R --rdzv_endpoint HOST:PORT --npro
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -75,6 +76,14 @@ def wrap(model: nn.Module, info: DistInfo, strategy: str) -> nn.Module:
 
     device_ids = [info.device.index] if info.device.type == "cuda" else None
     return DDP(model, device_ids=device_ids)
+
+
+def micro_batch_sync(module: nn.Module | None, last: bool) -> contextlib.AbstractContextManager:
+    """Gradient accumulation under DDP: skip the gradient all-reduce on all but the ``last``
+    micro-batch of a step (``no_sync``); a no-op for other modules."""
+    if not last and module is not None and hasattr(module, "no_sync"):
+        return module.no_sync()
+    return contextlib.nullcontext()
 
 
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

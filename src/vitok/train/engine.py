@@ -22,6 +22,7 @@ are the two trainers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -48,7 +49,7 @@ from vitok.train.distributed import (
 )
 from vitok.train.ema import EMA
 from vitok.train.monitor import open_run
-from vitok.train.schedule import cosine_lr
+from vitok.train.schedule import cosine_lr, warmup_steps
 
 
 class NonFiniteLossError(RuntimeError):
@@ -186,6 +187,18 @@ class Engine:
         if self.ema is not None:
             self.ema.rebind(self.trainable)
         return wrapped
+
+    def build_optimizer(self, optim: OptimConfig) -> None:
+        """``self.opt``: AdamW over the model's trainable parameters (weight decay on matrices only,
+        :func:`param_groups`; fused on CUDA) at the peak learning rate, and ``self.warmup`` for
+        :meth:`schedule_lr`. Call it after :meth:`wrap_model` (FSDP replaces the parameters)."""
+        self.opt = torch.optim.AdamW(param_groups(self.model, optim.weight_decay), lr=optim.peak_lr,
+                                     betas=optim.betas, fused=self.dist.device.type == "cuda")
+        self.warmup = warmup_steps(optim.warmup, self.run.steps)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the run's device when ``run.precision`` is bf16, else a no-op."""
+        return torch.autocast(self.dist.device.type, torch.bfloat16, enabled=self.run.precision == "bf16")
 
     def schedule_lr(self, optim: OptimConfig) -> float:
         """Set the optimiser's learning rate for ``self.step`` (linear warm-up over ``self.warmup``

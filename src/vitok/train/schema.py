@@ -6,7 +6,7 @@ The one mechanism behind every run config (``vitok train``'s :class:`~vitok.trai
 - each field's annotation is its type; a YAML value is checked and converted against it
   (:func:`from_dict`: unknown keys, wrong types, non-finite numbers -> ``ValueError`` naming the key);
 - a section may declare ``ranges`` (a ``ClassVar`` mapping field -> (predicate, what is allowed))
-  beside its fields, checked by :func:`check_ranges`, and ``section_defaults`` (defaults for a nested
+  beside its fields, checked by :func:`vitok.checks.check_ranges`, and ``section_defaults`` (defaults for a nested
   section's mapping, e.g. a video mix's data is video unless it says otherwise);
 - :func:`read_yaml` reads a file, resolves the file's relative data paths and applies overrides.
 """
@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from vitok.checks import conform, describe_type
+from vitok.checks import check_ranges, conform, describe_type
 
 
 def coerce(value: Any, kind: Any, key: str) -> Any:
@@ -107,15 +107,6 @@ def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
     return section
 
 
-def check_ranges(section: object, prefix: str = "") -> None:
-    """``ValueError`` "<prefix><key> must be <allowed>, got <value>" for the first field of a
-    config section outside its declared ``ranges`` (sections without any pass)."""
-    for name, (ok, allowed) in section_ranges(section).items():
-        value = getattr(section, name)
-        if not ok(value):
-            raise ValueError(f"{prefix}{name} must be {allowed}, got {value!r}")
-
-
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Set ``a.b.c=value`` (value parsed as YAML) in a nested dict, in place; ``ValueError`` for a
     malformed assignment or value."""
@@ -190,11 +181,6 @@ def read_yaml(path: str | Path | None, overrides: list[str] = (),
     for assignment in overrides:
         apply_override(data, assignment)
     return data
-
-
-def section_ranges(section: object) -> dict[str, Any]:
-    """The ``ranges`` a config section declares (``{}`` for a section without any)."""
-    return getattr(type(section), "ranges", {})
 
 
 def to_yaml(config: dict[str, Any]) -> str:

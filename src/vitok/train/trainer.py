@@ -8,7 +8,6 @@ processes under ``torchrun`` (DDP / FSDP).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
-from vitok.train.distributed import wrap
-from vitok.train.engine import Engine, param_groups, run_cleanly
-from vitok.train.schedule import linear_warmup, warmup_steps
+from vitok.train.distributed import micro_batch_sync, wrap
+from vitok.train.engine import Engine, run_cleanly
+from vitok.train.schedule import linear_warmup
 
 
 def next_batch(loader: Iterator[dict[str, Any]]) -> dict[str, Any]:
@@ -89,8 +88,7 @@ class Trainer(Engine):
                 self.disc.load_state_dict(state["disc"])
         self.ddp_model = self.wrap_model(state)
         self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
-        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.optim.weight_decay), lr=cfg.optim.peak_lr,
-                                     betas=cfg.optim.betas, fused=device.type == "cuda")
+        self.build_optimizer(cfg.optim)
         self.d_opt = None
         if self.disc is not None:
             self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.loss.disc_lr, betas=cfg.optim.betas,
@@ -99,7 +97,6 @@ class Trainer(Engine):
             self.restore(state)
         if cfg.model.compile:
             self.ddp_model = torch.compile(self.ddp_model)
-        self.warmup = warmup_steps(cfg.optim.warmup, cfg.run.steps)
         self.last_batch: tuple[Tensor, Tensor] | None = None  # (x, recon) of the last step's first micro-batch
 
     # ------------------------------------------------------------------ state beyond the engine's
@@ -124,16 +121,6 @@ class Trainer(Engine):
                 group["lr"] = d_lr
         return lr
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        enabled = self.cfg.run.precision == "bf16"
-        return torch.autocast(self.dist.device.type, torch.bfloat16, enabled=enabled)
-
-    def _sync(self, module: nn.Module | None, last: bool) -> contextlib.AbstractContextManager:
-        """Skip DDP's gradient all-reduce on all but the last micro-batch."""
-        if not last and module is not None and hasattr(module, "no_sync"):
-            return module.no_sync()
-        return contextlib.nullcontext()
-
     def generator_pass(self, batches: list[dict[str, Any]]) -> tuple[dict[str, float], list[Tensor], Tensor]:
         """Forward + backward of the autoencoder over the micro-batches; returns mean terms,
         the reconstructions (for D) and whether everything was finite."""
@@ -145,7 +132,7 @@ class Trainer(Engine):
         for i, batch in enumerate(batches):
             x = batch["x"].to(self.dist.device, non_blocking=True)
             noise = posterior_noise(self.model.latent_shape(tuple(x.shape)), batch["seed"], self.dist.device)
-            with self._sync(self.ddp_model, i == len(batches) - 1), self.autocast():
+            with micro_batch_sync(self.ddp_model, i == len(batches) - 1), self.autocast():
                 out = self.ddp_model(x, sample=True, noise=noise)
                 loss, parts = self.loss(x, out.recon, out.posterior, self.step, self.disc)
                 (loss / len(batches)).backward()
@@ -162,7 +149,7 @@ class Trainer(Engine):
         terms: dict[str, float] = {}
         for i, (batch, recon) in enumerate(zip(batches, recons)):
             x = batch["x"].to(self.dist.device, non_blocking=True)
-            with self._sync(self.ddp_disc, i == len(batches) - 1), self.autocast():
+            with micro_batch_sync(self.ddp_disc, i == len(batches) - 1), self.autocast():
                 loss, parts = discriminator_loss(self.ddp_disc, x, recon)
                 (loss / len(batches)).backward()
             for k, v in parts.items():
