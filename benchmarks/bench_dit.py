@@ -15,7 +15,8 @@ import time
 import torch
 
 from vitok.diffusion import alphas_cumprod, ddim_sample, ddpm_loss, guided, linear_betas
-from vitok.models.dit import DiT, dit_config
+from vitok.models.dit import DiT
+from vitok.presets import dit_config
 
 
 def bench(preset: str, batch: int, steps: int, precision: str, grid: int, channels: int) -> tuple[float, float]:
