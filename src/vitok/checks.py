@@ -132,6 +132,8 @@ def describe_type(kind: object) -> str:
         return " or ".join(describe_type(a) for a in typing.get_args(kind))
     if origin is tuple:
         args = typing.get_args(kind)
+        if args[-1] is not Ellipsis and len(set(args)) > 1:  # tuple[int, str]: one type per position
+            return f"a list of {len(args)} values: " + ", ".join(describe_type(a) for a in args)
         count = "" if args[-1] is Ellipsis else f"{len(args)} "
         return f"a list of {count}values, each {describe_type(args[0])}"
     return {int: "an int", float: "a finite number", bool: "true or false", str: "a string",

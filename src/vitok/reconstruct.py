@@ -73,18 +73,18 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     from vitok.metrics.ssim import SSIM_WINDOW, ssim_uint8
     from vitok.nn.patch import to_frames
 
-    a, b = to_frames(x[None]), to_frames(recon[None])
+    a, b = to_uint8(to_frames(x[None])), to_uint8(to_frames(recon[None]))  # every score sees these values
     side = min(a.shape[-2:])
-    scores = {"psnr": psnr_uint8(to_uint8(b), to_uint8(a)).mean().item()}
+    scores = {"psnr": psnr_uint8(b, a).mean().item()}
     if side >= SSIM_WINDOW:
-        scores["ssim"] = ssim_uint8(to_uint8(b), to_uint8(a)).mean().item()
+        scores["ssim"] = ssim_uint8(b, a).mean().item()
     if lpips is not None and side >= getattr(lpips, "min_size", 1):
         with torch.no_grad():
-            scores["lpips"] = lpips(from_uint8(to_uint8(b)), from_uint8(to_uint8(a))).mean().item()
-    if period is not None and min(a.shape[-2:]) > 2 * period:
+            scores["lpips"] = lpips(from_uint8(b), from_uint8(a)).mean().item()
+    if period is not None and side > 2 * period:
         from vitok.metrics.grid import grid_score
 
-        scores["grid"] = grid_score(to_uint8(a), to_uint8(b), period)
+        scores["grid"] = grid_score(a, b, period)
     return scores
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from vitok.checks import check_device
-from vitok.files import atomic_write
+from vitok.files import atomic_write, load_safetensors
 from vitok.model_config import ViTokConfig
 from vitok.models.inference import cast_for_inference
 
@@ -203,8 +203,6 @@ class PretrainedMixin:
         if missing or unexpected or wrong:
             raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-        from vitok.files import load_safetensors
-
         model = cls(config)
         model.load_state_dict(load_safetensors(weights))
         model.name_or_path = str(name_or_path)  # as given (diffusers' convention), shown in reports
