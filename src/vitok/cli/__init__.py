@@ -99,7 +99,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vitok`` command; returns the exit status (2 with a one-line message on bad input,
-    a missing or unreadable file, or a full, read-only or unwritable disk)."""
+    a missing or unreadable file, or a full, read-only or unwritable disk; 128 + the signal number
+    when a training run stopped on SIGTERM / SIGUSR1 after saving its checkpoint)."""
     args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
     if args is None:
         return 0
@@ -108,3 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"vitok {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from vitok.train.preemption import RunInterruptedError
+
+        if not isinstance(err, RunInterruptedError):
+            raise
+        print(f"vitok {args.command}: {err}", file=sys.stderr)
+        return err.exit_status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -18,6 +19,8 @@ from vitok.data.shards import ShardDataset, is_shard_spec
 from vitok.data.transforms import TrainTransform
 
 MAX_SIDE = 8192  # largest training crop: beyond this no accelerator holds the activations
+# the signals a scheduler stops or warns a job with; the trainer saves on them (vitok.train.preemption)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
 
 def _sizes(value: int | list[int]) -> list[int]:
@@ -91,7 +94,12 @@ class DataConfig:
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Per-worker seeding of the libraries a user transform might use (ours use explicit seeds)."""
+    """Per-worker seeding of the libraries a user transform might use (ours use explicit seeds).
+    Workers ignore :data:`STOP_SIGNALS`: a scheduler signals every process of a job, and the trainer
+    finishes its step and saves on them, which a worker killed mid-step would fail. A worker still
+    exits with its parent (DataLoader's watchdog)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -14,7 +14,9 @@ else, once:
   the run after ``run.max_bad_steps`` in a row;
 - the loop (:meth:`Engine.fit`): logging (reduced over ranks), unreadable files named once,
   pictures (of the trainer's :meth:`Engine.pictures`), checkpoints, and the export of ``model/``
-  and ``model-ema/`` at the end.
+  and ``model-ema/`` at the end;
+- stopping on a scheduler's ``SIGTERM`` / ``SIGUSR1``: finish the step, save, raise
+  :class:`vitok.train.preemption.RunInterruptedError` (``vitok.train.preemption``).
 
 ``vitok.train.trainer`` (the tokenizer, stage 1 and 2) and ``vitok.generate.trainer`` (the DiT)
 are the two trainers.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from vitok.train.distributed import (
 )
 from vitok.train.ema import EMA
 from vitok.train.monitor import open_run
+from vitok.train.preemption import RunInterruptedError, stop_signals
 from vitok.train.schedule import cosine_lr, warmup_steps
 
 
@@ -239,7 +243,12 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, float]:
-        """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars."""
+        """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars.
+
+        Raises:
+            RunInterruptedError: a SIGTERM / SIGUSR1 arrived (on any rank); the step in progress was
+                finished and saved first (``vitok.train.preemption``).
+        """
         from vitok.data.datasets import describe_skipped
 
         run = self.run
@@ -247,7 +256,7 @@ class Engine:
         last: dict[str, float] = {}
         skipped_steps = 0
         logged_skips = set(self.skipped_paths)  # unreadable files already named in metrics.jsonl
-        try:
+        with stop_signals() as received, contextlib.closing(monitor):
             data = self.batches()
             while self.step < end:
                 batches = next(data)
@@ -266,15 +275,27 @@ class Engine:
                 pair = self.pictures() if run.image_every and self.step % run.image_every == 0 else None
                 if pair is not None:
                     monitor.images(self.step, *pair)
-                if self.step % run.ckpt_every == 0 or self.step == end:
+                saved = self.step % run.ckpt_every == 0 or self.step == end
+                if saved:
                     self.save()
+                if self.step < end and self.stop_requested(received):
+                    if not saved:
+                        self.save()
+                    raise RunInterruptedError(received[0] if received else signal.SIGTERM, self.step, self.run_dir)
             if self.step >= run.steps:
                 self.export()
-        finally:
-            monitor.close()
         if self.skipped_paths:
             monitor.message(describe_skipped(sorted(self.skipped_paths)) + " (all named in metrics.jsonl, skipped_new)")
         return last
+
+    def stop_requested(self, received: list[int]) -> bool:
+        """Whether a stop signal reached any rank (``received``: this rank's, from
+        :func:`vitok.train.preemption.stop_signals`); agreed across ranks, so that all save the same
+        step and stop together."""
+        if not self.dist.enabled:
+            return bool(received)
+        flag = torch.tensor(0.0 if received else 1.0, device=self.dist.device)
+        return all_reduce_min(flag, self.dist).item() < 1
 
     def close(self) -> None:
         release_run_lock(getattr(self, "lock", None))

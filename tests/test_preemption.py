@@ -1,0 +1,143 @@
+"""Stopping on a scheduler's signal: finish the step, save, exit 128 + signum, resume exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import REPO
+from tests.test_train import _plain, image_folder, tiny_config  # noqa: F401  (image_folder: a fixture)
+from vitok.train import Trainer, train
+from vitok.train.checkpoint import list_checkpoints, load_checkpoint
+from vitok.train.preemption import RunInterruptedError, stop_signals
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+
+
+def test_first_signal_is_recorded_second_kills_and_handlers_come_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_signals() as received:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert received == [signal.SIGUSR1, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is before
+    code = ("import os, signal\nfrom vitok.train.preemption import stop_signals\n"
+            "with stop_signals() as received:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    print('first caught', received, flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    print('survived the second')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == -signal.SIGTERM, result.stderr[-2000:]
+    assert "first caught [15]" in result.stdout and "survived" not in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
+def test_signal_mid_run_saves_that_step_and_resume_is_exact(signum, image_folder, tmp_path,  # noqa: F811
+                                                            monkeypatch) -> None:
+    extra = ("run.ema=0.9", "loss.gan_weight=0.05", "loss.disc_channels=8", "loss.disc_warmup=2")
+    train(tiny_config(image_folder, tmp_path / "full", *extra))
+    original = Trainer.train_step
+
+    def signalled_at_step_2(self, batches):
+        if self.step == 1:  # the second step: the signal arrives while it runs
+            os.kill(os.getpid(), signum)
+        return original(self, batches)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled_at_step_2)
+    with pytest.raises(RunInterruptedError, match=f"stopped by {signum.name} after step 2") as err:
+        train(tiny_config(image_folder, tmp_path / "split", *extra))
+    assert err.value.exit_status == 128 + signum and err.value.step == 2
+    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [2]  # ckpt_every=3: the signal's save
+    assert not (tmp_path / "split" / "model").exists()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    train(tiny_config(image_folder, tmp_path / "split", *extra))
+    full = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])
+    split = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
+    assert split["step"] == full["step"] == 6
+    for part in ("model", "ema", "disc"):
+        for key, value in full[part].items():
+            assert torch.equal(value, split[part][key]), f"{part}.{key} differs after the signalled resume"
+
+
+def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder, tmp_path) -> None:  # noqa: F811
+    """The whole process group (trainer and its data-loader worker) gets SIGTERM, as from ``scancel``."""
+    config = tmp_path / "cfg.yaml"
+    run = tmp_path / "run"
+    base = tiny_config(image_folder, run, "data.workers=1", "run.steps=100000", "run.ckpt_every=100000")
+    config.write_text(yaml.safe_dump(_plain(base.to_dict())))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "vitok", "train", str(config)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run logged no steps in 240 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    steps = [s for s, _ in list_checkpoints(run)]
+    assert len(steps) == 1 and steps[0] >= 3, steps
+    assert f"stopped by SIGTERM after step {steps[0]}; checkpoint saved in {run}" in stderr
+    assert "Traceback" not in stderr
+    result = subprocess.run([*command, f"run.steps={steps[0] + 2}"], env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert logged[-1] == steps[0] + 2 and (run / "model").is_dir()
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to find the ranks")
+def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_path) -> None:  # noqa: F811
+    config = tmp_path / "cfg.yaml"
+    run = tmp_path / "run"
+    base = tiny_config(image_folder, run, "run.steps=100000", "run.ckpt_every=100000")
+    config.write_text(yaml.safe_dump(_plain(base.to_dict())))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(20000 + (os.getpid() * 11) % 20000), "-m", "vitok", "train", str(config)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run logged no steps in 240 s"
+        time.sleep(0.2)
+    ranks = children(proc.pid)
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[1], signal.SIGTERM)  # one rank only: the other must learn it and stop at the same step
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    assert stderr.count("stopped by SIGTERM after step") == 2, stderr[-3000:]
+    steps = [s for s, _ in list_checkpoints(run)]
+    assert len(steps) == 1 and f"after step {steps[0]};" in stderr
+    command[6] = str(20000 + (os.getpid() * 13) % 20000)
+    result = subprocess.run([*command, f"run.steps={steps[0] + 1}"], env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "model").is_dir()
