@@ -1,4 +1,5 @@
-"""Stopping on a scheduler's signal: finish the step, save, exit 128 + signum, resume exactly."""
+"""Stopping on a scheduler's signal: finish the step (or the start, or the export), save, exit 128 +
+signum, resume exactly; one rank signalled or the whole job, data-loader workers included."""
 
 from __future__ import annotations
 
@@ -23,21 +24,52 @@ from vitok.train.preemption import RunInterruptedError, stop_signals
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
 
 
-def test_first_signal_is_recorded_second_kills_and_handlers_come_back() -> None:
+def test_signals_are_recorded_once_repeats_do_not_kill_and_handlers_come_back() -> None:
     before = signal.getsignal(signal.SIGTERM)
     with stop_signals() as received:
-        os.kill(os.getpid(), signal.SIGUSR1)
-        os.kill(os.getpid(), signal.SIGTERM)
+        for signum in (signal.SIGUSR1, signal.SIGTERM, signal.SIGTERM, signal.SIGUSR1):
+            os.kill(os.getpid(), signum)  # a scheduler, then torchrun, forward the same signal
         assert received == [signal.SIGUSR1, signal.SIGTERM]
     assert signal.getsignal(signal.SIGTERM) is before
     code = ("import os, signal\nfrom vitok.train.preemption import stop_signals\n"
             "with stop_signals() as received:\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n    print('first caught', received, flush=True)\n"
-            "    os.kill(os.getpid(), signal.SIGTERM)\n    print('survived the second')\n")
+            "    os.kill(os.getpid(), signal.SIGTERM)\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "print('caught', received, flush=True)\nos.kill(os.getpid(), signal.SIGTERM)\nprint('survived')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    assert result.returncode == -signal.SIGTERM, result.stderr[-2000:]
-    assert "first caught [15]" in result.stdout and "survived" not in result.stdout
+    assert result.returncode == -signal.SIGTERM, result.stderr[-2000:]  # the default handler is back
+    assert "caught [15]" in result.stdout and "survived" not in result.stdout
+
+
+def test_signal_while_starting_stops_before_step_one_and_leaves_nothing(image_folder, tmp_path,  # noqa: F811
+                                                                        monkeypatch) -> None:
+    from vitok.train import trainer
+
+    original = trainer.build_model
+
+    def signalled_build(cfg):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(cfg)
+
+    monkeypatch.setattr(trainer, "build_model", signalled_build)
+    with pytest.raises(RunInterruptedError, match="SIGTERM while starting, before step 1; nothing new") as err:
+        train(tiny_config(image_folder, tmp_path / "run"))
+    assert err.value.moment == "starting" and err.value.exit_status == 143
+    assert not (tmp_path / "run").exists()  # a fresh folder that never stepped is removed
+
+
+def test_signal_during_the_export_completes_it_then_reports(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+    original = Trainer.export
+
+    def signalled_export(self):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        original(self)
+
+    monkeypatch.setattr(Trainer, "export", signalled_export)
+    with pytest.raises(RunInterruptedError, match=r"SIGUSR1 after the last step \(6\); the run is complete") as err:
+        train(tiny_config(image_folder, tmp_path / "run"))
+    assert err.value.moment == "finished" and err.value.exit_status == 138
+    assert (tmp_path / "run" / "model").is_dir() and [s for s, _ in list_checkpoints(tmp_path / "run")] == [3, 6]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
@@ -136,8 +168,21 @@ def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_pa
     assert stderr.count("stopped by SIGTERM after step") == 2, stderr[-3000:]
     steps = [s for s, _ in list_checkpoints(run)]
     assert len(steps) == 1 and f"after step {steps[0]};" in stderr
+    # then as Slurm's scancel does it: SIGTERM to torchrun and both ranks, and torchrun forwards it again
     command[6] = str(20000 + (os.getpid() * 13) % 20000)
-    result = subprocess.run([*command, f"run.steps={steps[0] + 1}"], env=env, capture_output=True, text=True,
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    logged = len(metrics.read_text().splitlines())
+    while len(metrics.read_text().splitlines()) < logged + 2:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline + 240, "the resumed run logged no steps"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=180)
+    later = [s for s, _ in list_checkpoints(run)]
+    assert later[-1] > steps[0] and stderr.count(f"stopped by SIGTERM after step {later[-1]};") == 2, stderr[-3000:]
+    command[6] = str(20000 + (os.getpid() * 17) % 20000)
+    result = subprocess.run([*command, f"run.steps={later[-1] + 1}"], env=env, capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "model").is_dir()

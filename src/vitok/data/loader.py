@@ -21,6 +21,7 @@ from vitok.data.transforms import TrainTransform
 MAX_SIDE = 8192  # largest training crop: beyond this no accelerator holds the activations
 # the signals a scheduler stops or warns a job with; the trainer saves on them (vitok.train.preemption)
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name))
+WORKER_GRACE_S = 120  # how long a data-loader worker outlives a SIGTERM (the trainer's step + save)
 
 
 def _sizes(value: int | list[int]) -> list[int]:
@@ -93,13 +94,22 @@ class DataConfig:
         return TrainTransform((size, size), scale=self.scale, hflip=self.hflip, short_side=self.short_side)
 
 
+def _end_after_grace(signum: int, frame: object) -> None:
+    """A worker's SIGTERM handler: end the process :data:`WORKER_GRACE_S` seconds from the first one."""
+    remaining = signal.alarm(0)  # a repeat keeps the first deadline
+    signal.alarm(remaining or WORKER_GRACE_S)
+
+
 def _seed_worker(worker_id: int) -> None:
-    """Per-worker seeding of the libraries a user transform might use (ours use explicit seeds).
-    Workers ignore :data:`STOP_SIGNALS`: a scheduler signals every process of a job, and the trainer
-    finishes its step and saves on them, which a worker killed mid-step would fail. A worker still
-    exits with its parent (DataLoader's watchdog)."""
+    """Per-worker seeding of the libraries a user transform might use (ours use explicit seeds),
+    and the worker's part in a clean stop (``vitok.train.preemption``): a scheduler signals every
+    process of the job, and a worker that died at once would fail the step the trainer finishes
+    and saves. So a worker ignores ``SIGUSR1`` (a warning) and on ``SIGTERM`` lives on for
+    :data:`WORKER_GRACE_S` seconds (then ``SIGALRM`` ends it: a stuck worker cannot outlive a
+    stop). It also exits with its parent, as every DataLoader worker does."""
     for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        graceful = sig == signal.SIGTERM and hasattr(signal, "alarm")
+        signal.signal(sig, _end_after_grace if graceful else signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

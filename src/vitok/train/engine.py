@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -246,8 +245,9 @@ class Engine:
         """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars.
 
         Raises:
-            RunInterruptedError: a SIGTERM / SIGUSR1 arrived (on any rank); the step in progress was
-                finished and saved first (``vitok.train.preemption``).
+            RunInterruptedError: a SIGTERM / SIGUSR1 arrived (on any rank): the step in progress was
+                finished and saved first, or, during the last step or the export, those were
+                completed (``vitok.train.preemption``).
         """
         from vitok.data.datasets import describe_skipped
 
@@ -278,24 +278,27 @@ class Engine:
                 saved = self.step % run.ckpt_every == 0 or self.step == end
                 if saved:
                     self.save()
-                if self.step < end and self.stop_requested(received):
+                if self.step < end and (signum := self.stop_signal(received)):
                     if not saved:
                         self.save()
-                    raise RunInterruptedError(received[0] if received else signal.SIGTERM, self.step, self.run_dir)
+                    raise RunInterruptedError(signum, self.step, self.run_dir)
             if self.step >= run.steps:
                 self.export()
         if self.skipped_paths:
             monitor.message(describe_skipped(sorted(self.skipped_paths)) + " (all named in metrics.jsonl, skipped_new)")
+        if signum := self.stop_signal(received):  # it came during the last step or the export
+            raise RunInterruptedError(signum, self.step, self.run_dir,
+                                      "finished" if self.step >= run.steps else "training")
         return last
 
-    def stop_requested(self, received: list[int]) -> bool:
-        """Whether a stop signal reached any rank (``received``: this rank's, from
-        :func:`vitok.train.preemption.stop_signals`); agreed across ranks, so that all save the same
-        step and stop together."""
+    def stop_signal(self, received: list[int]) -> int:
+        """The stop signal that reached any rank (``received``: this rank's, from
+        :func:`vitok.train.preemption.stop_signals`; the largest number when ranks got different
+        ones), or 0. Agreed across ranks, so that all save the same step and stop together."""
+        signum = max(received, default=0)
         if not self.dist.enabled:
-            return bool(received)
-        flag = torch.tensor(0.0 if received else 1.0, device=self.dist.device)
-        return all_reduce_min(flag, self.dist).item() < 1
+            return signum
+        return -int(all_reduce_min(torch.tensor(-float(signum), device=self.dist.device), self.dist).item())
 
     def close(self) -> None:
         release_run_lock(getattr(self, "lock", None))
@@ -304,15 +307,23 @@ class Engine:
 
 def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, float]:
     """``make()`` a trainer, fit it, close it; when it fails before completing a step and
-    ``run_dir`` was new or empty, remove ``run_dir`` (rank 0): a failed start leaves nothing behind."""
+    ``run_dir`` was new or empty, remove ``run_dir`` (rank 0): a failed start leaves nothing behind.
+
+    Raises:
+        RunInterruptedError: a SIGTERM / SIGUSR1 arrived while the trainer was built (before any
+            step) or while it trained (:meth:`Engine.fit`).
+    """
     from vitok.files import undo_fresh_dir
 
     fresh = is_fresh_dir(run_dir)
     trainer, first, done = None, None, False
     try:
-        trainer = make()
-        first = trainer.step
-        result = trainer.fit()
+        with stop_signals() as received:  # a signal while building the trainer: stop before step 1
+            trainer = make()
+            first = trainer.step
+            if signum := trainer.stop_signal(received):
+                raise RunInterruptedError(signum, first, run_dir, "starting")
+            result = trainer.fit()  # which catches the signals itself from here on
         done = True
         return result
     finally:
