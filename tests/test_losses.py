@@ -12,7 +12,16 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from vitok.losses import AutoencoderLoss, Discriminator, LossConfig, charbonnier, d_hinge_loss, g_loss, ramp
+from vitok.losses import (
+    AutoencoderLoss,
+    Discriminator,
+    LossConfig,
+    charbonnier,
+    d_hinge_loss,
+    g_loss,
+    lattice_loss,
+    ramp,
+)
 from vitok.metrics.lpips import LPIPS
 from vitok.metrics.ssim import ssim
 from vitok.weights import MissingWeightsError
@@ -97,6 +106,52 @@ def test_reconstruction_and_gan_losses() -> None:
     assert d_hinge_loss(torch.zeros(3), torch.zeros(3)).item() == 2.0
     assert g_loss(torch.tensor([1.0, 3.0])).item() == -2.0
     assert [ramp(s, 10, 4) for s in (0, 9, 10, 12, 13, 100)] == [0.0, 0.0, 0.25, 0.75, 1.0, 1.0]
+
+
+def test_lattice_loss_on_blocky_smooth_and_identical_errors() -> None:
+    from vitok.metrics.grid import grid_score
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    blocks = 0.2 * torch.rand(2, 3, 4, 4).repeat_interleave(8, -1).repeat_interleave(8, -2)  # per 8x8 patch
+    smooth = 0.1 * torch.sin(torch.linspace(0, 6, 32)).view(1, 1, 1, 32).expand(2, 3, 32, 32)
+    blocky_loss = lattice_loss(x + blocks, x, 8)
+    assert lattice_loss(x, x, 8).item() == 0.0
+    assert lattice_loss(x + smooth, x, 8).item() < 1e-3 < blocky_loss.item()
+    # it is the excess of the border steps over the inside steps (here 0 inside): the grid measure's numerator
+    steps = (blocks.diff(dim=-1).abs().sum() / (2 * 3 * 32 * 3) + blocks.diff(dim=-2).abs().sum() / (2 * 3 * 3 * 32))
+    assert blocky_loss.item() == pytest.approx(steps.item() / 2, rel=1e-5)
+    assert grid_score(x, x + blocks, 8) > 2 * grid_score(x, x + smooth, 8)  # the measure agrees
+    recon = (x + blocks).requires_grad_()
+    lattice_loss(recon, x, 8).backward()
+    row = recon.grad[..., 3, :].abs().sum(dim=(0, 1))  # a row away from the horizontal borders
+    borders = torch.tensor([7, 8, 15, 16, 23, 24])
+    assert torch.all(row[borders] > 0) and row.sum() == row[borders].sum()  # only pixels beside a border
+    with pytest.raises(ValueError, match="period >= 2"):
+        lattice_loss(x, x, 1)
+    with pytest.raises(ValueError, match="at least 2 periods"):
+        lattice_loss(x[..., :12, :12], x[..., :12, :12], 8)
+
+
+def test_lattice_term_in_the_composite_loss_and_the_models_period() -> None:
+    from vitok.models.baselines import build_autoencoder_kl
+    from vitok.models.bottleneck import LatentDistribution
+    from vitok.models.vitok import ViTok
+    from vitok.train.trainer import with_model_period
+
+    cfg = LossConfig(perceptual="none", lattice_weight=2.0)
+    assert with_model_period(cfg, ViTok.from_preset("N-N/16")).lattice_period == 16
+    assert with_model_period(cfg, build_autoencoder_kl({}, None)).lattice_period == 8
+    assert with_model_period(LossConfig(lattice_period=4), ViTok.from_preset("N-N/16")).lattice_period == 4
+    with pytest.raises(ValueError, match="lattice_period >= 2"):
+        AutoencoderLoss(cfg)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32),
+                             LatentDistribution(torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)), 0)
+    x = torch.rand(2, 3, 4, 32, 32) * 2 - 1  # video: measured per frame
+    recon = x + 0.2 * torch.rand(2, 3, 4, 4, 4).repeat_interleave(8, -1).repeat_interleave(8, -2)
+    post = LatentDistribution(torch.zeros(2, 4, 1, 4, 4), torch.zeros(2, 4, 1, 4, 4))
+    total, terms = AutoencoderLoss(with_model_period(cfg, ViTok.from_preset("N-N/8")))(x, recon, post, 0)
+    assert terms["lattice"] > 0
+    assert total.item() == pytest.approx(terms["rec"] + 1e-3 * terms["kl"] + 2.0 * terms["lattice"], rel=1e-5)
 
 
 @pytest.mark.parametrize("size", [32, 64, 48])

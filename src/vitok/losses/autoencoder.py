@@ -1,4 +1,5 @@
-"""The composite autoencoder loss: L = w_rec L_rec + beta KL + eta LPIPS + w_ssim (1 - SSIM) + lambda GAN.
+"""The composite autoencoder loss: L = w_rec L_rec + beta KL + eta LPIPS + w_ssim (1 - SSIM)
++ w_lattice L_lattice + lambda GAN.
 
 Video batches (B, 3, T, H, W) are flattened to frames for LPIPS, SSIM and the discriminator.
 """
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from vitok.checks import Rule
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
-from vitok.losses.reconstruction import ReconstructionLoss, reconstruction_loss
+from vitok.losses.reconstruction import ReconstructionLoss, lattice_loss, reconstruction_loss
 from vitok.metrics.ssim import ssim
 from vitok.models.bottleneck import LatentDistribution
 from vitok.nn.patch import to_frames
@@ -37,6 +38,8 @@ class LossConfig:
     perceptual_crop: float = 1.0  # side of a random window (fraction of H, W) it sees
     perceptual_shift: int = 0  # the window also moves by a random offset in [0, shift] pixels
     ssim_weight: float = 0.0
+    lattice_weight: float = 0.0  # the patch-lattice penalty (lattice_loss); 0 = off
+    lattice_period: int = 0  # its period in pixels; 0 = the model's (patch size, a VAE's downsampling)
     gan_weight: float = 0.0  # 0.05 in stage 2
     gan_start: int = 0  # steps before the generator's GAN term starts
     gan_ramp: int = 0  # steps over which it ramps to gan_weight
@@ -47,7 +50,8 @@ class LossConfig:
     ranges: ClassVar[dict[str, Rule]] = {
         **{name: (lambda v: v >= 0, ">= 0") for name in (
             "reconstruction_weight", "kl_weight", "perceptual_weight", "perceptual_start", "perceptual_ramp",
-            "perceptual_shift", "ssim_weight", "gan_weight", "gan_start", "gan_ramp", "disc_warmup")},
+            "perceptual_shift", "ssim_weight", "lattice_weight", "lattice_period", "gan_weight", "gan_start",
+            "gan_ramp", "disc_warmup")},
         "perceptual_every": (lambda v: v >= 1, ">= 1"),
         "perceptual_crop": (lambda v: 0 < v <= 1, "in (0, 1]"),
         "disc_lr": (lambda v: v > 0, "> 0"),
@@ -122,6 +126,11 @@ class AutoencoderLoss(nn.Module):
         if cfg.ssim_weight > 0:
             terms["ssim"] = ssim(frames_r, frames_x).mean()
             total = total + cfg.ssim_weight * (1 - terms["ssim"])
+        if cfg.lattice_weight > 0:
+            if cfg.lattice_period < 2:
+                raise ValueError("loss.lattice_weight needs loss.lattice_period >= 2 (the trainer sets the model's)")
+            terms["lattice"] = lattice_loss(frames_r, frames_x, cfg.lattice_period)
+            total = total + cfg.lattice_weight * terms["lattice"]
         weight = cfg.gan_weight * ramp(step, cfg.gan_start, cfg.gan_ramp)
         if discriminator is not None and weight > 0:
             terms["g_adv"] = g_loss(discriminator(frames_r))

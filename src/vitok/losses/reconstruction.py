@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 ReconstructionLoss = Literal["mse", "l1", "charbonnier"]
@@ -20,6 +21,33 @@ def l1(x: Tensor, y: Tensor) -> Tensor:
 def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
     """sqrt((x - y)^2 + eps^2): L1-like for large errors, smooth at zero."""
     return ((x.float() - y.float()).pow(2) + eps**2).sqrt().mean()
+
+
+def lattice_loss(recon: Tensor, x: Tensor, period: int) -> Tensor:
+    """How far the reconstruction error jumps more across patch borders than inside patches: the
+    differentiable counterpart of the grid measure (``vitok.metrics.grid``), as a penalty.
+
+    For frames (N, C, H, W) in the same units (the training range [-1, 1]) and e = recon - x, per
+    axis: ``relu(mean |step of e across a border| - mean |step of e inside|)``, the inside mean
+    detached (so it only pulls border steps down to the inside level, never pushes inside steps
+    up), averaged over the x and y axes. 0 for an error as smooth across borders as inside. Borders
+    are where ``(i + 1) % period == 0`` for the step between pixels i and i + 1.
+
+    Raises ``ValueError`` for a period < 2 or frames smaller than two periods on a side.
+    """
+    if period < 2 or min(recon.shape[-2:]) < 2 * period:
+        raise ValueError(f"lattice_loss needs period >= 2 and frames of at least 2 periods, got period "
+                         f"{period} for frames {tuple(recon.shape[-2:])}")
+    error = recon.float() - x.float()
+    total = error.new_zeros(())
+    for dim in (-1, -2):
+        steps = error.diff(dim=dim).abs()
+        on_border = torch.arange(1, steps.shape[dim] + 1, device=error.device) % period == 0
+        on_border = on_border.view(-1, *([1] * (-dim - 1)))
+        border = steps.masked_select(on_border.expand_as(steps)).mean()
+        inside = steps.masked_select(~on_border.expand_as(steps)).mean()
+        total = total + torch.relu(border - inside.detach())
+    return total / 2
 
 
 RECONSTRUCTION = {"mse": mse, "l1": l1, "charbonnier": charbonnier}

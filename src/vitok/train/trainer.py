@@ -8,6 +8,7 @@ processes under ``torchrun`` (DDP / FSDP).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
+from vitok.losses.autoencoder import AutoencoderLoss, LossConfig, discriminator_loss
 from vitok.losses.gan import Discriminator
 from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
@@ -63,6 +64,14 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+def with_model_period(loss: LossConfig, model: nn.Module) -> LossConfig:
+    """``loss`` with ``lattice_period`` 0 replaced by the model's lattice period (its patch size p,
+    a conv VAE's downsampling factor: ``vitok.metrics.grid.lattice_period``)."""
+    from vitok.metrics.grid import lattice_period
+
+    return dataclasses.replace(loss, lattice_period=loss.lattice_period or lattice_period(model))
+
+
 def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device) -> Tensor:
     """Standard-normal latent noise, one stream per sample seed: identical for a sample whatever
     the batch split, rank or worker."""
@@ -79,7 +88,7 @@ class Trainer(Engine):
         super().__init__(cfg.run, cfg.to_dict())
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
-        self.loss = AutoencoderLoss(cfg.loss).to(device)
+        self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model)).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         state = self.resume_state(required=("step", "model", "opt", "rng"))
         if state is not None:  # weights go in before sharding / replication
