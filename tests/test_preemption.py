@@ -100,22 +100,37 @@ def test_signal_mid_run_saves_that_step_and_resume_is_exact(signum, image_folder
             assert torch.equal(value, split[part][key]), f"{part}.{key} differs after the signalled resume"
 
 
-def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder, tmp_path) -> None:  # noqa: F811
-    """The whole process group (trainer and its data-loader worker) gets SIGTERM, as from ``scancel``."""
-    config = tmp_path / "cfg.yaml"
-    run = tmp_path / "run"
-    base = tiny_config(image_folder, run, "data.workers=1", "run.steps=100000", "run.ckpt_every=100000")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+
+
+def endless_config(images: Path, tmp_path: Path, *extra: str) -> tuple[Path, Path]:
+    """A tiny run config (YAML) that would train far longer than any test waits; (config, run dir)."""
+    config, run = tmp_path / "cfg.yaml", tmp_path / "run"
+    base = tiny_config(images, run, "run.steps=100000", "run.ckpt_every=100000", *extra)
     config.write_text(yaml.safe_dump(_plain(base.to_dict())))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "vitok", "train", str(config)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return config, run
+
+
+def start_and_wait(command: list[str], metrics: Path, more_lines: int) -> subprocess.Popen:
+    """Start ``command`` in a new session (its own process group) and return once ``metrics`` has
+    ``more_lines`` more lines than now (the run is training)."""
+    before = len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 240
-    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= before + more_lines):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "the run logged no steps in 240 s"
         time.sleep(0.2)
+    return proc
+
+
+def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder, tmp_path) -> None:  # noqa: F811
+    """The whole process group (trainer and its data-loader worker) gets SIGTERM, as from ``scancel``."""
+    config, run = endless_config(image_folder, tmp_path, "data.workers=1")
+    command = [sys.executable, "-m", "vitok", "train", str(config)]
+    metrics = run / "metrics.jsonl"
+    proc = start_and_wait(command, metrics, 3)
     os.killpg(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
@@ -123,7 +138,7 @@ def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder,
     assert len(steps) == 1 and steps[0] >= 3, steps
     assert f"stopped by SIGTERM after step {steps[0]}; checkpoint saved in {run}" in stderr
     assert "Traceback" not in stderr
-    result = subprocess.run([*command, f"run.steps={steps[0] + 2}"], env=env, capture_output=True, text=True,
+    result = subprocess.run([*command, f"run.steps={steps[0] + 2}"], env=ENV, capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
@@ -145,21 +160,14 @@ def children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to find the ranks")
 def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_path) -> None:  # noqa: F811
-    config = tmp_path / "cfg.yaml"
-    run = tmp_path / "run"
-    base = tiny_config(image_folder, run, "run.steps=100000", "run.ckpt_every=100000")
-    config.write_text(yaml.safe_dump(_plain(base.to_dict())))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(20000 + (os.getpid() * 11) % 20000), "-m", "vitok", "train", str(config)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    config, run = endless_config(image_folder, tmp_path)
     metrics = run / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the run logged no steps in 240 s"
-        time.sleep(0.2)
+
+    def torchrun(port_salt: int, *overrides: str) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(20000 + (os.getpid() * port_salt) % 20000), "-m", "vitok", "train", str(config), *overrides]
+
+    proc = start_and_wait(torchrun(11), metrics, 3)
     ranks = children(proc.pid)
     assert len(ranks) == 2, ranks
     os.kill(ranks[1], signal.SIGTERM)  # one rank only: the other must learn it and stop at the same step
@@ -169,20 +177,12 @@ def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_pa
     steps = [s for s, _ in list_checkpoints(run)]
     assert len(steps) == 1 and f"after step {steps[0]};" in stderr
     # then as Slurm's scancel does it: SIGTERM to torchrun and both ranks, and torchrun forwards it again
-    command[6] = str(20000 + (os.getpid() * 13) % 20000)
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    logged = len(metrics.read_text().splitlines())
-    while len(metrics.read_text().splitlines()) < logged + 2:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline + 240, "the resumed run logged no steps"
-        time.sleep(0.2)
+    proc = start_and_wait(torchrun(13), metrics, 2)
     os.killpg(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=180)
     later = [s for s, _ in list_checkpoints(run)]
     assert later[-1] > steps[0] and stderr.count(f"stopped by SIGTERM after step {later[-1]};") == 2, stderr[-3000:]
-    command[6] = str(20000 + (os.getpid() * 17) % 20000)
-    result = subprocess.run([*command, f"run.steps={later[-1] + 1}"], env=env, capture_output=True, text=True,
+    result = subprocess.run(torchrun(17, f"run.steps={later[-1] + 1}"), env=ENV, capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "model").is_dir()
