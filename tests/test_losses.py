@@ -129,8 +129,13 @@ def test_lattice_loss_on_blocky_smooth_and_identical_errors() -> None:
     assert torch.all(row[borders] > 0) and row.sum() == row[borders].sum()  # only pixels beside a border
     with pytest.raises(ValueError, match="period >= 2"):
         lattice_loss(x, x, 1)
-    with pytest.raises(ValueError, match="at least 2 periods"):
-        lattice_loss(x[..., :12, :12], x[..., :12, :12], 8)
+    with pytest.raises(ValueError, match="frames larger than it"):
+        lattice_loss(x[..., :8, :12], x[..., :8, :12], 8)
+    assert lattice_loss(x[..., :9, :9] + blocks[..., :9, :9], x[..., :9, :9], 8) > 0  # one border: enough
+    with pytest.raises(TypeError, match="must be an int"):
+        lattice_loss(x, x, 2.5)
+    with pytest.raises(ValueError, match="same shape"):
+        lattice_loss(x, x[:1], 8)
 
 
 def test_lattice_term_in_the_composite_loss_and_the_models_period() -> None:
@@ -143,7 +148,13 @@ def test_lattice_term_in_the_composite_loss_and_the_models_period() -> None:
     assert with_model_period(cfg, ViTok.from_preset("N-N/16")).lattice_period == 16
     assert with_model_period(cfg, build_autoencoder_kl({}, None)).lattice_period == 8
     assert with_model_period(LossConfig(lattice_period=4), ViTok.from_preset("N-N/16")).lattice_period == 4
-    with pytest.raises(ValueError, match="lattice_period >= 2"):
+    from vitok.train import load_config
+
+    with pytest.raises(ValueError, match=r"loss.lattice_period.*0 \(the model's\) or >= 2"):
+        load_config(None, ["loss.lattice_period=1"])
+    with pytest.raises(ValueError, match="crops larger than its period"):
+        with_model_period(cfg, ViTok.from_preset("N-N/16"), [32, 16])  # a multi-size list's smallest
+    with pytest.raises(ValueError, match="resolve it with the model first"):
         AutoencoderLoss(cfg)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32),
                              LatentDistribution(torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)), 0)
     x = torch.rand(2, 3, 4, 32, 32) * 2 - 1  # video: measured per frame

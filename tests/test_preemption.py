@@ -72,6 +72,35 @@ def test_signal_during_the_export_completes_it_then_reports(image_folder, tmp_pa
     assert (tmp_path / "run" / "model").is_dir() and [s for s, _ in list_checkpoints(tmp_path / "run")] == [3, 6]
 
 
+def test_signal_between_building_and_the_loop_is_not_lost(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+    from vitok.train import engine
+
+    original = engine.open_run
+
+    def signalled_open_run(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "open_run", signalled_open_run)
+    with pytest.raises(RunInterruptedError, match="SIGTERM after step 1; checkpoint saved"):
+        train(tiny_config(image_folder, tmp_path / "run"))
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [1]
+
+
+def test_loader_workers_are_shut_down_before_the_export(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+    import multiprocessing
+
+    original, alive = Trainer.export, []
+
+    def export(self):
+        alive.extend(multiprocessing.active_children())
+        original(self)
+
+    monkeypatch.setattr(Trainer, "export", export)
+    train(tiny_config(image_folder, tmp_path / "run", "data.workers=1"))
+    assert alive == [] and (tmp_path / "run" / "model").is_dir()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
 def test_signal_mid_run_saves_that_step_and_resume_is_exact(signum, image_folder, tmp_path,  # noqa: F811
                                                             monkeypatch) -> None:

@@ -50,8 +50,9 @@ class LossConfig:
     ranges: ClassVar[dict[str, Rule]] = {
         **{name: (lambda v: v >= 0, ">= 0") for name in (
             "reconstruction_weight", "kl_weight", "perceptual_weight", "perceptual_start", "perceptual_ramp",
-            "perceptual_shift", "ssim_weight", "lattice_weight", "lattice_period", "gan_weight", "gan_start",
-            "gan_ramp", "disc_warmup")},
+            "perceptual_shift", "ssim_weight", "lattice_weight", "gan_weight", "gan_start", "gan_ramp",
+            "disc_warmup")},
+        "lattice_period": (lambda v: v == 0 or v >= 2, "0 (the model's) or >= 2 pixels"),
         "perceptual_every": (lambda v: v >= 1, ">= 1"),
         "perceptual_crop": (lambda v: 0 < v <= 1, "in (0, 1]"),
         "disc_lr": (lambda v: v > 0, "> 0"),
@@ -128,7 +129,8 @@ class AutoencoderLoss(nn.Module):
             total = total + cfg.ssim_weight * (1 - terms["ssim"])
         if cfg.lattice_weight > 0:
             if cfg.lattice_period < 2:
-                raise ValueError("loss.lattice_weight needs loss.lattice_period >= 2 (the trainer sets the model's)")
+                raise ValueError("loss.lattice_period is 0 (the model's): resolve it with the model first "
+                                 "(vitok.train.trainer.with_model_period), or set it >= 2")
             terms["lattice"] = lattice_loss(frames_r, frames_x, cfg.lattice_period)
             total = total + cfg.lattice_weight * terms["lattice"]
         weight = cfg.gan_weight * ramp(step, cfg.gan_start, cfg.gan_ramp)

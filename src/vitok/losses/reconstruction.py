@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from vitok.checks import check_pair, describe, is_int
+
 ReconstructionLoss = Literal["mse", "l1", "charbonnier"]
 
 
@@ -33,11 +35,15 @@ def lattice_loss(recon: Tensor, x: Tensor, period: int) -> Tensor:
     up), averaged over the x and y axes. 0 for an error as smooth across borders as inside. Borders
     are where ``(i + 1) % period == 0`` for the step between pixels i and i + 1.
 
-    Raises ``ValueError`` for a period < 2 or frames smaller than two periods on a side.
+    Raises ``TypeError`` for a period that is not an int, ``ValueError`` for a period < 2, frames
+    not larger than the period on a side (no border inside), or recon and x of different shapes.
     """
-    if period < 2 or min(recon.shape[-2:]) < 2 * period:
-        raise ValueError(f"lattice_loss needs period >= 2 and frames of at least 2 periods, got period "
-                         f"{period} for frames {tuple(recon.shape[-2:])}")
+    check_pair(("recon", "x"), recon, x, (4,), layout="(N, C, H, W)")
+    if not is_int(period):
+        raise TypeError(f"the lattice period must be an int (pixels), got {describe(period)}")
+    if period < 2 or min(recon.shape[-2:]) <= period:
+        raise ValueError(f"lattice_loss needs a period >= 2 and frames larger than it, got period {period} "
+                         f"for frames {tuple(recon.shape[-2:])}")
     error = recon.float() - x.float()
     total = error.new_zeros(())
     for dim in (-1, -2):

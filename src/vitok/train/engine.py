@@ -241,14 +241,20 @@ class Engine:
         return False
 
     # ------------------------------------------------------------------ the loop
-    def fit(self) -> dict[str, float]:
+    def fit(self, received: list[int] | None = None) -> dict[str, float]:
         """Train until ``run.steps`` (or ``run.stop_at``); returns the last logged scalars.
+        ``received``: the list a caller's :func:`vitok.train.preemption.stop_signals` fills (as
+        :func:`run_cleanly` passes, so that no signal falls between two handlers); by default fit
+        catches the stop signals itself.
 
         Raises:
             RunInterruptedError: a SIGTERM / SIGUSR1 arrived (on any rank): the step in progress was
                 finished and saved first, or, during the last step or the export, those were
                 completed (``vitok.train.preemption``).
         """
+        if received is None:
+            with stop_signals() as received:
+                return self.fit(received)
         from vitok.data.datasets import describe_skipped
 
         run = self.run
@@ -256,7 +262,7 @@ class Engine:
         last: dict[str, float] = {}
         skipped_steps = 0
         logged_skips = set(self.skipped_paths)  # unreadable files already named in metrics.jsonl
-        with stop_signals() as received, contextlib.closing(monitor):
+        with contextlib.closing(monitor):
             data = self.batches()
             while self.step < end:
                 batches = next(data)
@@ -275,13 +281,14 @@ class Engine:
                 pair = self.pictures() if run.image_every and self.step % run.image_every == 0 else None
                 if pair is not None:
                     monitor.images(self.step, *pair)
-                saved = self.step % run.ckpt_every == 0 or self.step == end
-                if saved:
+                signum = self.stop_signal(received) if self.step < end else 0
+                if signum:
+                    data.close()  # shut the loader's workers down before the save (they outlive a SIGTERM briefly)
+                if signum or self.step % run.ckpt_every == 0 or self.step == end:
                     self.save()
-                if self.step < end and (signum := self.stop_signal(received)):
-                    if not saved:
-                        self.save()
+                if signum:
                     raise RunInterruptedError(signum, self.step, self.run_dir)
+            data.close()
             if self.step >= run.steps:
                 self.export()
         if self.skipped_paths:
@@ -323,7 +330,7 @@ def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, fl
             first = trainer.step
             if signum := trainer.stop_signal(received):
                 raise RunInterruptedError(signum, first, run_dir, "starting")
-            result = trainer.fit()  # which catches the signals itself from here on
+            result = trainer.fit(received)  # the same list: no signal falls between two handlers
         done = True
         return result
     finally:

@@ -64,12 +64,19 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
-def with_model_period(loss: LossConfig, model: nn.Module) -> LossConfig:
+def with_model_period(loss: LossConfig, model: nn.Module, sizes: list[int] = ()) -> LossConfig:
     """``loss`` with ``lattice_period`` 0 replaced by the model's lattice period (its patch size p,
-    a conv VAE's downsampling factor: ``vitok.metrics.grid.lattice_period``)."""
+    a conv VAE's downsampling factor: ``vitok.metrics.grid.lattice_period``). With the lattice
+    penalty on, every training crop size in ``sizes`` must exceed the period (a crop with no
+    patch border inside has no grid to measure): one-line ``ValueError`` naming the keys otherwise,
+    before the first step rather than at the step that draws a small size."""
     from vitok.metrics.grid import lattice_period
 
-    return dataclasses.replace(loss, lattice_period=loss.lattice_period or lattice_period(model))
+    resolved = dataclasses.replace(loss, lattice_period=loss.lattice_period or lattice_period(model))
+    if loss.lattice_weight > 0 and sizes and min(sizes) <= resolved.lattice_period:
+        raise ValueError(f"loss.lattice_weight needs crops larger than its period ({resolved.lattice_period} px, "
+                         f"loss.lattice_period or the model's patch size), got data.image_size {min(sizes)}")
+    return resolved
 
 
 def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device) -> Tensor:
@@ -88,7 +95,8 @@ class Trainer(Engine):
         super().__init__(cfg.run, cfg.to_dict())
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
-        self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model)).to(device)
+        sizes = cfg.data.sizes + (cfg.video.data.sizes if cfg.video is not None else [])
+        self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model, sizes)).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         state = self.resume_state(required=("step", "model", "opt", "rng"))
         if state is not None:  # weights go in before sharding / replication
