@@ -87,6 +87,29 @@ def test_signal_between_building_and_the_loop_is_not_lost(image_folder, tmp_path
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [1]
 
 
+def test_a_repeat_while_closing_does_not_kill_and_the_lock_is_released(image_folder, tmp_path,  # noqa: F811
+                                                                       monkeypatch) -> None:
+    from vitok.files import LOCK_NAME
+    from vitok.train.engine import Engine
+
+    original_step, original_close = Trainer.train_step, Engine.close
+
+    def signalled_step(self, batches):
+        if self.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original_step(self, batches)
+
+    def signalled_close(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # the scheduler's repeat (or torchrun's forward)
+        original_close(self)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled_step)
+    monkeypatch.setattr(Engine, "close", signalled_close)
+    with pytest.raises(RunInterruptedError, match="after step 2"):
+        train(tiny_config(image_folder, tmp_path / "run"))
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+
 def test_loader_workers_are_shut_down_before_the_export(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
     import multiprocessing
 

@@ -324,18 +324,20 @@ def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, fl
 
     fresh = is_fresh_dir(run_dir)
     trainer, first, done = None, None, False
-    try:
-        with stop_signals() as received:  # a signal while building the trainer: stop before step 1
+    # one handler from building to closing: a signal while building stops before step 1, and a
+    # repeat while closing cannot kill the process before it releases the run's lock
+    with stop_signals() as received:
+        try:
             trainer = make()
             first = trainer.step
             if signum := trainer.stop_signal(received):
                 raise RunInterruptedError(signum, first, run_dir, "starting")
-            result = trainer.fit(received)  # the same list: no signal falls between two handlers
-        done = True
-        return result
-    finally:
-        stepped = trainer is not None and trainer.step != first
-        if trainer is not None:
-            trainer.close()
-        if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
-            undo_fresh_dir(run_dir)
+            result = trainer.fit(received)
+            done = True
+            return result
+        finally:
+            stepped = trainer is not None and trainer.step != first
+            if trainer is not None:
+                trainer.close()
+            if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
+                undo_fresh_dir(run_dir)
