@@ -101,6 +101,9 @@ class AutoencoderLoss(nn.Module):
 
     def __init__(self, config: LossConfig, cache: str | None = None) -> None:
         super().__init__()
+        if config.lattice_weight > 0 and config.lattice_period < 2:
+            raise ValueError("loss.lattice_period is 0 (the model's): resolve it with the model first "
+                             "(vitok.train.trainer.with_model_period), or set it >= 2")
         self.config = config
         self.lpips = None
         if config.perceptual != "none" and config.perceptual_weight > 0:
@@ -128,9 +131,6 @@ class AutoencoderLoss(nn.Module):
             terms["ssim"] = ssim(frames_r, frames_x).mean()
             total = total + cfg.ssim_weight * (1 - terms["ssim"])
         if cfg.lattice_weight > 0:
-            if cfg.lattice_period < 2:
-                raise ValueError("loss.lattice_period is 0 (the model's): resolve it with the model first "
-                                 "(vitok.train.trainer.with_model_period), or set it >= 2")
             terms["lattice"] = lattice_loss(frames_r, frames_x, cfg.lattice_period)
             total = total + cfg.lattice_weight * terms["lattice"]
         weight = cfg.gan_weight * ramp(step, cfg.gan_start, cfg.gan_ramp)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from vitok.checks import check_pair, describe, is_int
+from vitok.metrics.grid import on_border
 
 ReconstructionLoss = Literal["mse", "l1", "charbonnier"]
 
@@ -33,7 +34,7 @@ def lattice_loss(recon: Tensor, x: Tensor, period: int) -> Tensor:
     axis: ``relu(mean |step of e across a border| - mean |step of e inside|)``, the inside mean
     detached (so it only pulls border steps down to the inside level, never pushes inside steps
     up), averaged over the x and y axes. 0 for an error as smooth across borders as inside. Borders
-    are where ``(i + 1) % period == 0`` for the step between pixels i and i + 1.
+    are those of the grid measure (:func:`vitok.metrics.grid.on_border`).
 
     Raises ``TypeError`` for a period that is not an int, ``ValueError`` for a period < 2, frames
     not larger than the period on a side (no border inside), or recon and x of different shapes.
@@ -48,10 +49,9 @@ def lattice_loss(recon: Tensor, x: Tensor, period: int) -> Tensor:
     total = error.new_zeros(())
     for dim in (-1, -2):
         steps = error.diff(dim=dim).abs()
-        on_border = torch.arange(1, steps.shape[dim] + 1, device=error.device) % period == 0
-        on_border = on_border.view(-1, *([1] * (-dim - 1)))
-        border = steps.masked_select(on_border.expand_as(steps)).mean()
-        inside = steps.masked_select(~on_border.expand_as(steps)).mean()
+        border_mask = on_border(steps.shape[dim], period, dim, error.device).expand_as(steps)
+        border = steps.masked_select(border_mask).mean()
+        inside = steps.masked_select(~border_mask).mean()
         total = total + torch.relu(border - inside.detach())
     return total / 2
 

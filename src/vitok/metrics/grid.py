@@ -29,6 +29,14 @@ from vitok.checks import check_pair, check_tensor, describe, is_int
 EPS = 1e-6
 
 
+def on_border(steps: int, period: int, dim: int, device: torch.device | str | None = None) -> Tensor:
+    """Which of ``steps`` pixel steps along axis ``dim`` (-1: x, -2: y) cross a lattice line: step i
+    (between pixels i and i + 1) does when ``(i + 1) % period == 0``. A bool tensor shaped to
+    broadcast against steps along that axis ((steps,) for x, (steps, 1) for y)."""
+    index = torch.arange(1, steps + 1, device=device)
+    return (index % period == 0).view(-1, *([1] * (-dim - 1)))
+
+
 def lattice_steps(error: Tensor, period: int) -> Tensor:
     """Sums and counts of absolute error steps: tensor([border_sum, border_count, inside_sum,
     inside_count]) (float64) for an error (N, C, H, W) and a lattice period in pixels.
@@ -45,10 +53,9 @@ def lattice_steps(error: Tensor, period: int) -> Tensor:
     out = torch.zeros(4, dtype=torch.float64)
     for dim in (-1, -2):  # steps along x, then along y
         steps = error.diff(dim=dim).abs()
-        index = torch.arange(1, steps.shape[dim] + 1, device=error.device)
-        on_border = (index % period == 0).view(-1, *([1] * (-dim - 1)))
-        border = (steps * on_border).sum()
-        n_border = on_border.sum() * (steps.numel() // steps.shape[dim] if steps.shape[dim] else 0)
+        border_mask = on_border(steps.shape[dim], period, dim, error.device)
+        border = (steps * border_mask).sum()
+        n_border = border_mask.sum() * (steps.numel() // steps.shape[dim] if steps.shape[dim] else 0)
         out += torch.stack([border, n_border.double(), steps.sum() - border,
                             steps.numel() - n_border.double()]).cpu()
     return out

@@ -172,6 +172,11 @@ class TrainConfig:
     def checked(self) -> TrainConfig:
         return check_config(self)
 
+    @property
+    def crop_sizes(self) -> list[int]:
+        """Every training crop side in pixels: the image sizes, then the video section's."""
+        return self.data.sizes + (self.video.data.sizes if self.video is not None else [])
+
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """Checks before any work: every section's ``ranges`` (also for a config built in Python),
@@ -207,9 +212,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise ValueError(f"video.data.kind must be 'video', got {cfg.video.data.kind!r}")
     if cfg.loss.perceptual != "none":
         need = 16 if cfg.loss.perceptual == "lpips-vgg" else 31  # the LPIPS networks' smallest input
-        sizes = cfg.data.sizes + (cfg.video.data.sizes if cfg.video is not None else [])
-        if min(sizes) < need:
-            raise ValueError(f"data.image_size {min(sizes)} is below the {need} px that loss.perceptual="
+        if min(cfg.crop_sizes) < need:
+            raise ValueError(f"data.image_size {min(cfg.crop_sizes)} is below the {need} px that loss.perceptual="
                              f"{cfg.loss.perceptual} needs (or set loss.perceptual=none)")
     if Path(cfg.run.out_dir).exists() and not Path(cfg.run.out_dir).is_dir():
         raise ValueError(f"run.out_dir must be a folder, {cfg.run.out_dir} is a file")

@@ -281,13 +281,12 @@ class Engine:
                 pair = self.pictures() if run.image_every and self.step % run.image_every == 0 else None
                 if pair is not None:
                     monitor.images(self.step, *pair)
-                signum = self.stop_signal(received) if self.step < end else 0
-                if signum:
+                if self.step < end and (signum := self.stop_signal(received)):
                     data.close()  # shut the loader's workers down before the save (they outlive a SIGTERM briefly)
-                if signum or self.step % run.ckpt_every == 0 or self.step == end:
                     self.save()
-                if signum:
                     raise RunInterruptedError(signum, self.step, self.run_dir)
+                if self.step % run.ckpt_every == 0 or self.step == end:
+                    self.save()
             data.close()
             if self.step >= run.steps:
                 self.export()

@@ -95,8 +95,7 @@ class Trainer(Engine):
         super().__init__(cfg.run, cfg.to_dict())
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
-        sizes = cfg.data.sizes + (cfg.video.data.sizes if cfg.video is not None else [])
-        self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model, sizes)).to(device)
+        self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model, cfg.crop_sizes)).to(device)
         self.disc = Discriminator(min(cfg.data.sizes), cfg.loss.disc_channels).to(device) if cfg.loss.uses_gan else None
         state = self.resume_state(required=("step", "model", "opt", "rng"))
         if state is not None:  # weights go in before sharding / replication
