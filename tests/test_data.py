@@ -42,6 +42,35 @@ def test_train_transform_is_seeded_and_sized() -> None:
     assert EvalTransform((16, 16))(clip).shape == (3, 5, 16, 16)
 
 
+
+def test_vflip_and_rot90_give_the_eight_symmetries_at_the_crop_size() -> None:
+    # the crop covers the whole image (short side 12 -> 12 px), so each output is one symmetry of it
+    x = torch.rand(3, 12, 12) * 2 - 1
+    symmetries = [torch.rot90(y, k, dims=(-2, -1)) for y in (x, x.flip(-1)) for k in range(4)]
+    t = TrainTransform((12, 12), short_side=(12, 12), vflip=True, rot90=True)
+    seen = set()
+    for seed in range(64):
+        out = t(x, torch.Generator().manual_seed(seed))
+        matches = [i for i, s in enumerate(symmetries) if torch.allclose(out, s, atol=1e-5)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(range(8))
+    # non-square crops: cut with the sides swapped, then turned, so the output keeps its size
+    rect = TrainTransform((16, 24), short_side=(30, 40), rot90=True)
+    shapes = {rect(torch.rand(3, 5, 50, 70), torch.Generator().manual_seed(s)).shape for s in range(16)}
+    assert shapes == {(3, 5, 16, 24)}
+    # off by default, and then no extra draws: the random stream (an existing run's crops) is
+    # the box's draws and the horizontal flip's, as before the options existed
+    base = TrainTransform((16, 16), short_side=(20, 40))
+    assert not base.vflip and not base.rot90
+    used, expected = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    base(x, used)
+    base.box(12, 12, expected)
+    torch.rand((), generator=expected)
+    assert torch.equal(torch.rand(4, generator=used), torch.rand(4, generator=expected))
+    cfg = DataConfig(image_size=16, vflip=True, rot90=True)
+    assert cfg.transform().vflip and cfg.transform().rot90 and cfg.transform().resized((8, 8)).rot90
+
 def test_media_folder_images_and_videos(tmp_path) -> None:
     for i in range(3):
         io.save_image(smooth_image(40, 50, i), tmp_path / "img" / f"{i}.png")

@@ -44,6 +44,8 @@ class DataConfig:
         short_side: instead of ``scale``: resize shorter side to a random length in [lo, hi]
             and take a random crop (for a few large photos).
         hflip: random horizontal flips.
+        vflip, rot90: random vertical flips and quarter turns (off: the paper's recipe; on: with
+            ``hflip`` all eight symmetries of the square, against memorising a small training set).
         workers: DataLoader worker processes per rank.
         motion: photo folders turned into camera-motion clips (video only), mixed with ``train``.
         motion_repeat, train_repeat: how many times each source counts per epoch (mixing weights).
@@ -57,6 +59,8 @@ class DataConfig:
     scale: tuple[float, float] = (0.8, 1.0)
     short_side: tuple[int, int] | None = None
     hflip: bool = True
+    vflip: bool = False
+    rot90: bool = False
     workers: int = 0
     motion: list[str] = field(default_factory=list)
     motion_repeat: int = 1
@@ -91,7 +95,8 @@ class DataConfig:
 
     def transform(self) -> TrainTransform:
         size = self.sizes[0]
-        return TrainTransform((size, size), scale=self.scale, hflip=self.hflip, short_side=self.short_side)
+        return TrainTransform((size, size), scale=self.scale, hflip=self.hflip, short_side=self.short_side,
+                              vflip=self.vflip, rot90=self.rot90)
 
 
 def _end_after_grace(signum: int, frame: object) -> None:

@@ -59,6 +59,14 @@ class TrainTransform:
     image is instead (virtually) resized so its shorter side is a random length in [lo, hi] and
     a ``size`` crop is taken at a random position: the way to get many distinct, detailed crops
     out of a few large photos.
+
+    ``vflip`` and ``rot90`` (off by default; the paper uses neither) add random vertical flips
+    and random rotations by a multiple of 90 degrees: with ``hflip`` the eight symmetries of the
+    square. They make a small training set look eight times larger to a model that would
+    otherwise memorise it (docs/quality: a ViT trained on 77 photos reconstructs them 3 dB better
+    than unseen ones). A rotated crop is cut with height and width swapped, so the output is
+    always ``size``. With both off, the random stream is the one without them (a run's crops do
+    not change when the options are added).
     """
 
     size: tuple[int, int]
@@ -66,6 +74,8 @@ class TrainTransform:
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip: bool = True
     short_side: tuple[int, int] | None = None
+    vflip: bool = False
+    rot90: bool = False
 
     def __post_init__(self) -> None:
         check_shape("size", self.size, 2, what="(H, W) of ints")
@@ -80,14 +90,17 @@ class TrainTransform:
             if lo > hi:
                 raise ValueError(f"short_side must be (lo, hi) with 1 <= lo <= hi, got {self.short_side}")
 
-    def box(self, h: int, w: int, gen: torch.Generator) -> tuple[int, int, int, int]:
-        """(top, left, height, width) of the crop in an H x W source; height and width are at
-        least 1 pixel (an image smaller than the crop is upscaled)."""
+    def box(self, h: int, w: int, gen: torch.Generator,
+            size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the crop in an H x W source for an output of ``size``
+        (default :attr:`size`); height and width are at least 1 pixel (an image smaller than the
+        crop is upscaled)."""
         if self.short_side is None:
             return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
+        out_h, out_w = size or self.size
         factor = min(h, w) / uniform(gen, *self.short_side)  # source pixels per output pixel
-        ch = min(h, max(1, round(self.size[0] * factor)))
-        cw = min(w, max(1, round(self.size[1] * factor)))
+        ch = min(h, max(1, round(out_h * factor)))
+        cw = min(w, max(1, round(out_w * factor)))
         top = int(torch.randint(0, h - ch + 1, (), generator=gen))
         left = int(torch.randint(0, w - cw + 1, (), generator=gen))
         return top, left, ch, cw
@@ -98,10 +111,16 @@ class TrainTransform:
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
         _check_input(x)
-        top, left, ch, cw = self.box(*x.shape[-2:], gen)
-        x = resize(x[..., top:top + ch, left:left + cw], self.size)
+        turns = int(torch.randint(0, 4, (), generator=gen)) if self.rot90 else 0
+        size = self.size[::-1] if turns % 2 else self.size  # cut (W, H), then turn to (H, W)
+        top, left, ch, cw = self.box(*x.shape[-2:], gen, size)
+        x = resize(x[..., top:top + ch, left:left + cw], size)
         if self.hflip and torch.rand((), generator=gen).item() < 0.5:
             x = x.flip(-1)
+        if self.vflip and torch.rand((), generator=gen).item() < 0.5:
+            x = x.flip(-2)
+        if turns:
+            x = torch.rot90(x, turns, dims=(-2, -1))
         return x.contiguous()
 
     @property
