@@ -19,7 +19,7 @@ from vitok.models.baselines import build_autoencoder_kl
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from vitok.train.config import TrainConfig
-from vitok.train.engine import param_groups
+from vitok.train.engine import changed_settings, param_groups
 from vitok.train.schedule import cosine_lr, warmup_steps
 from vitok.train.schema import apply_override, from_dict
 
@@ -98,6 +98,29 @@ def test_resume_is_exact(image_folder, tmp_path) -> None:
     # the saved global RNG state too (kill -9 campaign: each resume's DataLoader iterator drew one
     # more number from the global RNG than the uninterrupted run's)
     assert torch.equal(full["rng"], split["rng"])
+
+
+def test_a_resumed_run_takes_changed_optimiser_settings_and_says_so(image_folder, tmp_path, capsys) -> None:
+    # Optimizer.load_state_dict alone would bring back the weight decay the run started with
+    extra = ("loss.gan_weight=0.05", "loss.disc_channels=8", "loss.disc_warmup=2")
+    train(tiny_config(image_folder, tmp_path / "run", *extra, "run.stop_at=3"))
+    capsys.readouterr()
+    trainer = Trainer(tiny_config(image_folder, tmp_path / "run", *extra, "optim.weight_decay=0.25",
+                                  "optim.betas=[0.8,0.9]"))
+    try:
+        assert trainer.step == 3
+        assert [g["weight_decay"] for g in trainer.opt.param_groups] == [0.25, 0.0]  # matrices, then the rest
+        assert all(g["betas"] == (0.8, 0.9) for g in trainer.opt.param_groups)
+        assert trainer.d_opt.param_groups[0]["weight_decay"] == 0.25
+        assert trainer.opt.state  # the moments did come from the checkpoint
+    finally:
+        trainer.close()
+    out = capsys.readouterr().out
+    assert "resuming with a changed setting: optim.weight_decay: 0.0001 -> 0.25" in out
+    assert "optim.betas: [0.9, 0.95] -> [0.8, 0.9]" in out
+    assert "run.stop_at" in out and "data.train" not in out  # only what changed
+    # an option the checkpoint's version did not have yet is not a change
+    assert changed_settings({"a": {"b": 1, "d": 0}}, {"a": {"b": 2, "c": 3, "d": 0}}) == ["a.b: 1 -> 2"]
 
 
 def test_gradient_accumulation_matches_full_batch(image_folder, tmp_path) -> None:

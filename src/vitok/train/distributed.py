@@ -149,13 +149,30 @@ def full_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, sharded: 
     return get_optimizer_state_dict(model, opt, options=_options())
 
 
-def load_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict, sharded: bool) -> None:
-    if not sharded:
-        opt.load_state_dict(state)
-        return
-    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+@contextlib.contextmanager
+def keeping_settings(opt: torch.optim.Optimizer):
+    """Load a checkpoint's optimiser state inside this: the moments and step counts come from the
+    checkpoint, the settings (weight decay, betas, eps; everything but ``params`` and ``lr``, which
+    the schedule sets every step) stay those of ``opt``, built from the current config.
+    ``Optimizer.load_state_dict`` alone would silently bring back the settings the run started
+    with, so a resumed run given a new ``optim.weight_decay`` would ignore it."""
+    settings = [{k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
+                for group in opt.param_groups]
+    yield
+    for group, kept in zip(opt.param_groups, settings):
+        group.update(kept)
 
-    set_optimizer_state_dict(model, opt, state, options=_options())
+
+def load_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict, sharded: bool) -> None:
+    """Restore ``opt``'s moments and step counts from ``state`` (a collective under FSDP), keeping
+    its settings (:func:`keeping_settings`)."""
+    with keeping_settings(opt):
+        if not sharded:
+            opt.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, opt, state, options=_options())
 
 
 def gather(tensor: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,20 @@ class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps with a NaN/inf loss or gradient."""
 
 
+def changed_settings(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old -> new"`` for every (dotted) key whose value differs between two nested config
+    dicts, in sorted order. Keys in only one of them are left out: an option added to the library
+    since the checkpoint was written, whose default keeps the old behaviour."""
+    lines = []
+    for key in sorted(set(before) & set(now)):
+        old, new = before[key], now[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += changed_settings(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key}: {old} -> {new}")
+    return lines
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: weight decay on matrices, none on norms, biases and other vectors."""
     decay, no_decay = [], []
@@ -146,6 +160,10 @@ class Engine:
         """Optimiser, counters and RNG from a checkpoint (weights and the EMA averages were loaded
         before wrapping, since FSDP shards both)."""
         load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
+        if self.dist.is_main and "config" in state:
+            now = json.loads(json.dumps(self.config))  # as saved: tuples become lists
+            for line in changed_settings(json.loads(state["config"]), now):
+                print(f"resuming with a changed setting: {line}")
         if "rng" in state:
             torch.set_rng_state(state["rng"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)

@@ -22,7 +22,7 @@ from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
-from vitok.train.distributed import micro_batch_sync, wrap
+from vitok.train.distributed import keeping_settings, micro_batch_sync, wrap
 from vitok.train.engine import Engine, run_cleanly
 from vitok.train.schedule import linear_warmup
 
@@ -123,7 +123,8 @@ class Trainer(Engine):
 
     def restore_extra(self, state: dict[str, Any]) -> None:
         if self.d_opt is not None:
-            self.d_opt.load_state_dict(state["d_opt"])
+            with keeping_settings(self.d_opt):
+                self.d_opt.load_state_dict(state["d_opt"])
 
     def pictures(self) -> tuple[Tensor, Tensor] | None:
         return self.last_batch
