@@ -10,6 +10,10 @@ run pruned its own to ``run.keep_last``). Works for vitok runs and the Autoencod
 (``model.kind``). Writes ``curves.json`` (per run: step -> metrics), ``curves.md`` and one plot per
 metric, and reuses the results of checkpoints it has already evaluated (``--force`` redoes them).
 The weights are the trained ones, not the EMA (stage 1 has none).
+
+``--train-images DIR`` also measures PSNR on (the first ``--max-samples`` of) the training photos,
+with the same protocol: ``train_psnr`` and the generalisation gap ``gap = train_psnr - psnr`` (dB),
+which grows when a model starts to memorise a small training set.
 """
 
 from __future__ import annotations
@@ -44,27 +48,43 @@ def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
     return model.eval()
 
 
+def measure(run_dir: Path, checkpoint: Path, images: Path, metrics: list[str], out: Path,
+            args: argparse.Namespace) -> dict[str, float]:
+    """A checkpoint's metrics on one photo folder, cached in ``out/results.json``."""
+    results_path = out / "results.json"
+    if args.force or not results_path.is_file():
+        model = model_at(run_dir, checkpoint)
+        cfg = EvalConfig(data=[str(images)], kind="image", size=args.size, metrics=metrics, out_dir=str(out),
+                         max_samples=args.max_samples, cache=args.cache)
+        evaluate(model, cfg, model_info(model, (1, args.size, args.size)))
+    return json.loads(results_path.read_text())["metrics"]
+
+
 def run_curve(run_dir: Path, kept: Path, args: argparse.Namespace) -> dict[int, dict[str, float]]:
     """Step -> metrics for every checkpoint of one run (cached in ``out/<run>/step-N``)."""
     curve = {}
     for step, path in list_checkpoints(kept):
         out = args.out / run_dir.name / f"step-{step}"
-        results_path = out / "results.json"
-        if args.force or not results_path.is_file():
-            model = model_at(run_dir, path)
-            cfg = EvalConfig(data=[str(args.images)], kind="image", size=args.size, metrics=METRICS,
-                             out_dir=str(out), cache=args.cache)
-            evaluate(model, cfg, model_info(model, (1, args.size, args.size)))
-        curve[step] = json.loads(results_path.read_text())["metrics"]
+        curve[step] = measure(run_dir, path, args.images, METRICS, out, args)
+        if args.train_images is not None:
+            train_psnr = measure(run_dir, path, args.train_images, ["psnr"], out / "train", args)["psnr"]
+            curve[step].update(train_psnr=train_psnr, gap=train_psnr - curve[step]["psnr"])
         print(f"{run_dir.name} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in curve[step].items()))
     return curve
 
 
+def columns(curves: dict[str, dict[int, dict[str, float]]]) -> list[str]:
+    """The metrics every point has, in :data:`METRICS` order, then ``train_psnr`` and ``gap``."""
+    points = [m for curve in curves.values() for m in curve.values()]
+    return [k for k in [*METRICS, "train_psnr", "gap"] if points and all(k in m for m in points)]
+
+
 def markdown(curves: dict[str, dict[int, dict[str, float]]]) -> str:
-    lines = ["| run | step | " + " | ".join(METRICS) + " |", "|" + "---|" * (len(METRICS) + 2)]
+    names = columns(curves)
+    lines = ["| run | step | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
     for name, curve in curves.items():
         for step, metrics in sorted(curve.items()):
-            lines.append(f"| {name} | {step} | " + " | ".join(f"{metrics[m]:.4g}" for m in METRICS) + " |")
+            lines.append(f"| {name} | {step} | " + " | ".join(f"{metrics[m]:.4g}" for m in names) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -74,13 +94,14 @@ def plot(curves: dict[str, dict[int, dict[str, float]]], out: Path, size: int) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for metric in METRICS:
+    for metric in columns(curves):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for name, curve in curves.items():
             steps = sorted(curve)
             ax.plot(steps, [curve[s][metric] for s in steps], marker="o", label=name)
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"{metric} ({size} px, val)")
+        split = {"gap": "train - val, dB", "train_psnr": "train"}.get(metric, "val")
+        ax.set_ylabel(f"{metric} ({size} px, {split})")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -92,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="RUN_DIR or RUN_DIR::CKPT_DIR")
     parser.add_argument("--images", type=Path, required=True, help="val photo folder")
+    parser.add_argument("--train-images", type=Path, default=None,
+                        help="training photo folder: also report train_psnr and the gap to val")
+    parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N photos of each folder")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("out/training_curves"))
     parser.add_argument("--cache", default=None, help="metric-weight cache folder (default: vitok's)")

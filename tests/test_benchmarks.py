@@ -106,12 +106,16 @@ def test_training_curves_evaluates_every_kept_checkpoint(tmp_path: Path, monkeyp
     assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-00000004.pt"]
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["training_curves", f"{run}::{kept}", "--images", str(images),
+                                      "--train-images", str(images), "--max-samples", "3",
                                       "--size", "32", "--out", str(out)])
     load_script("training_curves").main()
     curve = json.loads((out / "curves.json").read_text())["run"]
     assert list(curve) == ["2", "4"] and curve["2"]["psnr"] != curve["4"]["psnr"]
+    # the same folder as "training" photos: no gap
+    assert curve["4"]["train_psnr"] == pytest.approx(curve["4"]["psnr"]) and abs(curve["4"]["gap"]) < 1e-9
     exported = ViTok.from_pretrained(run / "model")
-    direct = evaluate(exported, EvalConfig(data=[str(images)], kind="image", size=32, metrics=["psnr"],
+    direct = evaluate(exported, EvalConfig(data=[str(images)], kind="image", size=32, metrics=["psnr"], max_samples=3,
                                            out_dir=str(tmp_path / "direct")), model_info(exported, (1, 32, 32)))
     assert curve["4"]["psnr"] == pytest.approx(direct["metrics"]["psnr"], abs=1e-4)
-    assert (out / "psnr_32.png").is_file() and "| run | 4 |" in (out / "curves.md").read_text()
+    assert (out / "psnr_32.png").is_file() and (out / "gap_32.png").is_file()
+    assert "| run | step | psnr | ssim | lpips | grid | train_psnr | gap |" in (out / "curves.md").read_text()
