@@ -11,9 +11,11 @@ run pruned its own to ``run.keep_last``). Works for vitok runs and the Autoencod
 metric, and reuses the results of checkpoints it has already evaluated (``--force`` redoes them).
 The weights are the trained ones, not the EMA (stage 1 has none).
 
-``--train-images DIR`` also measures PSNR on (the first ``--max-samples`` of) the training photos,
-with the same protocol: ``train_psnr`` and the generalisation gap ``gap = train_psnr - psnr`` (dB),
-which grows when a model starts to memorise a small training set.
+``--train-images DIR`` also measures PSNR on the training photos, with the same protocol:
+``train_psnr`` and the generalisation gap ``gap = train_psnr - psnr`` (dB), which grows when a
+model fits its training photos better than unseen ones. ``--max-samples N`` evaluates the first N
+photos of each folder. A cached result is reused only if it was measured on the same folder, size
+and number of photos.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from vitok.data import list_files
 from vitok.evaluate import EvalConfig, evaluate, model_info
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint
 from vitok.train.config import TrainConfig
@@ -48,27 +51,49 @@ def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
     return model.eval()
 
 
-def measure(run_dir: Path, checkpoint: Path, images: Path, metrics: list[str], out: Path,
-            args: argparse.Namespace) -> dict[str, float]:
-    """A checkpoint's metrics on one photo folder, cached in ``out/results.json``."""
-    results_path = out / "results.json"
-    if args.force or not results_path.is_file():
-        model = model_at(run_dir, checkpoint)
-        cfg = EvalConfig(data=[str(images)], kind="image", size=args.size, metrics=metrics, out_dir=str(out),
-                         max_samples=args.max_samples, cache=args.cache)
-        evaluate(model, cfg, model_info(model, (1, args.size, args.size)))
-    return json.loads(results_path.read_text())["metrics"]
+def cached(results_path: Path, images: Path, size: int, max_samples: int | None,
+           metrics: list[str]) -> dict[str, float] | None:
+    """The metrics of an earlier ``results.json`` if it was measured the same way (the same folder,
+    size, number of photos and at least these metrics), else None."""
+    if not results_path.is_file():
+        return None
+    results = json.loads(results_path.read_text())
+    photos = len(list_files([images], "image"))
+    expected = min(photos, max_samples) if max_samples else photos
+    same = (results.get("data") == [str(images)] and results.get("size") == size
+            and results.get("samples", 0) + len(results.get("skipped_files", [])) == expected
+            and set(metrics) <= set(results.get("metrics", {})))
+    return results["metrics"] if same else None
+
+
+def measure(model: torch.nn.Module, images: Path, metrics: list[str], out: Path, size: int,
+            max_samples: int | None, cache: str | None) -> dict[str, float]:
+    """A model's metrics on (the first ``max_samples`` of) one photo folder; written to ``out``."""
+    cfg = EvalConfig(data=[str(images)], kind="image", size=size, metrics=metrics, out_dir=str(out),
+                     max_samples=max_samples, cache=cache)
+    return evaluate(model, cfg, model_info(model, (1, size, size)))["metrics"]
 
 
 def run_curve(run_dir: Path, kept: Path, args: argparse.Namespace) -> dict[int, dict[str, float]]:
-    """Step -> metrics for every checkpoint of one run (cached in ``out/<run>/step-N``)."""
+    """Step -> metrics for every checkpoint of one run (cached in ``out/<run>/step-N``, and
+    ``step-N/train`` for ``--train-images``)."""
     curve = {}
     for step, path in list_checkpoints(kept):
         out = args.out / run_dir.name / f"step-{step}"
-        curve[step] = measure(run_dir, path, args.images, METRICS, out, args)
+        folders = [(args.images, METRICS, out)]
         if args.train_images is not None:
-            train_psnr = measure(run_dir, path, args.train_images, ["psnr"], out / "train", args)["psnr"]
-            curve[step].update(train_psnr=train_psnr, gap=train_psnr - curve[step]["psnr"])
+            folders.append((args.train_images, ["psnr"], out / "train"))
+        model, results = None, []
+        for images, metrics, folder in folders:
+            found = cached(folder / "results.json", images, args.size, args.max_samples, metrics)
+            found = None if args.force else found
+            if found is None:
+                model = model_at(run_dir, path) if model is None else model
+                found = measure(model, images, metrics, folder, args.size, args.max_samples, args.cache)
+            results.append(found)
+        curve[step] = dict(results[0])
+        if len(results) > 1:
+            curve[step].update(train_psnr=results[1]["psnr"], gap=results[1]["psnr"] - results[0]["psnr"])
         print(f"{run_dir.name} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in curve[step].items()))
     return curve
 

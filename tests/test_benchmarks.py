@@ -104,18 +104,31 @@ def test_training_curves_evaluates_every_kept_checkpoint(tmp_path: Path, monkeyp
         train(tiny_config(images, run, "run.steps=4", "run.ckpt_every=2", "run.keep_last=1", f"run.stop_at={stop}"))
         shutil.copy(run / f"ckpt-{stop:08d}.pt", kept)
     assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-00000004.pt"]
+    others = tmp_path / "others"  # stand-ins for the training photos: different pictures
+    for i in range(3):
+        io.save_image(smooth_image(40, 64, seed=10 + i), others / f"{i}.png")
     out = tmp_path / "out"
-    monkeypatch.setattr(sys, "argv", ["training_curves", f"{run}::{kept}", "--images", str(images),
-                                      "--train-images", str(images), "--max-samples", "3",
-                                      "--size", "32", "--out", str(out)])
-    load_script("training_curves").main()
-    curve = json.loads((out / "curves.json").read_text())["run"]
+    script = load_script("training_curves")
+
+    def curves(*extra: str) -> dict:
+        monkeypatch.setattr(sys, "argv", ["training_curves", f"{run}::{kept}", "--images", str(images),
+                                          "--size", "32", "--out", str(out), *extra])
+        script.main()
+        return json.loads((out / "curves.json").read_text())["run"]
+
+    curve = curves("--train-images", str(others), "--max-samples", "3")
     assert list(curve) == ["2", "4"] and curve["2"]["psnr"] != curve["4"]["psnr"]
-    # the same folder as "training" photos: no gap
-    assert curve["4"]["train_psnr"] == pytest.approx(curve["4"]["psnr"]) and abs(curve["4"]["gap"]) < 1e-9
-    exported = ViTok.from_pretrained(run / "model")
-    direct = evaluate(exported, EvalConfig(data=[str(images)], kind="image", size=32, metrics=["psnr"], max_samples=3,
-                                           out_dir=str(tmp_path / "direct")), model_info(exported, (1, 32, 32)))
-    assert curve["4"]["psnr"] == pytest.approx(direct["metrics"]["psnr"], abs=1e-4)
     assert (out / "psnr_32.png").is_file() and (out / "gap_32.png").is_file()
     assert "| run | step | psnr | ssim | lpips | grid | train_psnr | gap |" in (out / "curves.md").read_text()
+    exported = ViTok.from_pretrained(run / "model")
+
+    def direct(folder: Path, max_samples: int | None) -> float:
+        cfg = EvalConfig(data=[str(folder)], kind="image", size=32, metrics=["psnr"], max_samples=max_samples,
+                         out_dir=str(tmp_path / "direct"))
+        return evaluate(exported, cfg, model_info(exported, (1, 32, 32)))["metrics"]["psnr"]
+
+    assert curve["4"]["psnr"] == pytest.approx(direct(images, 3), abs=1e-4)
+    assert curve["4"]["train_psnr"] == pytest.approx(direct(others, 3), abs=1e-4)
+    assert curve["4"]["gap"] == pytest.approx(curve["4"]["train_psnr"] - curve["4"]["psnr"])
+    # a cached result measured on other photos (here: 3 of the 4) is not reused
+    assert curves()["4"]["psnr"] == pytest.approx(direct(images, None), abs=1e-4) != curve["4"]["psnr"]

@@ -42,23 +42,42 @@ def test_train_transform_is_seeded_and_sized() -> None:
     assert EvalTransform((16, 16))(clip).shape == (3, 5, 16, 16)
 
 
-
 def test_vflip_and_rot90_give_the_eight_symmetries_at_the_crop_size() -> None:
     # the crop covers the whole image (short side 12 -> 12 px), so each output is one symmetry of it
     x = torch.rand(3, 12, 12) * 2 - 1
-    symmetries = [torch.rot90(y, k, dims=(-2, -1)) for y in (x, x.flip(-1)) for k in range(4)]
-    t = TrainTransform((12, 12), short_side=(12, 12), vflip=True, rot90=True)
-    seen = set()
-    for seed in range(64):
-        out = t(x, torch.Generator().manual_seed(seed))
-        matches = [i for i, s in enumerate(symmetries) if torch.allclose(out, s, atol=1e-5)]
-        assert len(matches) == 1
-        seen.add(matches[0])
-    assert seen == set(range(8))
-    # non-square crops: cut with the sides swapped, then turned, so the output keeps its size
-    rect = TrainTransform((16, 24), short_side=(30, 40), rot90=True)
-    shapes = {rect(torch.rand(3, 5, 50, 70), torch.Generator().manual_seed(s)).shape for s in range(16)}
-    assert shapes == {(3, 5, 16, 24)}
+
+    def outputs(t: TrainTransform) -> set[int]:
+        symmetries = [torch.rot90(y, k, dims=(-2, -1)) for y in (x, x.flip(-1)) for k in range(4)]
+        seen = set()
+        for seed in range(64):
+            out = t(x, torch.Generator().manual_seed(seed))
+            matches = [i for i, s in enumerate(symmetries) if torch.allclose(out, s, atol=1e-5)]
+            assert len(matches) == 1
+            seen.add(matches[0])
+        return seen
+
+    # indices: 0-3 = x turned k times, 4-7 = x mirrored left-right, then turned; x flipped upside
+    # down is x mirrored and turned twice (index 6)
+    assert outputs(TrainTransform((12, 12), short_side=(12, 12), hflip=False, vflip=True)) == {0, 6}
+    assert outputs(TrainTransform((12, 12), short_side=(12, 12), hflip=False, rot90=True)) == {0, 1, 2, 3}
+    assert outputs(TrainTransform((12, 12), short_side=(12, 12), vflip=True, rot90=True)) == set(range(8))
+    # non-square: a quarter-turned crop is cut with the sides swapped, then turned, so the output
+    # is an exact, turned 24x16 block of the source (short side 24 = the source's: no resizing)
+    source = torch.arange(3 * 24 * 40, dtype=torch.float32).reshape(3, 24, 40)
+    rect = TrainTransform((16, 24), short_side=(24, 24), hflip=False, rot90=True)
+    turned = 0
+    for seed in range(16):
+        out = rect(source, torch.Generator().manual_seed(seed))
+        assert out.shape == (3, 16, 24)
+        blocks = [torch.rot90(out, -k, dims=(-2, -1)) for k in range(4)]
+        exact = [b for b in blocks if any(torch.equal(b, source[:, t:t + b.shape[1], c:c + b.shape[2]])
+                                          for t in range(25 - b.shape[1]) for c in range(41 - b.shape[2]))]
+        assert exact, f"seed {seed}: not a turned block of the source"
+        turned += exact[0].shape[1] == 24
+    assert 0 < turned < 16
+    clip = TrainTransform((16, 24), short_side=(30, 40), rot90=True)(torch.rand(3, 5, 50, 70),
+                                                                      torch.Generator().manual_seed(1))
+    assert clip.shape == (3, 5, 16, 24)
     # off by default, and then no extra draws: the random stream (an existing run's crops) is
     # the box's draws and the horizontal flip's, as before the options existed
     base = TrainTransform((16, 16), short_side=(20, 40))
@@ -70,6 +89,7 @@ def test_vflip_and_rot90_give_the_eight_symmetries_at_the_crop_size() -> None:
     assert torch.equal(torch.rand(4, generator=used), torch.rand(4, generator=expected))
     cfg = DataConfig(image_size=16, vflip=True, rot90=True)
     assert cfg.transform().vflip and cfg.transform().rot90 and cfg.transform().resized((8, 8)).rot90
+
 
 def test_media_folder_images_and_videos(tmp_path) -> None:
     for i in range(3):

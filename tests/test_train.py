@@ -104,9 +104,14 @@ def test_a_resumed_run_takes_changed_optimiser_settings_and_says_so(image_folder
     # Optimizer.load_state_dict alone would bring back the weight decay the run started with
     extra = ("loss.gan_weight=0.05", "loss.disc_channels=8", "loss.disc_warmup=2")
     train(tiny_config(image_folder, tmp_path / "run", *extra, "run.stop_at=3"))
+    # as if written by a version without data.rot90: the option shows with its default
+    state = load_checkpoint(tmp_path / "run" / "ckpt-00000003.pt")
+    config = json.loads(state["config"])
+    del config["data"]["rot90"]
+    save_checkpoint(tmp_path / "run", 3, {**state, "config": json.dumps(config)}, keep_last=1)
     capsys.readouterr()
     trainer = Trainer(tiny_config(image_folder, tmp_path / "run", *extra, "optim.weight_decay=0.25",
-                                  "optim.betas=[0.8,0.9]"))
+                                  "optim.betas=[0.8,0.9]", "data.rot90=true"))
     try:
         assert trainer.step == 3
         assert [g["weight_decay"] for g in trainer.opt.param_groups] == [0.25, 0.0]  # matrices, then the rest
@@ -118,7 +123,8 @@ def test_a_resumed_run_takes_changed_optimiser_settings_and_says_so(image_folder
     out = capsys.readouterr().out
     assert "resuming with a changed setting: optim.weight_decay: 0.0001 -> 0.25" in out
     assert "optim.betas: [0.9, 0.95] -> [0.8, 0.9]" in out
-    assert "run.stop_at" in out and "data.train" not in out  # only what changed
+    assert "data.rot90: False -> True" in out
+    assert "run.stop_at" in out and "data.train" not in out and "data.vflip" not in out  # only what changed
     # an option the checkpoint's version did not have yet is not a change
     assert changed_settings({"a": {"b": 1, "d": 0}}, {"a": {"b": 2, "c": 3, "d": 0}}) == ["a.b: 1 -> 2"]
 

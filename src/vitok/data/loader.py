@@ -45,7 +45,8 @@ class DataConfig:
             and take a random crop (for a few large photos).
         hflip: random horizontal flips.
         vflip, rot90: random vertical flips and quarter turns (off: the paper's recipe; on: with
-            ``hflip`` all eight symmetries of the square, against memorising a small training set).
+            ``hflip`` all eight symmetries of the square). For ``train`` files and shards; the
+            ``motion`` clips (camera moves over photos) only take ``hflip``.
         workers: DataLoader worker processes per rank.
         motion: photo folders turned into camera-motion clips (video only), mixed with ``train``.
         motion_repeat, train_repeat: how many times each source counts per epoch (mixing weights).

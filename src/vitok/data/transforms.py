@@ -53,20 +53,19 @@ def random_resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: t
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """Random crop + horizontal flip to ``size`` (H, W).
+    """Random crop to ``size`` (H, W), random flips and quarter turns.
 
-    Default: the paper's random resized crop (area 0.8-1). With ``short_side=(lo, hi)`` the
-    image is instead (virtually) resized so its shorter side is a random length in [lo, hi] and
-    a ``size`` crop is taken at a random position: the way to get many distinct, detailed crops
-    out of a few large photos.
+    Default: the paper's random resized crop (area 0.8-1) and horizontal flips. With
+    ``short_side=(lo, hi)`` the image is instead (virtually) resized so its shorter side is a
+    random length in [lo, hi] and a ``size`` crop is taken at a random position: the way to get
+    many distinct, detailed crops out of a few large photos.
 
     ``vflip`` and ``rot90`` (off by default; the paper uses neither) add random vertical flips
-    and random rotations by a multiple of 90 degrees: with ``hflip`` the eight symmetries of the
-    square. They make a small training set look eight times larger to a model that would
-    otherwise memorise it (docs/quality: a ViT trained on 77 photos reconstructs them 3 dB better
-    than unseen ones). A rotated crop is cut with height and width swapped, so the output is
-    always ``size``. With both off, the random stream is the one without them (a run's crops do
-    not change when the options are added).
+    and random rotations by a multiple of 90 degrees: with ``hflip``, the eight symmetries of the
+    square, for small training sets (docs/quality measures them against the train-val gap of a
+    model trained on 77 photos: no change within 375 steps). A quarter-turned crop is cut with
+    height and width swapped, so the output is always ``size``. With both off the random stream is
+    the one without them (a run's crops do not change when the options are added).
     """
 
     size: tuple[int, int]
@@ -92,9 +91,10 @@ class TrainTransform:
 
     def box(self, h: int, w: int, gen: torch.Generator,
             size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-        """(top, left, height, width) of the crop in an H x W source for an output of ``size``
-        (default :attr:`size`); height and width are at least 1 pixel (an image smaller than the
-        crop is upscaled)."""
+        """(top, left, height, width) of the crop in an H x W source; height and width are at
+        least 1 pixel (an image smaller than the crop is upscaled). With ``short_side``, the crop
+        is for an output of ``size`` (default :attr:`size`); without, its shape comes from
+        ``scale`` and ``ratio`` alone and ``size`` is not used."""
         if self.short_side is None:
             return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
         out_h, out_w = size or self.size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -149,15 +150,18 @@ def full_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, sharded: 
     return get_optimizer_state_dict(model, opt, options=_options())
 
 
+SETTINGS = ("weight_decay", "betas", "eps")  # the AdamW settings a resumed run takes from its config
+
+
 @contextlib.contextmanager
-def keeping_settings(opt: torch.optim.Optimizer):
+def keeping_settings(opt: torch.optim.Optimizer) -> Iterator[None]:
     """Load a checkpoint's optimiser state inside this: the moments and step counts come from the
-    checkpoint, the settings (weight decay, betas, eps; everything but ``params`` and ``lr``, which
-    the schedule sets every step) stay those of ``opt``, built from the current config.
-    ``Optimizer.load_state_dict`` alone would silently bring back the settings the run started
-    with, so a resumed run given a new ``optim.weight_decay`` would ignore it."""
-    settings = [{k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
-                for group in opt.param_groups]
+    checkpoint, the :data:`SETTINGS` (weight decay, betas, eps) stay those of ``opt``, built from
+    the current config. ``Optimizer.load_state_dict`` alone would silently bring back the ones the
+    run started with, so a resumed run given a new ``optim.weight_decay`` would ignore it. The
+    learning rate is not kept (the schedule sets it every step), nor how the update runs
+    (``fused``, ``capturable``: the checkpoint's state was loaded to match the checkpoint's)."""
+    settings = [{k: group[k] for k in SETTINGS if k in group} for group in opt.param_groups]
     yield
     for group, kept in zip(opt.param_groups, settings):
         group.update(kept)

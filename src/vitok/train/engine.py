@@ -53,6 +53,7 @@ from vitok.train.ema import EMA
 from vitok.train.monitor import open_run
 from vitok.train.preemption import RunInterruptedError, stop_signals
 from vitok.train.schedule import cosine_lr, warmup_steps
+from vitok.train.schema import from_dict
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,8 +62,8 @@ class NonFiniteLossError(RuntimeError):
 
 def changed_settings(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
     """``"key: old -> new"`` for every (dotted) key whose value differs between two nested config
-    dicts, in sorted order. Keys in only one of them are left out: an option added to the library
-    since the checkpoint was written, whose default keeps the old behaviour."""
+    dicts, in sorted order. Keys in only one of them are left out (complete the older config with
+    the defaults first: :meth:`Engine.saved_config`)."""
     lines = []
     for key in sorted(set(before) & set(now)):
         old, new = before[key], now[key]
@@ -95,9 +96,10 @@ class Engine:
     warmup: int  # warm-up steps of the LR schedule (schedule_lr)
     sharded: bool = False  # parameters sharded by FSDP (their full state is a collective)
 
-    def __init__(self, run: RunConfig, config: dict[str, Any]) -> None:
+    def __init__(self, run: RunConfig, config: dict[str, Any], config_type: type | None = None) -> None:
         self.run = run
         self.config = config  # the whole typed config as a dict: saved in checkpoints and the run folder
+        self.config_type = config_type  # its dataclass: fills a checkpoint's config with today's defaults
         self.dist: DistInfo = init_distributed(run.device, run.dist_timeout)
         self.run_dir = Path(run.out_dir)
         self.step, self.bad_steps = 0, 0
@@ -161,14 +163,23 @@ class Engine:
         before wrapping, since FSDP shards both)."""
         load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
         if self.dist.is_main and "config" in state:
-            now = json.loads(json.dumps(self.config))  # as saved: tuples become lists
-            for line in changed_settings(json.loads(state["config"]), now):
+            for line in changed_settings(self.saved_config(state["config"]), json.loads(json.dumps(self.config))):
                 print(f"resuming with a changed setting: {line}")
         if "rng" in state:
             torch.set_rng_state(state["rng"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
         self.skipped_paths = set(state.get("skipped_paths", []))
         self.restore_extra(state)
+
+    def saved_config(self, saved: str) -> dict[str, Any]:
+        """A checkpoint's config (JSON) as a dict, completed through :attr:`config_type` so that an
+        option added since it was written shows its default (and a changed one shows as changed);
+        as saved when there is no type or the config no longer parses (an option since removed)."""
+        config = json.loads(saved)
+        if self.config_type is not None:
+            with contextlib.suppress(ValueError):
+                config = json.loads(json.dumps(from_dict(self.config_type, config).to_dict()))
+        return config
 
     def save(self) -> None:
         state = self.state_dict()

@@ -92,7 +92,7 @@ class Trainer(Engine):
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = check_config(cfg)
         check_data_paths(cfg)  # before the model or the run folder is built
-        super().__init__(cfg.run, cfg.to_dict())
+        super().__init__(cfg.run, cfg.to_dict(), type(cfg))
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
         self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model, cfg.crop_sizes)).to(device)
