@@ -126,8 +126,9 @@ def build_autoencoder_kl(kwargs: dict, init_from: str | None = None) -> Diffuser
     entries not given are the SD v1 ones)."""
     from diffusers import AutoencoderKL
 
-    if init_from is not None:
-        return DiffusersAutoencoder(AutoencoderKL.from_pretrained(init_from, local_files_only=True), "autoencoder-kl")
+    if init_from is not None:  # low_cpu_mem_usage: without `accelerate` diffusers would warn on every load
+        vae = AutoencoderKL.from_pretrained(init_from, local_files_only=True, low_cpu_mem_usage=False)
+        return DiffusersAutoencoder(vae, "autoencoder-kl")
     return DiffusersAutoencoder(AutoencoderKL(**{**SD_VAE_CONFIG, **kwargs}), "autoencoder-kl")
 
 
@@ -142,7 +143,7 @@ def load_sd_vae(weights: str | Path | None, device: str | torch.device = "cpu") 
     else:
         if not Path(weights).is_dir():
             raise FileNotFoundError(f"--baseline-weights {weights} is not a local diffusers model directory")
-        vae = AutoencoderKL.from_pretrained(str(weights), local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(str(weights), local_files_only=True, low_cpu_mem_usage=False)
     model = DiffusersAutoencoder(vae.to(device).eval())
     model.enable_tiling()  # large images in tiles, like ViTok's automatic tiling
     return model
