@@ -51,17 +51,14 @@ def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
     return model.eval()
 
 
-def cached(results_path: Path, images: Path, size: int, max_samples: int | None,
-           metrics: list[str]) -> dict[str, float] | None:
+def cached(results_path: Path, images: Path, size: int, photos: int, metrics: list[str]) -> dict[str, float] | None:
     """The metrics of an earlier ``results.json`` if it was measured the same way (the same folder,
     size, number of photos and at least these metrics), else None."""
     if not results_path.is_file():
         return None
     results = json.loads(results_path.read_text())
-    photos = len(list_files([images], "image"))
-    expected = min(photos, max_samples) if max_samples else photos
     same = (results.get("data") == [str(images)] and results.get("size") == size
-            and results.get("samples", 0) + len(results.get("skipped_files", [])) == expected
+            and results.get("samples", 0) + len(results.get("skipped_files", [])) == photos
             and set(metrics) <= set(results.get("metrics", {})))
     return results["metrics"] if same else None
 
@@ -77,19 +74,24 @@ def measure(model: torch.nn.Module, images: Path, metrics: list[str], out: Path,
 def run_curve(run_dir: Path, kept: Path, args: argparse.Namespace) -> dict[int, dict[str, float]]:
     """Step -> metrics for every checkpoint of one run (cached in ``out/<run>/step-N``, and
     ``step-N/train`` for ``--train-images``)."""
+    folders = [(args.images, METRICS, "")]  # (photos, metrics, subfolder of step-N)
+    if args.train_images is not None:
+        folders.append((args.train_images, ["psnr"], "train"))
+    photos = {}  # how many photos of each folder are evaluated (listed once per run, not per checkpoint)
+    for images, _, _ in folders:
+        count = len(list_files([images], "image"))
+        photos[images] = min(count, args.max_samples) if args.max_samples else count
     curve = {}
     for step, path in list_checkpoints(kept):
         out = args.out / run_dir.name / f"step-{step}"
-        folders = [(args.images, METRICS, out)]
-        if args.train_images is not None:
-            folders.append((args.train_images, ["psnr"], out / "train"))
         model, results = None, []
-        for images, metrics, folder in folders:
-            found = cached(folder / "results.json", images, args.size, args.max_samples, metrics)
-            found = None if args.force else found
+        for images, metrics, sub in folders:
+            found = None
+            if not args.force:
+                found = cached(out / sub / "results.json", images, args.size, photos[images], metrics)
             if found is None:
                 model = model_at(run_dir, path) if model is None else model
-                found = measure(model, images, metrics, folder, args.size, args.max_samples, args.cache)
+                found = measure(model, images, metrics, out / sub, args.size, args.max_samples, args.cache)
             results.append(found)
         curve[step] = dict(results[0])
         if len(results) > 1:

@@ -33,6 +33,17 @@ def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Six smooth 48x56 PNG images: the tiny training set of the trainer tests."""
+    from vitok import io
+
+    folder = tmp_path / "images"
+    for i in range(6):
+        io.save_image(smooth_image(48, 56, seed=i), folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture
 def media_dir(tmp_path: Path) -> Path:
     """A folder with two PNG images and a short MP4 video."""
     from vitok import io

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from tests.conftest import REPO
-from tests.test_train import _plain, image_folder, tiny_config  # noqa: F401  (image_folder: a fixture)
+from tests.test_train import _plain, tiny_config
 from vitok.train import Trainer, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint
 from vitok.train.preemption import RunInterruptedError, stop_signals
@@ -41,7 +41,7 @@ def test_signals_are_recorded_once_repeats_do_not_kill_and_handlers_come_back() 
     assert "caught [15]" in result.stdout and "survived" not in result.stdout
 
 
-def test_signal_while_starting_stops_before_step_one_and_leaves_nothing(image_folder, tmp_path,  # noqa: F811
+def test_signal_while_starting_stops_before_step_one_and_leaves_nothing(image_folder, tmp_path,
                                                                         monkeypatch) -> None:
     from vitok.train import trainer
 
@@ -58,7 +58,7 @@ def test_signal_while_starting_stops_before_step_one_and_leaves_nothing(image_fo
     assert not (tmp_path / "run").exists()  # a fresh folder that never stepped is removed
 
 
-def test_signal_during_the_export_completes_it_then_reports(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_signal_during_the_export_completes_it_then_reports(image_folder, tmp_path, monkeypatch) -> None:
     original = Trainer.export
 
     def signalled_export(self):
@@ -72,7 +72,7 @@ def test_signal_during_the_export_completes_it_then_reports(image_folder, tmp_pa
     assert (tmp_path / "run" / "model").is_dir() and [s for s, _ in list_checkpoints(tmp_path / "run")] == [3, 6]
 
 
-def test_signal_between_building_and_the_loop_is_not_lost(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_signal_between_building_and_the_loop_is_not_lost(image_folder, tmp_path, monkeypatch) -> None:
     from vitok.train import engine
 
     original = engine.open_run
@@ -87,7 +87,7 @@ def test_signal_between_building_and_the_loop_is_not_lost(image_folder, tmp_path
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [1]
 
 
-def test_a_repeat_while_closing_does_not_kill_and_the_lock_is_released(image_folder, tmp_path,  # noqa: F811
+def test_a_repeat_while_closing_does_not_kill_and_the_lock_is_released(image_folder, tmp_path,
                                                                        monkeypatch) -> None:
     from vitok.files import LOCK_NAME
     from vitok.train.engine import Engine
@@ -110,7 +110,7 @@ def test_a_repeat_while_closing_does_not_kill_and_the_lock_is_released(image_fol
     assert not (tmp_path / "run" / LOCK_NAME).exists()
 
 
-def test_loader_workers_are_shut_down_before_the_export(image_folder, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_loader_workers_are_shut_down_before_the_export(image_folder, tmp_path, monkeypatch) -> None:
     import multiprocessing
 
     original, alive = Trainer.export, []
@@ -125,7 +125,7 @@ def test_loader_workers_are_shut_down_before_the_export(image_folder, tmp_path, 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["SIGTERM", "SIGUSR1"])
-def test_signal_mid_run_saves_that_step_and_resume_is_exact(signum, image_folder, tmp_path,  # noqa: F811
+def test_signal_mid_run_saves_that_step_and_resume_is_exact(signum, image_folder, tmp_path,
                                                             monkeypatch) -> None:
     extra = ("run.ema=0.9", "loss.gan_weight=0.05", "loss.disc_channels=8", "loss.disc_warmup=2")
     train(tiny_config(image_folder, tmp_path / "full", *extra))
@@ -177,7 +177,7 @@ def start_and_wait(command: list[str], metrics: Path, more_lines: int) -> subpro
     return proc
 
 
-def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder, tmp_path) -> None:  # noqa: F811
+def test_vitok_train_killed_like_a_scheduler_exits_143_and_resumes(image_folder, tmp_path) -> None:
     """The whole process group (trainer and its data-loader worker) gets SIGTERM, as from ``scancel``."""
     config, run = endless_config(image_folder, tmp_path, "data.workers=1")
     command = [sys.executable, "-m", "vitok", "train", str(config)]
@@ -211,7 +211,7 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to find the ranks")
-def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_path) -> None:  # noqa: F811
+def test_torchrun_ranks_agree_to_stop_when_one_is_signalled(image_folder, tmp_path) -> None:
     config, run = endless_config(image_folder, tmp_path)
     metrics = run / "metrics.jsonl"
 

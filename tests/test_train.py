@@ -19,17 +19,9 @@ from vitok.models.baselines import build_autoencoder_kl
 from vitok.train import NonFiniteLossError, Trainer, load_config, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from vitok.train.config import TrainConfig
-from vitok.train.engine import changed_settings, param_groups
+from vitok.train.engine import param_groups
 from vitok.train.schedule import cosine_lr, warmup_steps
 from vitok.train.schema import apply_override, from_dict
-
-
-@pytest.fixture
-def image_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "images"
-    for i in range(6):
-        io.save_image(smooth_image(48, 56, seed=i), folder / f"{i}.png")
-    return folder
 
 
 def tiny_config(data: Path, out: Path, *extra: str) -> TrainConfig:
@@ -80,53 +72,6 @@ def test_trainer_runs_logs_checkpoints_and_exports(image_folder, tmp_path) -> No
     assert (run / "config.yaml").is_file() and scalars["loss"] > 0
     model = ViTok.from_pretrained(run / "model")
     assert torch.equal(model.state_dict()["decoder_out.weight"], weights(run)["decoder_out.weight"])
-
-
-def test_resume_is_exact(image_folder, tmp_path) -> None:
-    extra = ("loss.gan_weight=0.05", "loss.disc_channels=8", "run.ema=0.9", "loss.disc_warmup=2")
-    train(tiny_config(image_folder, tmp_path / "full", *extra))
-    train(tiny_config(image_folder, tmp_path / "split", *extra, "run.stop_at=3"))
-    assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [3]
-    assert not (tmp_path / "split" / "model").exists()  # not finished: nothing exported
-    train(tiny_config(image_folder, tmp_path / "split", *extra))  # auto-resume from step 3
-    full = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])
-    split = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
-    assert split["step"] == full["step"] == 6
-    for part in ("model", "ema", "disc"):
-        for key, value in full[part].items():
-            assert torch.equal(value, split[part][key]), f"{part}.{key} differs after resume"
-    # the saved global RNG state too (kill -9 campaign: each resume's DataLoader iterator drew one
-    # more number from the global RNG than the uninterrupted run's)
-    assert torch.equal(full["rng"], split["rng"])
-
-
-def test_a_resumed_run_takes_changed_optimiser_settings_and_says_so(image_folder, tmp_path, capsys) -> None:
-    # Optimizer.load_state_dict alone would bring back the weight decay the run started with
-    extra = ("loss.gan_weight=0.05", "loss.disc_channels=8", "loss.disc_warmup=2")
-    train(tiny_config(image_folder, tmp_path / "run", *extra, "run.stop_at=3"))
-    # as if written by a version without data.rot90: the option shows with its default
-    state = load_checkpoint(tmp_path / "run" / "ckpt-00000003.pt")
-    config = json.loads(state["config"])
-    del config["data"]["rot90"]
-    save_checkpoint(tmp_path / "run", 3, {**state, "config": json.dumps(config)}, keep_last=1)
-    capsys.readouterr()
-    trainer = Trainer(tiny_config(image_folder, tmp_path / "run", *extra, "optim.weight_decay=0.25",
-                                  "optim.betas=[0.8,0.9]", "data.rot90=true"))
-    try:
-        assert trainer.step == 3
-        assert [g["weight_decay"] for g in trainer.opt.param_groups] == [0.25, 0.0]  # matrices, then the rest
-        assert all(g["betas"] == (0.8, 0.9) for g in trainer.opt.param_groups)
-        assert trainer.d_opt.param_groups[0]["weight_decay"] == 0.25
-        assert trainer.opt.state  # the moments did come from the checkpoint
-    finally:
-        trainer.close()
-    out = capsys.readouterr().out
-    assert "resuming with a changed setting: optim.weight_decay: 0.0001 -> 0.25" in out
-    assert "optim.betas: [0.9, 0.95] -> [0.8, 0.9]" in out
-    assert "data.rot90: False -> True" in out
-    assert "run.stop_at" in out and "data.train" not in out and "data.vflip" not in out  # only what changed
-    # an option the checkpoint's version did not have yet is not a change
-    assert changed_settings({"a": {"b": 1, "d": 0}}, {"a": {"b": 2, "c": 3, "d": 0}}) == ["a.b: 1 -> 2"]
 
 
 def test_gradient_accumulation_matches_full_batch(image_folder, tmp_path) -> None:

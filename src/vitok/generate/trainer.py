@@ -74,7 +74,7 @@ class DiTTrainer(Engine):
         from vitok.generate.latents import LatentDataset
 
         self.cfg = cfg
-        super().__init__(cfg.run, cfg.to_dict(), type(cfg))
+        super().__init__(cfg.run, cfg)
         self.data = LatentDataset(cfg.latents)
         latent_shape = tuple(self.data.latents.shape[1:])
         overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],

@@ -96,10 +96,13 @@ class Engine:
     warmup: int  # warm-up steps of the LR schedule (schedule_lr)
     sharded: bool = False  # parameters sharded by FSDP (their full state is a collective)
 
-    def __init__(self, run: RunConfig, config: dict[str, Any], config_type: type | None = None) -> None:
+    def __init__(self, run: RunConfig, config: Any) -> None:
+        """``run``: the config's run section; ``config``: the whole typed config (a dataclass with
+        ``to_dict``, e.g. :class:`~vitok.train.config.TrainConfig`)."""
         self.run = run
-        self.config = config  # the whole typed config as a dict: saved in checkpoints and the run folder
-        self.config_type = config_type  # its dataclass: fills a checkpoint's config with today's defaults
+        # the whole config as plain JSON values (tuples as lists): saved in checkpoints and the run folder
+        self.config: dict[str, Any] = json.loads(json.dumps(config.to_dict()))
+        self.config_type = type(config)  # fills a checkpoint's config with today's defaults (saved_config)
         self.dist: DistInfo = init_distributed(run.device, run.dist_timeout)
         self.run_dir = Path(run.out_dir)
         self.step, self.bad_steps = 0, 0
@@ -163,7 +166,7 @@ class Engine:
         before wrapping, since FSDP shards both)."""
         load_optimizer_state(self.model, self.opt, state["opt"], self.sharded)
         if self.dist.is_main and "config" in state:
-            for line in changed_settings(self.saved_config(state["config"]), json.loads(json.dumps(self.config))):
+            for line in changed_settings(self.saved_config(state["config"]), self.config):
                 print(f"resuming with a changed setting: {line}")
         if "rng" in state:
             torch.set_rng_state(state["rng"])
@@ -174,11 +177,10 @@ class Engine:
     def saved_config(self, saved: str) -> dict[str, Any]:
         """A checkpoint's config (JSON) as a dict, completed through :attr:`config_type` so that an
         option added since it was written shows its default (and a changed one shows as changed);
-        as saved when there is no type or the config no longer parses (an option since removed)."""
+        as saved when it no longer parses (an option since removed)."""
         config = json.loads(saved)
-        if self.config_type is not None:
-            with contextlib.suppress(ValueError):
-                config = json.loads(json.dumps(from_dict(self.config_type, config).to_dict()))
+        with contextlib.suppress(ValueError):
+            config = json.loads(json.dumps(from_dict(self.config_type, config).to_dict()))
         return config
 
     def save(self) -> None:

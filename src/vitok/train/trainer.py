@@ -22,7 +22,7 @@ from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
 from vitok.train import checkpoint as ckpt
 from vitok.train.config import TrainConfig, check_config, check_data_paths
-from vitok.train.distributed import keeping_settings, micro_batch_sync, wrap
+from vitok.train.distributed import load_optimizer_state, micro_batch_sync, wrap
 from vitok.train.engine import Engine, run_cleanly
 from vitok.train.schedule import linear_warmup
 
@@ -92,7 +92,7 @@ class Trainer(Engine):
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = check_config(cfg)
         check_data_paths(cfg)  # before the model or the run folder is built
-        super().__init__(cfg.run, cfg.to_dict(), type(cfg))
+        super().__init__(cfg.run, cfg)
         device = self.dist.device
         self.model = build_model(cfg).to(device).train()  # from_pretrained returns eval mode
         self.loss = AutoencoderLoss(with_model_period(cfg.loss, self.model, cfg.crop_sizes)).to(device)
@@ -123,8 +123,7 @@ class Trainer(Engine):
 
     def restore_extra(self, state: dict[str, Any]) -> None:
         if self.d_opt is not None:
-            with keeping_settings(self.d_opt):
-                self.d_opt.load_state_dict(state["d_opt"])
+            load_optimizer_state(self.disc, self.d_opt, state["d_opt"], sharded=False)  # DDP only, never FSDP
 
     def pictures(self) -> tuple[Tensor, Tensor] | None:
         return self.last_batch
