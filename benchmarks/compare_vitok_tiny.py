@@ -5,7 +5,10 @@ patch-grid measure on the val photos at 128 and 256 px (centre crops), PSNR / SS
 videos (16 x 128 x 128 clips, with their E and GMACs), params, GMACs, E, and encode / decode ms per
 image at 128 px (each precision asked for, same process).
 
-    python benchmarks/compare_vitok_tiny.py [--vitok vitok-tiny] [--baseline DIR] [--precisions fp32 bf16]
+    python benchmarks/compare_vitok_tiny.py [--vitok NAME_OR_DIR ...] [--baseline DIR] [--precisions fp32 bf16]
+
+``--vitok`` takes several models (one row each, in order, the baseline last), e.g. the default
+beside the tokenizer it replaced: ``--vitok vitok-tiny-conv vitok-tiny``.
 
 Writes ``out/compare_vitok_tiny/{results.json,table.md}`` and prints the Markdown table.
 """
@@ -75,7 +78,8 @@ def markdown(rows: list[dict], sizes: list[int]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vitok", default=DEFAULT_MODEL, help="shipped name or saved model directory")
+    p.add_argument("--vitok", nargs="+", default=[DEFAULT_MODEL],
+                   help="shipped names or saved model directories, one row each (default: vitok.DEFAULT_MODEL)")
     p.add_argument("--baseline", default=str(BASELINE),
                    help="diffusers AutoencoderKL directory written by training (default: the committed one)")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
@@ -90,9 +94,8 @@ def main() -> int:
     if not Path(args.baseline).is_dir():
         p.error(f"--baseline {args.baseline} is not a directory: train the baseline "
                 "(configs/vitok-tiny/baseline_autoencoder_kl*.yaml) or give its model directory")
-    label = Path(str(args.vitok)).name
-    models = [(ViTok.from_pretrained(args.vitok).float().eval(), label),
-              (build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl")]
+    models = [(ViTok.from_pretrained(name).float().eval(), Path(name).name) for name in args.vitok]
+    models.append((build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl"))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(dtypes[p], torch.device("cpu")) for p in args.precisions}
     rows = [measure(model, label, peaks, args) for model, label in models]

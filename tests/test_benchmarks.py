@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.test_train import TINY_AUTOENCODER_KL
+from vitok.presets import DEFAULT_MODEL
 
 
 def load_script(name: str):
@@ -34,7 +35,7 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
                                       "--precisions", "fp32"])
     assert load_script("compare_vitok_tiny").main() == 0
     rows = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in rows] == ["vitok-tiny", "autoencoder-kl"]
+    assert [r["model"] for r in rows] == [DEFAULT_MODEL, "autoencoder-kl"]
     vitok, akl = rows
     assert vitok["E_128"] == 4096 and vitok["E_video"] == 16384  # 16x16x16, 4-frame tubelets
     assert akl["E_video"] == 16 * akl["E_128"]  # a 2D VAE codes every frame
@@ -42,7 +43,7 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
         assert set(r["image_32"]) >= {"psnr", "ssim", "grid"} and math.isfinite(r["image_32"]["psnr"])
         assert math.isfinite(r["video_128"]["psnr"]) and r["ms_fp32"]["encode"] > 0
     table = (out / "table.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith("| vitok-tiny |")
+    assert len(table) == 4 and table[2].startswith(f"| {DEFAULT_MODEL} |")
 
 
 def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault(tmp_path: Path) -> None:
