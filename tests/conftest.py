@@ -59,3 +59,18 @@ def media_dir(tmp_path: Path) -> Path:
 def psnr_np(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / mse))
+
+
+def assert_same_final_state(full: Path, split: Path,
+                            parts: tuple[str, ...] = ("model", "ema", "disc")) -> tuple[dict, dict]:
+    """The last checkpoints of an uninterrupted run folder and of a stopped-and-resumed one hold the
+    same step and bit-identical tensors in each of ``parts``; returns both states."""
+    from vitok.train.checkpoint import list_checkpoints, load_checkpoint
+
+    a = load_checkpoint(list_checkpoints(full)[-1][1])
+    b = load_checkpoint(list_checkpoints(split)[-1][1])
+    assert a["step"] == b["step"], (a["step"], b["step"])
+    for part in parts:
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key} differs after resume"
+    return a, b

@@ -3,6 +3,7 @@ limit, and still reconstructs the shipped validation samples as well as it did w
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -39,14 +40,10 @@ def test_shipped_files_and_size_limit(name: str) -> None:
     assert (SHIPPED / name / "model.safetensors").stat().st_size <= 25 * 2**20
 
 
-_models: dict[str, ViTok] = {}
-
-
+@functools.cache
 def load(name: str) -> ViTok:
     """One instance per shipped model for the whole module."""
-    if name not in _models:
-        _models[name] = ViTok.from_pretrained(name).eval()
-    return _models[name]
+    return ViTok.from_pretrained(name).eval()
 
 
 @pytest.mark.parametrize("name", sorted(PSNR_FLOORS))

@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from tests.conftest import assert_same_final_state
 from tests.test_train import tiny_config
 from vitok.train import Trainer, train
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -19,12 +20,8 @@ def test_resume_is_exact(image_folder, tmp_path) -> None:
     assert [s for s, _ in list_checkpoints(tmp_path / "split")] == [3]
     assert not (tmp_path / "split" / "model").exists()  # not finished: nothing exported
     train(tiny_config(image_folder, tmp_path / "split", *extra))  # auto-resume from step 3
-    full = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])
-    split = load_checkpoint(list_checkpoints(tmp_path / "split")[-1][1])
+    full, split = assert_same_final_state(tmp_path / "full", tmp_path / "split")
     assert split["step"] == full["step"] == 6
-    for part in ("model", "ema", "disc"):
-        for key, value in full[part].items():
-            assert torch.equal(value, split[part][key]), f"{part}.{key} differs after resume"
     # the saved global RNG state too (kill -9 campaign: each resume's DataLoader iterator drew one
     # more number from the global RNG than the uninterrupted run's)
     assert torch.equal(full["rng"], split["rng"])
