@@ -139,3 +139,18 @@ def test_training_curves_evaluates_every_kept_checkpoint(tmp_path: Path, monkeyp
     assert curve["4"]["gap"] == pytest.approx(curve["4"]["train_psnr"] - curve["4"]["psnr"])
     # a cached result measured on other photos (here: 3 of the 4) is not reused
     assert curves()["4"]["psnr"] == pytest.approx(direct(images, None), abs=1e-4) != curve["4"]["psnr"]
+
+
+def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    script = REPO / "benchmarks" / "reproduce_vitok_tiny_conv.sh"
+    run = lambda *args: subprocess.run(["bash", str(script), *args], capture_output=True, text=True,  # noqa: E731
+                                       env={"RUNS": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    usage = run()
+    assert usage.returncode == 2 and "train candidate" in usage.stderr
+    unknown = run("train", "resnet")
+    assert unknown.returncode == 2 and "unknown run 'resnet'" in unknown.stderr
+    unfinished = run("ship")  # nothing trained: refuses before exporting anything
+    assert unfinished.returncode == 1 and "candidate-stage2 has not finished" in unfinished.stderr
+    assert not list(tmp_path.iterdir())
