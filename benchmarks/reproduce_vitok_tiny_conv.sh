@@ -3,19 +3,21 @@
 #
 #   benchmarks/reproduce_vitok_tiny_conv.sh train candidate   # stage 1 (4000 steps) then stage 2 (1000)
 #   benchmarks/reproduce_vitok_tiny_conv.sh train baseline    # the same for the AutoencoderKL
-#   benchmarks/reproduce_vitok_tiny_conv.sh keep              # beside the trainings: keep every checkpoint
-#   benchmarks/reproduce_vitok_tiny_conv.sh curves            # val / train curves of every kept checkpoint
+#   benchmarks/reproduce_vitok_tiny_conv.sh curves            # val / train curves of every checkpoint
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship              # export both, compare them in one run
 #
 # `train` resumes: after an interruption (SIGTERM saves a checkpoint) the same command goes on from the
-# last complete checkpoint, and a finished stage is skipped. The two trainings can run side by side.
+# last complete checkpoint, and a finished stage is skipped. The two trainings can run side by side;
+# every checkpoint is kept (run.keep_last=0, 174 MB each for the candidate) for the curves.
 # Environment: RUNS (default runs/quality) holds the runs, THREADS (default 1) is OMP_NUM_THREADS of a
-# training, DATA (default ../shared/data) the train / val photos and videos (`vitok data build`).
+# training. The trainings read the data their configs name (../shared/data, `vitok data build`);
+# DATA (default ../shared/data) is where `curves` and `ship` find the val and train photos and videos.
 # `ship` writes src/vitok/pretrained/vitok-tiny-conv (bf16, latent statistics of the training photos,
 # card from configs/vitok-tiny-conv/card.json), benchmarks/baselines/autoencoder-kl (bf16 diffusers
 # folder) and $RUNS/compare (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF=$(realpath "$0")
+cd "$(dirname "$SELF")/.."
 RUNS=${RUNS:-runs/quality}
 THREADS=${THREADS:-1}
 DATA=${DATA:-../shared/data}
@@ -33,36 +35,20 @@ train() {
   export OMP_NUM_THREADS=$THREADS
   if [ ! -f "$RUNS/$name-stage1/done" ]; then
     "$BIN/vitok" train "$s1" run.out_dir="$RUNS/$name-stage1" run.progress=false run.ckpt_every=125 \
-      >> "$RUNS/$name-stage1.log" 2>&1
+      run.keep_last=0 >> "$RUNS/$name-stage1.log" 2>&1
     touch "$RUNS/$name-stage1/done"
   fi
   if [ ! -f "$RUNS/$name-stage2/done" ]; then
     "$BIN/vitok" train "$s2" model.init_from="$RUNS/$name-stage1/model" run.out_dir="$RUNS/$name-stage2" \
-      run.progress=false run.ckpt_every=125 >> "$RUNS/$name-stage2.log" 2>&1
+      run.progress=false run.ckpt_every=125 run.keep_last=0 >> "$RUNS/$name-stage2.log" 2>&1
     touch "$RUNS/$name-stage2/done"
   fi
-}
-
-keep() {  # hard links: run.keep_last prunes the run's own checkpoints, the curves want all of them
-  while true; do
-    for run in "$RUNS"/*-stage[12]; do
-      [ -d "$run" ] || continue
-      local kept="$RUNS/keep/$(basename "$run")"
-      mkdir -p "$kept"
-      [ -f "$run/config.yaml" ] && cp -n "$run/config.yaml" "$kept/"
-      for ckpt in "$run"/ckpt-*.pt; do
-        [ -f "$ckpt" ] && [ ! -e "$kept/$(basename "$ckpt")" ] && ln "$ckpt" "$kept/" 2>/dev/null || true
-      done
-    done
-    [ -f "$RUNS/candidate-stage2/done" ] && [ -f "$RUNS/baseline-stage2/done" ] && return 0
-    sleep 30
-  done
 }
 
 curves() {
   local specs=()
   for run in candidate-stage1 baseline-stage1 candidate-stage2 baseline-stage2; do
-    [ -d "$RUNS/$run" ] && specs+=("$RUNS/$run::$RUNS/keep/$run")
+    [ -d "$RUNS/$run" ] && specs+=("$RUNS/$run")
   done
   "$BIN/python" benchmarks/training_curves.py "${specs[@]}" --images "$DATA/images/val" \
     --train-images "$DATA/images/train" --max-samples 28 --size 128 --out "$RUNS/curves"
@@ -73,7 +59,7 @@ ship() {
     [ -f "$RUNS/$name-stage2/done" ] || { echo "$RUNS/$name-stage2 has not finished: train $name first" >&2; exit 1; }
   done
   "$BIN/vitok" export --model "$RUNS/candidate-stage2/model-ema" --out src/vitok/pretrained/vitok-tiny-conv \
-    --name vitok-tiny-conv --stats-data "$DATA/images/train" --size 128 --dtype bf16 --card "$CFG/card.json"
+    --name vitok-tiny-conv "$DATA/images/train" --size 128 --precision bf16 --card "$CFG/card.json"
   "$BIN/python" - "$RUNS/baseline-stage2/model-ema" benchmarks/baselines/autoencoder-kl <<'EOF'
 import sys
 
@@ -84,16 +70,15 @@ from vitok.models.baselines import build_autoencoder_kl
 build_autoencoder_kl({}, sys.argv[1]).to(torch.bfloat16).save_pretrained(sys.argv[2])
 EOF
   "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok src/vitok/pretrained/vitok-tiny-conv vitok-tiny \
-    --out "$RUNS/compare"
+    --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
 }
 
 main() {
   case ${1:-} in
     train) train "${2:?train candidate|baseline}" ;;
-    keep) keep ;;
     curves) curves ;;
     ship) ship ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,18p' "$SELF" >&2; exit 2 ;;
   esac
 }
 

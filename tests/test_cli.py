@@ -115,7 +115,7 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     model.save_pretrained(tmp_path / "trained")
     (tmp_path / "card.json").write_text(json.dumps({"Training": "3 steps on nothing", "Metrics": "none yet"}))
     assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "shipped"), "--name", "tiny",
-                 "--stats-data", str(media_dir), "--size", "32", "--card", str(tmp_path / "card.json")]) == 0
+                 str(media_dir), "--size", "32", "--card", str(tmp_path / "card.json")]) == 0
     assert "tiny:" in capsys.readouterr().out
     shipped = ViTok.from_pretrained(tmp_path / "shipped")
     assert shipped.config.latent_std is not None and len(shipped.config.latent_mean) == 4
@@ -126,6 +126,28 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     torch.testing.assert_close(shipped.denormalize_latent(z), shipped.encode(x))
     bf16 = model.to(torch.bfloat16).float()  # the shipped weights are the bf16-rounded ones
     assert torch.equal(shipped.state_dict()["decoder_out.weight"], bf16.state_dict()["decoder_out.weight"])
+
+
+def test_export_old_spellings_and_the_models_own_crop(media_dir, tmp_path, capsys, monkeypatch) -> None:
+    import torch
+
+    from vitok import export
+
+    ViTok.from_preset("N-N/8", latent_channels=4, image_size=(32, 48)).save_pretrained(tmp_path / "trained")
+    crops = []
+    measure = export.measure_latent_stats
+    monkeypatch.setattr(export, "measure_latent_stats", lambda model, data, size: crops.append(size) or
+                        measure(model, data, size, progress=False))
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "shipped"), "--name", "tiny",
+                 "--stats-data", str(media_dir), "--dtype", "fp32", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "--stats-data is deprecated" in err and "--dtype is deprecated" in err
+    assert crops == [(32, 48)]  # the model's own (H, W), not a square of H
+    assert ViTok.from_pretrained(tmp_path / "shipped").config.latent_std is not None
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "shipped" / "model.safetensors"), "pt") as stored:
+        assert stored.get_tensor("decoder_out.weight").dtype == torch.float32  # --dtype fp32 was honoured
 
 
 def test_reconstruct_processes_the_whole_video_in_chunks_at_its_frame_rate(tmp_path, capsys) -> None:

@@ -64,7 +64,8 @@ def test_shared_flags_parse_the_same_way_everywhere(command: str) -> None:
             parsed = getattr(parse(argv), flag.lstrip("-").replace("-", "_"))
             many = isinstance(parsed, list) and not isinstance(value, list)  # bench: lists of sizes / precisions
             assert (parsed == [value] if many else parsed == value), (command, flag, parsed)
-    hidden = {"--bf16", "--data", "--tokenizer", "--batch", "--sizes", "--vs", "--precisions"}
+    hidden = {"--bf16", "--data", "--tokenizer", "--batch", "--sizes", "--vs", "--precisions", "--stats-data",
+              "--dtype", "--stats-size"}
     assert not options(command) & hidden  # old spellings parse but are not offered
 
 

@@ -66,7 +66,7 @@ def test_onnx_export_matches_eager_in_onnxruntime(image_model, tmp_path) -> None
 
     image_model.save_pretrained(tmp_path / "model")
     assert main(["export", "--model", str(tmp_path / "model"), "--out", str(tmp_path), "--name", "tiny",
-                 "--format", "onnx", "--dtype", "fp32"]) == 0
+                 "--format", "onnx", "--precision", "fp32"]) == 0
     assert {"decoder.onnx", "encoder.onnx", "model.safetensors", "config.json"} <= {p.name for p in tmp_path.iterdir()}
     encoder = ort.InferenceSession(str(tmp_path / "encoder.onnx"))
     decoder = ort.InferenceSession(str(tmp_path / "decoder.onnx"))

@@ -104,13 +104,13 @@ def test_cli_export_to_diffusers_format_and_back(tmp_path, capsys) -> None:
     model = tiny_vitok()
     model.save_pretrained(tmp_path / "trained")
     assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "diffusers"),
-                 "--name", "tiny", "--dtype", "fp32", "--format", "diffusers"]) == 0
+                 "--name", "tiny", "--precision", "fp32", "--format", "diffusers"]) == 0
     assert "diffusers format" in capsys.readouterr().out
     vae = AutoencoderViTok.from_pretrained(tmp_path / "diffusers")
     assert (tmp_path / "diffusers" / "README.md").is_file()
     assert all(torch.equal(vae.model.state_dict()[k], v) for k, v in model.state_dict().items())
     assert main(["export", "--model", str(tmp_path / "diffusers"), "--out", str(tmp_path / "vitok"),
-                 "--name", "tiny", "--dtype", "fp32"]) == 0
+                 "--name", "tiny", "--precision", "fp32"]) == 0
     back = ViTok.from_pretrained(tmp_path / "vitok")
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
 

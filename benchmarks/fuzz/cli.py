@@ -106,8 +106,8 @@ def valid_line(rng: random.Random, pools: dict[str, list[str]], out: str) -> lis
          "--out", out],
         ["bench", "--model", "N-N/8", "--size", "32", "--repeats", "1", "--precision", "fp32"],
         ["data", "build", out], ["sweep", "report", root],
-        ["export", "--model", pools["model_dir"][0], "--out", out, "--name", "tiny", "--stats-data", images, "--size",
-         "32", "--dtype", rng.choice(["fp32", "bf16"])],
+        ["export", "--model", pools["model_dir"][0], "--out", out, "--name", "tiny", images, "--size", "32",
+         "--precision", rng.choice(["fp32", "bf16"])],
         ["cache-latents", images, "--model", model, "--out", out, "--size", "32", "--shard-size", "2"],
     ]
     if pools["dit"]:

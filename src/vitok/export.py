@@ -39,7 +39,8 @@ def measure_latent_stats(model: ViTok, data: list[str], size: int | tuple[int, i
         bar.update(len(batch["index"]) + len(batch["errors"]))
         if batch["x"] is None:
             continue
-        z = model.encode(batch["x"]).double().transpose(0, 1).flatten(1)  # (c, positions)
+        x = batch["x"].to(next(model.parameters()).device)
+        z = model.encode(x).double().transpose(0, 1).flatten(1)  # (c, positions)
         total = z.sum(1) if total is None else total + z.sum(1)
         sq = z.pow(2).sum(1) if sq is None else sq + z.pow(2).sum(1)
         count += z.shape[1]
@@ -76,12 +77,16 @@ def model_card(model: ViTok, name: str, facts: dict[str, Any]) -> str:
 
 def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[str] | None = None,
            stats_size: int | tuple[int, int] | None = None, dtype: torch.dtype | None = torch.bfloat16,
-           facts: dict[str, Any] | None = None) -> Path:
-    """Write ``out`` = config.json + model.safetensors (``dtype``) + README.md (model card)."""
+           facts: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> Path:
+    """Write ``out`` = config.json + model.safetensors (``dtype``; None keeps fp32) + README.md (model
+    card with the ``facts`` sections). The latent statistics are measured on ``stats_data`` (image
+    files or folders; none: mean 0, std 1) at ``stats_size`` (default: the model's ``image_size``)
+    on ``device``; ``ValueError`` when none of those images can be read."""
     model = ViTok.from_pretrained(model_dir)
     if stats_data:
-        mean, std = measure_latent_stats(model, stats_data, stats_size or model.config.image_size[0])
-        model.set_latent_stats(mean, std)
+        model.to(device)
+        mean, std = measure_latent_stats(model, stats_data, stats_size or tuple(model.config.image_size))
+        model.cpu().set_latent_stats(mean.cpu(), std.cpu())
     out = Path(out)
     model.save_pretrained(out, dtype=dtype)
     (out / "README.md").write_text(model_card(model, name, facts or {}))

