@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from vitok import ViTok
 from vitok.cli import build_parser, main
@@ -148,6 +149,42 @@ def test_export_old_spellings_and_the_models_own_crop(media_dir, tmp_path, capsy
 
     with safe_open(str(tmp_path / "shipped" / "model.safetensors"), "pt") as stored:
         assert stored.get_tensor("decoder_out.weight").dtype == torch.float32  # --dtype fp32 was honoured
+
+
+@pytest.mark.parametrize("card", ['[1, 2]', '"text"', '{"Data": {"x": 1}}', '{"Data": '])
+def test_export_refuses_a_bad_card_before_writing_anything(card: str, tmp_path, capsys) -> None:
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "trained")
+    (tmp_path / "card.json").write_text(card)
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "shipped"), "--name", "t",
+                 "--card", str(tmp_path / "card.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "card.json" in err[0] and not (tmp_path / "shipped").exists()
+
+
+def test_export_refuses_to_overwrite_its_model_and_an_empty_name(tmp_path, capsys) -> None:
+    ViTok.from_preset("N-N/8", latent_channels=4).save_pretrained(tmp_path / "trained")
+    before = (tmp_path / "trained" / "model.safetensors").read_bytes()
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "trained" / "."),
+                 "--name", "t"]) == 2
+    assert "is the --model folder" in capsys.readouterr().err
+    assert (tmp_path / "trained" / "model.safetensors").read_bytes() == before
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "o"), "--name", " "]) == 2
+    assert "--name must not be empty" in capsys.readouterr().err
+
+
+def test_export_reads_a_folder_holding_both_layouts_by_its_config(tmp_path, capsys) -> None:
+    model = ViTok.from_preset("N-N/8", latent_channels=4)
+    model.save_pretrained(tmp_path / "trained")
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "both"), "--name", "t",
+                 "--format", "diffusers", "--precision", "fp32"]) == 0
+    # a vitok-layout export over the diffusers folder leaves the diffusers weights beside the vitok ones
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "both"), "--name", "t",
+                 "--precision", "fp32"]) == 0
+    assert (tmp_path / "both" / "diffusion_pytorch_model.safetensors").is_file()
+    assert main(["export", "--model", str(tmp_path / "both"), "--out", str(tmp_path / "again"), "--name", "t",
+                 "--precision", "fp32"]) == 0
+    again = ViTok.from_pretrained(tmp_path / "again")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
 def test_reconstruct_processes_the_whole_video_in_chunks_at_its_frame_rate(tmp_path, capsys) -> None:

@@ -93,6 +93,19 @@ def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[s
     return out
 
 
-def load_facts(path: str | Path | None) -> dict[str, Any]:
-    """Model-card sections from a JSON file ({title: markdown text})."""
-    return json.loads(Path(path).read_text()) if path else {}
+def load_facts(path: str | Path | None) -> dict[str, str]:
+    """Model-card sections from a JSON file: an object {section title: markdown text} (empty for
+    None). ``ValueError`` naming the file when it is not valid JSON or not such an object;
+    ``OSError`` when it cannot be read."""
+    if not path:
+        return {}
+    try:
+        facts = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"model card {path} is not valid JSON: {err}") from None
+    if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
+        raise ValueError(f"model card {path} must be a JSON object {{section title: markdown text}} with "
+                         f"string values, got {type(facts).__name__}" +
+                         (f" with a {type(next(v for v in facts.values() if not isinstance(v, str))).__name__} "
+                          "value" if isinstance(facts, dict) else ""))
+    return facts

