@@ -82,8 +82,10 @@ def test_data_build_command_uses_kept_packages(tmp_path, monkeypatch, capsys) ->
 def test_data_build_takes_its_folder_as_out_too(tmp_path, monkeypatch, capsys) -> None:
     trees = fake_trees(tmp_path / "pkgs")
     monkeypatch.setattr(build, "fetch_trees", lambda work, log=print: trees)
-    assert main(["data", "build", str(tmp_path / "out"), "--out", f"{tmp_path}/./out/", "--max-side", "64"]) == 0
+    assert main(["data", "build", "--out", str(tmp_path / "out"), "--max-side", "64"]) == 0
     assert (tmp_path / "out/images/val/opencv-baboon.jpg").is_file()
+    assert main(["data", "build", str(tmp_path / "same"), "--out", f"{tmp_path}/./same/", "--max-side", "64"]) == 0
+    assert (tmp_path / "same/images/val/opencv-baboon.jpg").is_file()
     assert main(["data", "build", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 2
     assert "two output folders" in capsys.readouterr().err and not (tmp_path / "a").exists()
     assert main(["data", "build"]) == 2
