@@ -372,3 +372,16 @@ def test_bad_labels_weights_source_and_sweep_specs_are_one_line_errors(tiny_mode
     assert "did you mean model.preset?" in capsys.readouterr().err and not (tmp_path / "sw").exists()
     assert main(["sweep", "reprot", str(tmp_path)]) == 2
     assert "did you mean 'report'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(c for c in COMMANDS if "--out" in options(c)))
+def test_an_empty_path_is_an_error_not_the_current_folder(command: str, capsys) -> None:
+    rest = MINIMAL[command]
+    if "--out" in rest:
+        rest = rest[:rest.index("--out")] + rest[rest.index("--out") + 2:]
+    with pytest.raises(SystemExit) as caught:
+        main([command, *rest, "--out", ""])
+    assert caught.value.code == 2 and "argument --out: must be a path, got an empty string" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main(["reconstruct", ""])
+    assert caught.value.code == 2 and "must be a path" in capsys.readouterr().err

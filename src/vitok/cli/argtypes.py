@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 MAX_SIZE = 16384  # px per side for --size: a 16384^2 RGB image is 3 GiB in fp32 (tiling bounds the model)
@@ -47,6 +48,13 @@ def _int_at_least(text: str, minimum: int, what: str) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+def path(text: str) -> Path:
+    """A file or folder path; an empty one is an error (``Path("")`` would silently be ``.``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must be a path, got an empty string")
+    return Path(text)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import re
 import sys
 from typing import Any
 
-from vitok.cli.argtypes import DEVICES, parse_device, parse_size, positive_int
+from vitok.cli.argtypes import DEVICES, parse_device, parse_size, path, positive_int
 from vitok.models.inference import BENCH_PRECISIONS, PRECISIONS
 
 KINDS = ("auto", "image", "video")
@@ -105,11 +105,9 @@ def add_model(p: argparse.ArgumentParser, default: str | None, what: str = "toke
 def add_inputs(p: argparse.ArgumentParser, what: str = "image / video files or folders of them",
                old: str | None = None) -> None:
     """Positional input paths (one or more; a folder is searched recursively)."""
-    from pathlib import Path
-
-    p.add_argument("inputs", nargs="*", type=Path, default=[], metavar="PATH", help=what)
+    p.add_argument("inputs", nargs="*", type=path, default=[], metavar="PATH", help=what)
     if old:  # merged into inputs after parsing (a positional's default would overwrite it)
-        alias(p, old, "legacy_inputs", "positional paths", nargs="+", type=Path)
+        alias(p, old, "legacy_inputs", "positional paths", nargs="+", type=path)
 
 
 def add_size(p: argparse.ArgumentParser, default: int | None, many: bool = False) -> None:
@@ -169,5 +167,5 @@ def add_baseline(p: argparse.ArgumentParser, old: bool = False) -> None:
 def add_out(p: argparse.ArgumentParser, default: str | None, what: str = "output folder") -> None:
     from pathlib import Path
 
-    p.add_argument("--out", type=Path, default=None if default is None else Path(default), required=default is None,
+    p.add_argument("--out", type=path, default=None if default is None else Path(default), required=default is None,
                    help=f"{what}" + (f" (default: {default})" if default else ""))

