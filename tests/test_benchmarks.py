@@ -154,3 +154,41 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
     unfinished = run("ship")  # nothing trained: refuses before exporting anything
     assert unfinished.returncode == 1 and "candidate-stage2 has not finished" in unfinished.stderr
     assert not list(tmp_path.iterdir())
+    assert "set -euo" not in usage.stderr  # the usage is the header's comment lines only
+
+
+def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: Path) -> None:
+    """benchmarks/card_facts.py: the card's numbers come from metrics.jsonl and the comparison."""
+    facts = load_script("card_facts")
+    for stage, steps, speed in (("s1", 1000, 0.5), ("s2", 500, 0.25)):
+        rows = [{"step": s, "loss": s / 1000, "rec": 0.1, "lpips": 0.5, "steps_per_s": speed}
+                for s in range(25, steps + 1, 25)]
+        rows[3]["steps_per_s"] = 1e-4  # a paused window: the median ignores it
+        lines = [json.dumps(r) for r in rows] + [json.dumps({**rows[-1], "loss": 7.025})]  # a repeated step: last wins
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    scores = {"psnr": 21.0, "ssim": 0.5, "lpips": 0.4, "rfid": 300.0, "grid": 1.1}
+    results = [{"model": "ours", "gmacs_128": 4.0, "E_128": 4096, "image_128": scores, "image_256": scores,
+                "video_128": {"psnr": 20.0, "ssim": 0.45}},
+               {"model": "autoencoder-kl", "gmacs_128": 3.65, "E_128": 4096,
+                "image_128": {**scores, "psnr": 20.0}, "image_256": scores, "video_128": {"psnr": 19.0, "ssim": 0.4}}]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    (tmp_path / "card.json").write_text(json.dumps({"Data": "photos", "Compute": "typed by hand"}))
+    argv = ["--card", str(tmp_path / "card.json"), "--stage1", str(tmp_path / "s1"), "--stage2", str(tmp_path / "s2"),
+            "--compare", str(tmp_path / "results.json"), "--row", "ours", "--out", str(tmp_path / "out.json")]
+    assert facts.main(argv) == 0
+    card = json.loads((tmp_path / "out.json").read_text())
+    assert card["Data"] == "photos"  # hand-written sections kept
+    # 1000 steps at 0.5 steps/s + 500 at 0.25: 0.56 h + 0.56 h
+    assert "Stage 1: 1000 steps, about 0.6 h of compute (median 0.50 steps/s)" in card["Compute"]
+    assert "Stage 2: 500 steps" in card["Compute"] and "About 1.1 h in all" in card["Compute"]
+    # windows 1-250, 251-500 (middle) and 751-1000; the repeated last step counts once, with its last value
+    curve = card["Training curve"]
+    assert "Stage 1: steps 1-250: loss 0.138, MSE 0.100, LPIPS-VGG 0.500; steps 251-500:" in curve
+    assert "steps 751-1000: loss 1.490" in curve  # (0.775 + ... + 0.975 + 7.025) / 10
+    assert "| val photos, 128 px | 21.00 | 0.500 | 0.400 | 300.0 | 1.10 |" in card["Metrics"]
+    assert "| val video, 16x128x128 | 20.00 | 0.450 |" in card["Metrics"]
+    assert "**ours (4.00 GMACs" in card["Comparison"] and "autoencoder-kl (3.65 GMACs" in card["Comparison"]
+    with pytest.raises(SystemExit):  # a row the comparison does not have is an argparse error
+        facts.main([*argv[:-4], "--row", "nobody", "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
