@@ -26,8 +26,8 @@ import statistics
 from pathlib import Path
 
 # the loss terms a card reports, in order, with the names the field uses for them
-TERMS = {"loss": "loss", "rec": "MSE", "lpips": "LPIPS-VGG", "kl": "KL", "lattice": "grid penalty",
-         "d_loss": "discriminator hinge"}
+TERMS = {"loss": "loss", "rec": "MSE", "lpips": "LPIPS-VGG", "kl": "KL", "ssim": "SSIM", "lattice": "grid penalty",
+         "g_adv": "generator adversarial", "d_loss": "discriminator hinge"}
 WINDOW = 250
 
 
