@@ -15,7 +15,8 @@ format ``vitok export --card`` takes) with these sections added or replaced:
 - **Metrics**: the row's val-photo and val-video scores, as the comparison measured them;
 - **Comparison**: the row beside every other row of the same run (e.g. the AutoencoderKL baseline).
 
-The other sections (Data, Architecture, Recipe, Limitations, ...) come from ``--card`` unchanged.
+The other sections (Data, Architecture, Recipe, ..., Limitations) come from ``--card`` unchanged, in
+their order, with Limitations after the measured ones.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 TERMS = {"loss": "loss", "rec": "MSE", "lpips": "LPIPS-VGG", "kl": "KL", "ssim": "SSIM", "lattice": "grid penalty",
          "g_adv": "generator adversarial", "d_loss": "discriminator hinge"}
 WINDOW = 250
+LAST = ("Limitations",)  # hand-written sections that follow the measured ones
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -131,13 +133,13 @@ def card_facts(card: dict[str, str], stage1: Path, stage2: Path | None, results:
         spent += hours
         parts.append(f"{label}: {steps} steps, about {hours:.1f} h of compute (median {median:.2f} steps/s).")
         curves.append(f"{label}: {curve_text(rows)}.")
-    out = dict(card)
-    out["Compute"] = f"{hardware}. {' '.join(parts)} About {spent:.1f} h in all."
-    out["Training curve"] = "Means of the logged loss terms per 250-step window. " + " ".join(curves)
-    out["Metrics"] = metrics_text(by_name[name])
+    measured = {"Compute": f"{hardware}. {' '.join(parts)} About {spent:.1f} h in all.",
+                "Training curve": "Means of the logged loss terms per 250-step window. " + " ".join(curves),
+                "Metrics": metrics_text(by_name[name])}
     if len(results) > 1:
-        out["Comparison"] = comparison_text(results, name)
-    return out
+        measured["Comparison"] = comparison_text(results, name)
+    head = {k: v for k, v in card.items() if k not in measured and k not in LAST}
+    return {**head, **measured, **{k: card[k] for k in LAST if k in card}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,12 +173,13 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
                {"model": "autoencoder-kl", "gmacs_128": 3.65, "E_128": 4096,
                 "image_128": {**scores, "psnr": 20.0}, "image_256": scores, "video_128": {"psnr": 19.0, "ssim": 0.4}}]
     (tmp_path / "results.json").write_text(json.dumps(results))
-    (tmp_path / "card.json").write_text(json.dumps({"Data": "photos", "Compute": "typed by hand"}))
+    (tmp_path / "card.json").write_text(json.dumps({"Data": "photos", "Limitations": "few", "Compute": "by hand"}))
     argv = ["--card", str(tmp_path / "card.json"), "--stage1", str(tmp_path / "s1"), "--stage2", str(tmp_path / "s2"),
             "--compare", str(tmp_path / "results.json"), "--row", "ours", "--out", str(tmp_path / "out.json")]
     assert facts.main(argv) == 0
     card = json.loads((tmp_path / "out.json").read_text())
-    assert card["Data"] == "photos"  # hand-written sections kept
+    assert card["Data"] == "photos" and card["Limitations"] == "few"  # hand-written sections kept
+    assert list(card) == ["Data", "Compute", "Training curve", "Metrics", "Comparison", "Limitations"]
     # 1000 steps at 0.5 steps/s + 500 at 0.25: 0.56 h + 0.56 h
     assert "Stage 1: 1000 steps, about 0.6 h of compute (median 0.50 steps/s)" in card["Compute"]
     assert "Stage 2: 500 steps" in card["Compute"] and "About 1.1 h in all" in card["Compute"]
