@@ -12,9 +12,9 @@ steps everywhere else::
     grid   = (border + eps) / (inside + eps),  eps = 1e-6
 
 1.0 means the lattice is invisible in the error (an error as smooth across borders as inside;
-identical images give exactly 1.0, the floor); 1.5 means the error jumps 50% more across a
-border than between neighbouring pixels inside a patch. Values below 1 are possible (an error
-smoother across borders than inside) but rare. Videos are measured frame by frame (spatial
+identical images give exactly 1.0); 1.5 means the error jumps 50% more across a border than
+between neighbouring pixels inside a patch. Values below 1 mean an error smoother across borders
+than inside (a conv VAE's is 0.90-1.0 on photos). Videos are measured frame by frame (spatial
 lattice only). Sums and counts are accumulated over a whole data set, so the ratio is pooled
 over all pixels rather than averaged over images.
 """
