@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -58,9 +59,14 @@ def test_reconstruct_images_and_video_with_saved_model(media_dir, tmp_path, caps
                  "--frames", "4"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["a_compare.png", "a_recon.png", "b_compare.png", "b_recon.png",
-                     "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4", "overview.png"]
+                     "clip_compare.gif", "clip_compare.mp4", "clip_recon.mp4", "overview.png", "scores.json"]
     text = capsys.readouterr().out
     assert "mean PSNR" in text and "SSIM" in text and "LPIPS" in text and "over 3 items" in text
+    report = json.loads((out / "scores.json").read_text())  # the printed scores, machine-readable
+    assert [item["output"] for item in report["items"]] == ["a", "b", "clip"] and report["skipped"] == {}
+    assert all({"file", "psnr", "ssim", "lpips"} <= set(item) for item in report["items"])
+    assert f"mean PSNR {report['mean']['psnr']:.2f} dB" in text
+    assert report["mean"]["psnr"] == pytest.approx(sum(i["psnr"] for i in report["items"]) / 3)
 
 
 def test_reconstruct_real_files_with_preset_and_resize(shared_data, tmp_path, capsys) -> None:

@@ -146,6 +146,10 @@ def test_unreadable_files_are_skipped_counted_and_named(command: str, tiny_model
     assert "broken.jpg" in err and re.search(r"1 (unreadable )?file", err)
     if command == "eval":
         assert json.loads((out / "results.json").read_text())["samples"] == 2
+    if command == "reconstruct":
+        report = json.loads((out / "scores.json").read_text())
+        assert len(report["items"]) == 2 and list(report["skipped"]) == [str(folder_with_a_broken_file / "cats" /
+                                                                              "broken.jpg")]
     if command == "cache-latents":
         stats = json.loads((out / "stats.json").read_text())
         assert stats["samples"] == 2 and list(stats["skipped_files"]) == [str(folder_with_a_broken_file / "cats" /

@@ -154,16 +154,22 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
                     compiling: CompileStats | None = None) -> tuple[list[dict[str, float]], dict[str, str]]:
     """:func:`reconstruct_item` for every file (outputs named by :func:`output_names`, so files
     with the same name in different folders never overwrite each other), then ``overview.png``:
-    all items (at most ``OVERVIEW_ITEMS``) in one captioned grid. An unreadable file
-    (``ValueError`` from the decoder) is skipped with a warning naming it and the rest are still
-    reconstructed.
+    all items (at most ``OVERVIEW_ITEMS``) in one captioned grid, and ``scores.json``: every
+    item's scores (``items``: file, output name and the scores of :func:`item_scores`), their
+    means (``mean``, the keys all items have) and the skipped files (``skipped``). An unreadable
+    file (``ValueError`` from the decoder) is skipped with a warning naming it and the rest are
+    still reconstructed.
 
     Returns (the scores of the reconstructed files, {skipped file: reason}).
     """
+    import json
+
     from vitok import io
+    from vitok.files import atomic_write
     from vitok.viz import overview
 
     scores: list[dict[str, float]] = []
+    items: list[dict] = []
     skipped: dict[str, str] = {}
     names = output_names(list(paths))
     kept: list = []
@@ -171,15 +177,24 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
         try:
             scores.append(reconstruct_item(model, path, out, size, frames, stride, device, lpips, names[path],
                                            kept if len(kept) < OVERVIEW_ITEMS else None, compiling))
+            items.append({"file": str(path), "output": names[path], **scores[-1]})
         except ValueError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             skipped[str(path)] = str(err)
     if kept:
         io.save_image(overview(kept), out / "overview.png")
+    report = {"items": items, "mean": mean_scores(scores) if scores else {}, "skipped": skipped}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "scores.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"), fsync=False)
     return scores, skipped
+
+
+def mean_scores(all_scores: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every score that all items have (a non-empty list)."""
+    keys = [k for k in all_scores[0] if all(k in s for s in all_scores)]
+    return {k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys}
 
 
 def summarize(all_scores: list[dict[str, float]]) -> str:
     """Mean of every score present for all items, as one line."""
-    keys = [k for k in all_scores[0] if all(k in s for s in all_scores)]
-    return format_scores({k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys})
+    return format_scores(mean_scores(all_scores))
