@@ -344,6 +344,8 @@ def test_nothing_readable_and_non_media_files_are_errors(tiny_model, tmp_path, c
     out = tmp_path / "out"
     assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", tiny_model, "--out", str(out)]) == 2
     assert "the only file could not be read" in capsys.readouterr().err.splitlines()[-1]
+    report = json.loads((out / "scores.json").read_text())  # the failure is on record too
+    assert report["items"] == [] and list(report["skipped"]) == [str(tmp_path / "text.jpg")]
     assert main(["reconstruct", str(tmp_path / "notes.txt"), "--model", tiny_model, "--out", str(out)]) == 2
     assert "is not an image or video file" in capsys.readouterr().err
     assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", "vitok-tny", "--out", str(tmp_path / "o2")]) == 2
