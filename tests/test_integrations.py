@@ -141,3 +141,42 @@ print(tuple(model(torch.zeros(1, 3, 16, 16)).recon.shape), FrechetMetric.__name_
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "(1, 3, 16, 16) FrechetMetric True" in result.stdout
+
+
+def test_cli_reads_diffusers_folders_where_it_can(media_dir, tmp_path, capsys) -> None:
+    """reconstruct / eval take a diffusers AutoencoderViTok or AutoencoderKL folder (a conv VAE baseline
+    measured with the same pipeline); commands that need a vitok tokenizer name the class they got."""
+    import json
+
+    from tests.test_train import TINY_AUTOENCODER_KL
+    from vitok.cli import main
+    from vitok.models.baselines import build_autoencoder_kl
+
+    model = tiny_vitok()
+    AutoencoderViTok.from_vitok(model).save_pretrained(tmp_path / "vitok-diffusers")
+    build_autoencoder_kl(TINY_AUTOENCODER_KL).save_pretrained(tmp_path / "akl")
+    image = str(media_dir / "a.png")
+
+    def reconstruct(model_dir: str, out: str, *extra: str) -> int:
+        return main(["reconstruct", image, "--model", model_dir, "--out", str(tmp_path / out), *extra])
+
+    assert reconstruct(str(tmp_path / "vitok-diffusers"), "r1") == 0
+    assert reconstruct(str(tmp_path / "vitok"), "r2") == 2  # not saved yet: a clear error
+    model.save_pretrained(tmp_path / "vitok")
+    assert reconstruct(str(tmp_path / "vitok"), "r2") == 0
+    same = [json.loads((tmp_path / r / "scores.json").read_text())["items"][0]["psnr"] for r in ("r1", "r2")]
+    assert same[0] == same[1]  # the diffusers folder is the same model
+    assert reconstruct(str(tmp_path / "akl"), "r3", "--size", "32") == 0
+    scores = json.loads((tmp_path / "r3" / "scores.json").read_text())["items"][0]
+    assert scores["grid"] > 0 and "(32, 32)" in capsys.readouterr().out  # grid at the VAE's downsampling period
+    assert main(["eval", str(media_dir), "--kind", "image", "--model", str(tmp_path / "akl"), "--size", "32",
+                 "--metrics", "psnr,grid", "--out", str(tmp_path / "e")]) == 0
+    assert json.loads((tmp_path / "e" / "results.json").read_text())["samples"] == 2
+    capsys.readouterr()
+    for command in (["demo"], ["bench", "--size", "32"], ["export", "--out", str(tmp_path / "x"), "--name", "x"]):
+        assert main([*command, "--model", str(tmp_path / "akl")]) == 2
+        assert "is a diffusers AutoencoderKL folder" in capsys.readouterr().err
+    config = json.loads((tmp_path / "akl" / "config.json").read_text())
+    (tmp_path / "akl" / "config.json").write_text(json.dumps({**config, "_class_name": "UNet2DModel"}))
+    assert reconstruct(str(tmp_path / "akl"), "r4") == 2
+    assert "is a diffusers UNet2DModel folder: this command needs a vitok tokenizer" in capsys.readouterr().err

@@ -74,11 +74,47 @@ def unknown_model_message(spec: str) -> str:
             f"a Hugging Face hub id (org/name, cached) nor a preset name (see `vitok presets`){hint}")
 
 
-def load_model(spec: str, device: str) -> torch.nn.Module:
-    """A saved / shipped model, or a randomly initialised preset (with a warning)."""
+def diffusers_class(folder: Path) -> str | None:
+    """The ``_class_name`` of a diffusers model folder (config.json + diffusion_pytorch_model
+    weights), or None for anything else (vitok's own layout, a name, a missing folder). A folder
+    may hold both layouts when one export overwrote another: its config.json decides."""
+    import json
+
+    config = folder / "config.json"
+    if not (folder / "diffusion_pytorch_model.safetensors").is_file() or not config.is_file():
+        return None
+    try:
+        found = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "?"  # let the diffusers loader name what is wrong with it
+    return str(found.get("_class_name")) if isinstance(found, dict) and "_class_name" in found else None
+
+
+def load_model(spec: str, device: str, conv_vae: bool = False) -> torch.nn.Module:
+    """A saved / shipped model, a diffusers ``AutoencoderViTok`` folder, or a randomly initialised
+    preset (with a warning). With ``conv_vae`` (the commands that measure any autoencoder:
+    ``reconstruct``, ``eval``), a diffusers ``AutoencoderKL`` folder too, e.g. the conv VAE
+    baseline in ``benchmarks/baselines/autoencoder-kl``.
+
+    Raises:
+        ValueError: a diffusers folder of another class (or an AutoencoderKL without ``conv_vae``).
+        FileNotFoundError: ``spec`` names nothing (the message lists what it can be).
+    """
     from vitok.models.vitok import ViTok
     from vitok.presets import PRESETS, parse_name
 
+    kind = diffusers_class(Path(spec))
+    if kind == "AutoencoderViTok":
+        from vitok.integrations.diffusers import AutoencoderViTok
+
+        return AutoencoderViTok.from_pretrained(spec).to_vitok().to(device).eval()
+    if kind == "AutoencoderKL" and conv_vae:
+        from vitok.models.baselines import build_autoencoder_kl
+
+        return build_autoencoder_kl({}, spec).to(device).eval()
+    if kind not in (None, "?"):  # "?": an unreadable config.json, which from_pretrained names below
+        also = "" if kind != "AutoencoderKL" else " (`vitok reconstruct` and `vitok eval` take an AutoencoderKL too)"
+        raise ValueError(f"--model {spec} is a diffusers {kind} folder: this command needs a vitok tokenizer{also}")
     try:
         return ViTok.from_pretrained(spec, device=device)
     except FileNotFoundError:

@@ -76,7 +76,7 @@ def run_eval(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     for label, cfg in configs.items():
         if label == "model":
-            model = load_model(args.model, args.device)
+            model = load_model(args.model, args.device, conv_vae=True)
         else:
             from vitok.models.baselines import load_sd_vae
 

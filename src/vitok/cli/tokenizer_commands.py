@@ -13,6 +13,7 @@ from vitok.cli.common import (
     DEMO_MODEL,
     PRESET_COLUMNS,
     SAMPLES,
+    diffusers_class,
     format_table,
     load_model,
     optional_lpips,
@@ -130,8 +131,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"all image / video files in {', '.join(map(str, args.inputs))} are under --out {args.out}")
     check_output_folder(args.out)
-    model = prepare_for_inference(load_model(args.model, args.device), args.precision, args.device, args.compile)
-    model.show_progress(sys.stderr.isatty())  # a bar of tiles inside a large image or a long video, on a terminal
+    model = load_model(args.model, args.device, conv_vae=True)
+    model = prepare_for_inference(model, args.precision, args.device, args.compile)
+    if hasattr(model, "show_progress"):  # a vitok model: a bar of tiles inside a large image or a long video
+        model.show_progress(sys.stderr.isatty())
     lpips = optional_lpips(args.device)
     compiling = CompileStats()
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
@@ -197,20 +200,6 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
-def is_diffusers_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a diffusers model (its config.json names a ``_class_name``), not
-    vitok's own layout; a folder may hold both weight files when one export overwrote another."""
-    import json
-
-    config = folder / "config.json"
-    if not (folder / "diffusion_pytorch_model.safetensors").is_file() or not config.is_file():
-        return False
-    try:
-        return "_class_name" in json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return True  # let the diffusers loader name what is wrong with it
-
-
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -222,11 +211,14 @@ def run_export(args: argparse.Namespace) -> int:
     if Path(args.model).is_dir() and Path(args.out).resolve() == Path(args.model).resolve():
         raise ValueError(f"--out {args.out} is the --model folder: export writes a new folder and would replace "
                          "the weights it reads")
+    kind = diffusers_class(Path(args.model))
+    if kind not in (None, "AutoencoderViTok", "?"):
+        raise ValueError(f"--model {args.model} is a diffusers {kind} folder: export packages vitok tokenizers")
     facts = load_facts(args.card)  # a bad card fails before anything is written
     check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
-        if is_diffusers_folder(Path(source)):  # a diffusers AutoencoderViTok
+        if kind is not None:  # a diffusers AutoencoderViTok
             from vitok.integrations.diffusers import AutoencoderViTok
 
             source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
