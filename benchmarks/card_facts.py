@@ -42,10 +42,17 @@ def read_rows(run: Path) -> list[dict]:
     """
     path = run / "metrics.jsonl"
     by_step: dict[int, dict] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            by_step[int(row["step"])] = row
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number} is not a JSON row ({err})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or \
+                not isinstance(row.get("steps_per_s"), (int, float)) or row["steps_per_s"] <= 0:
+            raise ValueError(f"{path}:{number} is not a trainer row (an object with an int step and steps_per_s > 0)")
+        by_step[row["step"]] = row
     if not by_step:
         raise ValueError(f"{path} holds no logged steps")
     return [by_step[s] for s in sorted(by_step)]
@@ -75,7 +82,7 @@ def curve_text(rows: list[dict]) -> str:
         if means:
             values = ", ".join(f"{TERMS[k]} {v:.3f}" for k, v in means.items())
             parts.append(f"steps {start + 1}-{min(start + WINDOW, steps)}: {values}")
-    return "; ".join(parts)
+    return "; ".join(parts) or "no complete window logged"
 
 
 def grid_text(scores: dict) -> str:
@@ -123,6 +130,10 @@ def card_facts(card: dict[str, str], stage1: Path, stage2: Path | None, results:
     Raises:
         ValueError: ``name`` is not a row of ``results``.
     """
+    if not isinstance(card, dict) or not all(isinstance(v, str) for v in card.values()):
+        raise ValueError("the card must be a JSON object {section title: markdown text}")
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "model" in r for r in results):
+        raise ValueError("the comparison must be a JSON list of rows, each with a 'model' (compare_vitok_tiny.py)")
     by_name = {r["model"]: r for r in results}
     if name not in by_name:
         raise ValueError(f"no row {name!r} in the comparison (rows: {', '.join(by_name)})")
@@ -142,6 +153,14 @@ def card_facts(card: dict[str, str], stage1: Path, stage2: Path | None, results:
     return {**head, **measured, **{k: card[k] for k in LAST if k in card}}
 
 
+def read_json(path: Path) -> object:
+    """A JSON file's value; ``ValueError`` naming the file when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not JSON ({err})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--card", type=Path, required=True, help="the hand-written sections (JSON object)")
@@ -153,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="what the runs trained on (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="the card to write (JSON)")
     args = p.parse_args(argv)
-    card = json.loads(args.card.read_text())
     try:
-        facts = card_facts(card, args.stage1, args.stage2, json.loads(args.compare.read_text()), args.row,
+        facts = card_facts(read_json(args.card), args.stage1, args.stage2, read_json(args.compare), args.row,
                            args.hardware)
-    except (OSError, ValueError, KeyError) as err:
+        args.out.write_text(json.dumps(facts, indent=1) + "\n")
+    except KeyError as err:
+        p.error(f"a comparison row lacks {err} (rows of one compare_vitok_tiny.py run have the same keys)")
+    except (OSError, ValueError) as err:  # json's JSONDecodeError is a ValueError
         p.error(str(err))
-    args.out.write_text(json.dumps(facts, indent=1) + "\n")
     print(f"wrote {args.out}: {', '.join(facts)}")
     return 0
 

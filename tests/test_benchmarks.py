@@ -157,7 +157,7 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
     assert "set -euo" not in usage.stderr  # the usage is the header's comment lines only
 
 
-def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: Path) -> None:
+def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: Path, capsys) -> None:
     """benchmarks/card_facts.py: the card's numbers come from metrics.jsonl and the comparison."""
     facts = load_script("card_facts")
     for stage, steps, speed in (("s1", 1000, 0.5), ("s2", 500, 0.25)):
@@ -193,3 +193,12 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
     with pytest.raises(SystemExit):  # a row the comparison does not have is an argparse error
         facts.main([*argv[:-4], "--row", "nobody", "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+    with (tmp_path / "s1" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 10')  # a half-written row: named with its line
+    with pytest.raises(SystemExit):
+        facts.main(argv)
+    assert "s1/metrics.jsonl:42 is not a JSON row" in capsys.readouterr().err  # after 40 rows + 1 repeat
+    (tmp_path / "card.json").write_text(json.dumps({"Data": 5}))
+    with pytest.raises(SystemExit):
+        facts.main(argv)
+    assert "the card must be a JSON object" in capsys.readouterr().err

@@ -176,7 +176,21 @@ def test_cli_reads_diffusers_folders_where_it_can(media_dir, tmp_path, capsys) -
     for command in (["demo"], ["bench", "--size", "32"], ["export", "--out", str(tmp_path / "x"), "--name", "x"]):
         assert main([*command, "--model", str(tmp_path / "akl")]) == 2
         assert "is a diffusers AutoencoderKL folder" in capsys.readouterr().err
+    assert main(["flops", "--model", str(tmp_path / "vitok-diffusers")]) == 0  # the tokenizer's own config
+    assert model.config.name in capsys.readouterr().out
+    assert reconstruct(str(tmp_path / "akl"), "r5", "--size", "33") == 0  # padded to the factor, cropped back
+    assert "(33, 33)" in capsys.readouterr().out
     config = json.loads((tmp_path / "akl" / "config.json").read_text())
-    (tmp_path / "akl" / "config.json").write_text(json.dumps({**config, "_class_name": "UNet2DModel"}))
+    for bad, message in (({**config, "block_out_channels": [16, 32]}, "cannot load this diffusers AutoencoderKL"),
+                         ({**config, "_class_name": "UNet2DModel"}, "is a diffusers UNet2DModel folder: this command"),
+                         ({**config, "_class_name": None}, "names no diffusers class"),
+                         ([1, 2], "names no diffusers class")):
+        (tmp_path / "akl" / "config.json").write_text(json.dumps(bad))
+        assert reconstruct(str(tmp_path / "akl"), "r4") == 2
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    (tmp_path / "akl" / "config.json").write_text("{not json")
     assert reconstruct(str(tmp_path / "akl"), "r4") == 2
-    assert "is a diffusers UNet2DModel folder: this command needs a vitok tokenizer" in capsys.readouterr().err
+    assert "names no diffusers class" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert reconstruct(str(tmp_path / "empty"), "r4") == 2
+    assert "is a folder without a model" in capsys.readouterr().err

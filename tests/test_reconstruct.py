@@ -29,3 +29,30 @@ def test_unreadable_files_are_skipped_and_the_rest_reconstructed(tmp_path, capsy
     assert list(skipped) == [str(tmp_path / "in" / "a_broken.png")]
     assert "warning: skipping " in capsys.readouterr().err
     assert torch.isfinite(torch.tensor(scores[0]["psnr"]))
+
+
+def test_each_file_once_and_every_output_name_distinct(tmp_path) -> None:
+    from vitok.reconstruct import expand_inputs, output_names
+
+    for name in ("x.jpg", "x.JPG", "y.png"):
+        io.save_image(smooth_image(16, 16), tmp_path / "in" / name)
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    y = tmp_path / "in" / "y.png"
+    paths = expand_inputs([tmp_path / "in", tmp_path / "in" / ".." / "in" / "y.png", tmp_path / "link" / "y.png"])
+    assert sorted(p.name for p in paths) == ["x.JPG", "x.jpg", "y.png"] and y in paths  # y.png once, as first found
+    names = output_names(paths)
+    assert len({n.lower() for n in names.values()}) == 3  # distinct even on a case-insensitive file system
+
+
+def test_a_conv_vae_reconstructs_any_size_at_full_size() -> None:
+    """A diffusers AutoencoderKL pads to its downsampling factor and crops back, as vitok pads to patches."""
+    from tests.test_train import TINY_AUTOENCODER_KL
+    from vitok.models.baselines import build_autoencoder_kl
+
+    vae = build_autoencoder_kl(TINY_AUTOENCODER_KL).eval()  # downsampling factor 2
+    for shape in ((1, 3, 5, 7), (1, 3, 1, 1), (2, 3, 3, 9, 5)):
+        with torch.no_grad():
+            out = vae(torch.rand(shape) * 2 - 1)
+        assert out.recon.shape == shape
+        assert out.latent.shape == vae.latent_shape(shape)
+    assert vae.gmacs((1, 5, 7)) == vae.gmacs((1, 6, 8)) > 0  # counted at the padded size

@@ -36,13 +36,17 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
             raise FileNotFoundError(f"no such file or folder: {path}")
     if not found:
         raise ValueError(f"no image or video files in {', '.join(map(str, paths))}")
-    return list(dict.fromkeys(found))
+    unique: dict[Path, Path] = {}  # one entry per file, however it was spelt (../, a symlink)
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def output_names(paths: Sequence[Path]) -> dict[Path, str]:
     """A distinct output name (without suffix, '/' for sub-folders) per input file: the file's stem
     where that is unique; for files that share a stem (``a/x.jpg`` and ``b/x.jpg``, ``x.jpg`` and
-    ``x.png``), the path below their common folder, with the extension when still needed."""
+    ``x.png``), the path below their common folder, with the extension when still needed, and a
+    number when names still differ only in case (``x.jpg``, ``x.JPG``)."""
     import os
 
     stems = [p.stem for p in paths]
@@ -59,6 +63,11 @@ def output_names(paths: Sequence[Path]) -> dict[Path, str]:
     for path in clashing:  # the same name with different extensions in one folder
         if taken.count(names[path]) > 1:
             names[path] += "-" + path.suffix.lstrip(".").lower()
+    seen: dict[str, int] = {}  # still equal ignoring case (x.jpg and x.JPG): numbered, for any file system
+    for path, name in names.items():
+        seen[name.lower()] = seen.get(name.lower(), 0) + 1
+        if seen[name.lower()] > 1:
+            names[path] = f"{name}-{seen[name.lower()]}"
     return names
 
 
@@ -181,11 +190,11 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
         except ValueError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             skipped[str(path)] = str(err)
-    if kept:
-        io.save_image(overview(kept), out / "overview.png")
     report = {"items": items, "mean": mean_scores(scores) if scores else {}, "skipped": skipped}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "scores.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"), fsync=False)
+    if kept:
+        io.save_image(overview(kept), out / "overview.png")
     return scores, skipped
 
 

@@ -67,6 +67,9 @@ def unknown_model_message(spec: str) -> str:
 
     from vitok.presets import PRESETS
 
+    if Path(spec).is_dir():
+        return (f"--model {spec} is a folder without a model: expected vitok's config.json + model.safetensors "
+                "or a diffusers folder (config.json + diffusion_pytorch_model.safetensors)")
     shipped = sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file())
     close = difflib.get_close_matches(spec, [*shipped, *PRESETS], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -75,19 +78,51 @@ def unknown_model_message(spec: str) -> str:
 
 
 def diffusers_class(folder: Path) -> str | None:
-    """The ``_class_name`` of a diffusers model folder (config.json + diffusion_pytorch_model
-    weights), or None for anything else (vitok's own layout, a name, a missing folder). A folder
-    may hold both layouts when one export overwrote another: its config.json decides."""
+    """The ``_class_name`` of a diffusers model folder, "?" for a folder with diffusers weights
+    (``diffusion_pytorch_model.*``) whose config.json names no readable class, and None for
+    anything else (vitok's own layout, a name, a missing folder). A folder may hold both layouts
+    when one export overwrote another: its config.json decides."""
     import json
 
     config = folder / "config.json"
-    if not (folder / "diffusion_pytorch_model.safetensors").is_file() or not config.is_file():
+    if not config.is_file():
         return None
+    weights = any((folder / f"diffusion_pytorch_model.{ext}").is_file() for ext in ("safetensors", "bin"))
     try:
         found = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "?"  # let the diffusers loader name what is wrong with it
-    return str(found.get("_class_name")) if isinstance(found, dict) and "_class_name" in found else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        found = None
+    if not isinstance(found, dict) or "_class_name" not in found:
+        return "?" if weights else None
+    return found["_class_name"] if isinstance(found["_class_name"], str) else "?"
+
+
+def load_diffusers(spec: str, kind: str, device: str, conv_vae: bool) -> torch.nn.Module:
+    """A diffusers folder of class ``kind`` (see :func:`load_model`) as a vitok-interface model.
+
+    Raises:
+        ValueError: a class this command cannot use, or a folder its loader cannot read (config
+            and weights that disagree, missing weights), named in one line.
+    """
+    if kind == "?":
+        raise ValueError(f"--model {spec} holds diffusers weights but its config.json names no diffusers class "
+                         "(not a JSON object with a _class_name)")
+    if kind not in ("AutoencoderViTok", "AutoencoderKL") or (kind == "AutoencoderKL" and not conv_vae):
+        also = " (`vitok reconstruct` and `vitok eval` take an AutoencoderKL too)" if kind == "AutoencoderKL" else ""
+        raise ValueError(f"--model {spec} is a diffusers {kind} folder: this command needs a vitok tokenizer{also}")
+    try:
+        if kind == "AutoencoderKL":
+            from vitok.models.baselines import build_autoencoder_kl
+
+            model = build_autoencoder_kl({}, spec)
+        else:  # low_cpu_mem_usage: without `accelerate` diffusers would warn on every load
+            from vitok.integrations.diffusers import AutoencoderViTok
+
+            model = AutoencoderViTok.from_pretrained(spec, low_cpu_mem_usage=False).to_vitok()
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError) as err:  # diffusers' errors for a bad folder
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"--model {spec}: cannot load this diffusers {kind} folder: {reason}") from err
+    return model.to(device).eval()
 
 
 def load_model(spec: str, device: str, conv_vae: bool = False) -> torch.nn.Module:
@@ -97,24 +132,15 @@ def load_model(spec: str, device: str, conv_vae: bool = False) -> torch.nn.Modul
     baseline in ``benchmarks/baselines/autoencoder-kl``.
 
     Raises:
-        ValueError: a diffusers folder of another class (or an AutoencoderKL without ``conv_vae``).
+        ValueError: a diffusers folder this command cannot use or read (:func:`load_diffusers`).
         FileNotFoundError: ``spec`` names nothing (the message lists what it can be).
     """
     from vitok.models.vitok import ViTok
     from vitok.presets import PRESETS, parse_name
 
     kind = diffusers_class(Path(spec))
-    if kind == "AutoencoderViTok":
-        from vitok.integrations.diffusers import AutoencoderViTok
-
-        return AutoencoderViTok.from_pretrained(spec).to_vitok().to(device).eval()
-    if kind == "AutoencoderKL" and conv_vae:
-        from vitok.models.baselines import build_autoencoder_kl
-
-        return build_autoencoder_kl({}, spec).to(device).eval()
-    if kind not in (None, "?"):  # "?": an unreadable config.json, which from_pretrained names below
-        also = "" if kind != "AutoencoderKL" else " (`vitok reconstruct` and `vitok eval` take an AutoencoderKL too)"
-        raise ValueError(f"--model {spec} is a diffusers {kind} folder: this command needs a vitok tokenizer{also}")
+    if kind is not None:
+        return load_diffusers(spec, kind, device, conv_vae)
     try:
         return ViTok.from_pretrained(spec, device=device)
     except FileNotFoundError:

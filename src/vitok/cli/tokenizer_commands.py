@@ -15,6 +15,7 @@ from vitok.cli.common import (
     SAMPLES,
     diffusers_class,
     format_table,
+    load_diffusers,
     load_model,
     optional_lpips,
     preset_row,
@@ -90,7 +91,7 @@ def run_flops(args: argparse.Namespace) -> int:
         print(f"warning: `vitok flops NAME` is deprecated and goes in the next release; use --model {args.name}",
               file=sys.stderr)
         args.model = args.name
-    config = saved_config(args.model)
+    config = load_model(args.model, "cpu").config if diffusers_class(Path(args.model)) else saved_config(args.model)
     if config is None:
         try:
             config = get_config(args.model)
@@ -212,16 +213,13 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is the --model folder: export writes a new folder and would replace "
                          "the weights it reads")
     kind = diffusers_class(Path(args.model))
-    if kind not in (None, "AutoencoderViTok", "?"):
-        raise ValueError(f"--model {args.model} is a diffusers {kind} folder: export packages vitok tokenizers")
+    diffusers_model = load_diffusers(args.model, kind, "cpu", conv_vae=False) if kind is not None else None
     facts = load_facts(args.card)  # a bad card fails before anything is written
     check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
-        if kind is not None:  # a diffusers AutoencoderViTok
-            from vitok.integrations.diffusers import AutoencoderViTok
-
-            source = AutoencoderViTok.from_pretrained(source).to_vitok().save_pretrained(Path(scratch) / "in")
+        if diffusers_model is not None:  # a diffusers AutoencoderViTok, saved in vitok's layout to export it
+            source = diffusers_model.save_pretrained(Path(scratch) / "in")
         target = args.out if args.format in ("vitok", "onnx") else Path(scratch) / "out"
         out = export(str(source), target, args.name, [str(path) for path in args.inputs], args.size, dtype,
                      facts, args.device)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from vitok.models.bottleneck import LatentDistribution
 from vitok.models.vitok import AutoencoderOutput
-from vitok.nn.patch import from_frames, to_frames
+from vitok.nn.patch import from_frames, pad_to_multiple, to_frames
 
 SD_VAE_CONFIG = {  # stable-diffusion-v1-5 vae/config.json
     "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 512, "act_fn": "silu",
@@ -51,10 +51,17 @@ class DiffusersAutoencoder(nn.Module):
     def disable_tiling(self) -> None:
         self.vae.disable_tiling()
 
+    def pad(self, frames: Tensor) -> Tensor:
+        """Frames (N, 3, H, W) edge-padded at the bottom and right to multiples of the downsampling
+        factor f, as vitok pads to whole patches (a conv VAE's output is otherwise cut to whole
+        multiples of f, or fails below f)."""
+        return pad_to_multiple(frames.unsqueeze(2), 1, self.downsample)[:, :, 0]
+
     def encode(self, x: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, c, H/f, W/f); videos (B, 3, T, H, W) -> (B, c, T, H/f, W/f)."""
+        """(B, 3, H, W) -> (B, c, ceil(H/f), ceil(W/f)); videos (B, 3, T, H, W) -> (B, c, T, ...).
+        Sizes that are not multiples of f are edge-padded first (:meth:`pad`)."""
         x = x.to(self.dtype)
-        z = self.vae.encode(to_frames(x)).latent_dist.mode()
+        z = self.vae.encode(self.pad(to_frames(x))).latent_dist.mode()
         return from_frames(z, x.shape[0]) if x.ndim == 5 else z
 
     def decode(self, z: Tensor) -> Tensor:
@@ -65,14 +72,17 @@ class DiffusersAutoencoder(nn.Module):
     def forward(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
                 noise: Tensor | None = None) -> AutoencoderOutput:
         """Encode + decode with the same outputs as :meth:`ViTok.forward` (a KL posterior whose
-        ``kl()`` is the per-element mean, so the losses treat both models alike)."""
-        flat = to_frames(x).to(self.dtype)
+        ``kl()`` is the per-element mean, so the losses treat both models alike). Sizes that are
+        not multiples of the downsampling factor are edge-padded and the reconstruction is cropped
+        back to the input's size."""
+        h, w = x.shape[-2:]
+        flat = self.pad(to_frames(x).to(self.dtype))
         dist = self.vae.encode(flat).latent_dist
         posterior = LatentDistribution(dist.mean, dist.logvar)
         if noise is not None and x.ndim == 5:
             noise = to_frames(noise)
         z = posterior.sample(generator, noise) if sample else posterior.mode()
-        recon = self.vae.decode(z).sample
+        recon = self.vae.decode(z).sample[..., :h, :w]
         if x.ndim == 5:
             unflat = lambda v: from_frames(v, x.shape[0])  # noqa: E731
             recon, z, posterior = unflat(recon), unflat(z), posterior.map(unflat)
@@ -85,8 +95,8 @@ class DiffusersAutoencoder(nn.Module):
         """Latent shape for an input (B, 3, H, W) or (B, 3, T, H, W)."""
         c, f = self.vae.config.latent_channels, self.downsample
         if len(shape) == 4:
-            return (shape[0], c, shape[2] // f, shape[3] // f)
-        return (shape[0], c, shape[2], shape[3] // f, shape[4] // f)
+            return (shape[0], c, -(-shape[2] // f), -(-shape[3] // f))
+        return (shape[0], c, shape[2], -(-shape[3] // f), -(-shape[4] // f))
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         if enabled:
@@ -104,7 +114,7 @@ class DiffusersAutoencoder(nn.Module):
 
     def latent_size(self, shape: tuple[int, int, int]) -> int:
         t, h, w = shape
-        return t * self.vae.config.latent_channels * (h // self.downsample) * (w // self.downsample)
+        return t * self.vae.config.latent_channels * -(-h // self.downsample) * -(-w // self.downsample)
 
     def gmacs(self, shape: tuple[int, int, int]) -> float:
         """Encode + decode MACs of one (T, H, W) input, counted by FlopCounterMode on the meta device."""
@@ -113,9 +123,10 @@ class DiffusersAutoencoder(nn.Module):
         from torch.utils.flop_counter import FlopCounterMode
 
         t, h, w = shape
+        f = self.downsample
         with torch.device("meta"):
             vae = AutoencoderKL.from_config(self.vae.config)
-            x = torch.zeros(1, 3, h, w)
+            x = torch.zeros(1, 3, -(-h // f) * f, -(-w // f) * f)  # padded as forward pads it
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             vae.decode(vae.encode(x).latent_dist.mode())
         return t * counter.get_total_flops() / 2e9
