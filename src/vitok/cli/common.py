@@ -79,9 +79,9 @@ def unknown_model_message(spec: str) -> str:
 
 def diffusers_class(folder: Path) -> str | None:
     """The ``_class_name`` of a diffusers model folder, "?" for a folder with diffusers weights
-    (``diffusion_pytorch_model.*``) whose config.json names no readable class, and None for
-    anything else (vitok's own layout, a name, a missing folder). A folder may hold both layouts
-    when one export overwrote another: its config.json decides."""
+    (``diffusion_pytorch_model.*``) whose config.json is not a JSON object or names a class that is
+    not a string, and None for anything else (vitok's own layout, a name, a missing folder). A
+    folder may hold both layouts when one export overwrote another: its config.json decides."""
     import json
 
     config = folder / "config.json"
@@ -92,8 +92,10 @@ def diffusers_class(folder: Path) -> str | None:
         found = json.loads(config.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         found = None
-    if not isinstance(found, dict) or "_class_name" not in found:
+    if not isinstance(found, dict):
         return "?" if weights else None
+    if "_class_name" not in found:
+        return None  # vitok's own config.json (beside left-over diffusers weights, it still decides)
     return found["_class_name"] if isinstance(found["_class_name"], str) else "?"
 
 
