@@ -108,7 +108,8 @@ def metrics_text(row: dict) -> str:
 
 
 def comparison_text(rows: list[dict], name: str) -> str:
-    """One line per other model of the same run: PSNR / SSIM / LPIPS / grid at each size, GMACs, E."""
+    """One line per model of the same run (``name``'s in bold): PSNR / SSIM / LPIPS / grid at each
+    size, GMACs, E."""
     sizes = sorted(int(k.removeprefix("image_")) for k in rows[0] if k.startswith("image_"))
 
     def cells(r: dict) -> str:

@@ -51,6 +51,10 @@ class DiffusersAutoencoder(nn.Module):
     def disable_tiling(self) -> None:
         self.vae.disable_tiling()
 
+    def latent_side(self, pixels: int) -> int:
+        """Latent cells along a side of ``pixels``: ceil(pixels / f), as :meth:`pad` pads it."""
+        return (pixels + self.downsample - 1) // self.downsample
+
     def pad(self, frames: Tensor) -> Tensor:
         """Frames (N, 3, H, W) edge-padded at the bottom and right to multiples of the downsampling
         factor f, as vitok pads to whole patches (a conv VAE's output is otherwise cut to whole
@@ -93,10 +97,10 @@ class DiffusersAutoencoder(nn.Module):
 
     def latent_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Latent shape for an input (B, 3, H, W) or (B, 3, T, H, W)."""
-        c, f = self.vae.config.latent_channels, self.downsample
+        c, side = self.vae.config.latent_channels, self.latent_side
         if len(shape) == 4:
-            return (shape[0], c, -(-shape[2] // f), -(-shape[3] // f))
-        return (shape[0], c, shape[2], -(-shape[3] // f), -(-shape[4] // f))
+            return (shape[0], c, side(shape[2]), side(shape[3]))
+        return (shape[0], c, shape[2], side(shape[3]), side(shape[4]))
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         if enabled:
@@ -114,7 +118,7 @@ class DiffusersAutoencoder(nn.Module):
 
     def latent_size(self, shape: tuple[int, int, int]) -> int:
         t, h, w = shape
-        return t * self.vae.config.latent_channels * -(-h // self.downsample) * -(-w // self.downsample)
+        return t * self.vae.config.latent_channels * self.latent_side(h) * self.latent_side(w)
 
     def gmacs(self, shape: tuple[int, int, int]) -> float:
         """Encode + decode MACs of one (T, H, W) input, counted by FlopCounterMode on the meta device."""
@@ -126,7 +130,7 @@ class DiffusersAutoencoder(nn.Module):
         f = self.downsample
         with torch.device("meta"):
             vae = AutoencoderKL.from_config(self.vae.config)
-            x = torch.zeros(1, 3, -(-h // f) * f, -(-w // f) * f)  # padded as forward pads it
+            x = torch.zeros(1, 3, self.latent_side(h) * f, self.latent_side(w) * f)  # padded as forward pads it
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             vae.decode(vae.encode(x).latent_dist.mode())
         return t * counter.get_total_flops() / 2e9
