@@ -352,6 +352,41 @@ def test_nothing_readable_and_non_media_files_are_errors(tiny_model, tmp_path, c
     assert not (tmp_path / "o2").exists()  # a failed start creates no output folder
 
 
+def test_file_names_that_are_not_utf8_are_shown_escaped(tiny_model, tmp_path) -> None:
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good, bad = (folder / os.fsdecode(name) for name in (b"caf\xe9.png", b"bro\xffken.jpg"))
+    try:
+        io.save_image(smooth_image(32, 32, 1), good)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(folder), "--model", tiny_model, "--out", str(out)]) == 0
+    text = (out / "scores.json").read_text(encoding="utf-8")
+    assert "\\ud" not in text  # no lone surrogates, which strict JSON readers refuse
+    report = json.loads(text)
+    assert [item["file"] for item in report["items"]] == [str(folder / "caf\\xe9.png")]
+    assert list(report["skipped"]) == [str(folder / "bro\\xffken.jpg")]
+    assert (out / f"{good.stem}_recon.png").exists()  # the output keeps the file's own bytes
+    assert main(["eval", str(folder), "--model", tiny_model, "--size", "32", "--metrics", "psnr",
+                 "--out", str(tmp_path / "ev")]) == 0
+    results = json.loads((tmp_path / "ev" / "results.json").read_text(encoding="utf-8"))
+    assert results["skipped_files"] == [str(folder / "bro\\xffken.jpg")]
+
+
+def test_an_earlier_overview_is_removed_when_nothing_is_read(tiny_model, tmp_path) -> None:
+    io.save_image(smooth_image(32, 32, 1), tmp_path / "ok.png")
+    (tmp_path / "text.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "ok.png"), "--model", tiny_model, "--out", str(out)]) == 0
+    assert (out / "overview.png").exists()
+    assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", tiny_model, "--out", str(out)]) == 2
+    assert not (out / "overview.png").exists()  # never taken for the failed run's
+
+
 def test_eval_skips_frechet_metrics_below_two_files(tiny_model, tmp_path, capsys) -> None:
     io.save_image(smooth_image(32, 32, 1), tmp_path / "one.png")
     out = tmp_path / "out"

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from vitok.data.datasets import MediaFolder, collate
 from vitok.data.transforms import EvalTransform
+from vitok.files import display_name
 from vitok.metrics.grid import lattice_period
 from vitok.weights import MissingWeightsError
 
@@ -221,10 +222,10 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     results = {
         **info, "kind": kind, "size": cfg.size if isinstance(cfg.size, int) else list(cfg.size),
         "frames": cfg.frames if kind == "video" else 1,
-        "data": [str(p) for p in cfg.data], "samples": count, "seconds": seconds,
+        "data": [display_name(p) for p in cfg.data], "samples": count, "seconds": seconds,
         "precision": cfg.precision, "compile_seconds": compiling.seconds if cfg.compile else None,
         "metrics": compute_metrics(metrics), "skipped": skipped,
-        "skipped_files": sorted(unreadable), "lattice_period": lattice_period(model),
+        "skipped_files": sorted(map(display_name, unreadable)), "lattice_period": lattice_period(model),
     }
     write_results(Path(cfg.out_dir), results, metrics, shown)
     return results

@@ -30,6 +30,18 @@ def temp_path(target: Path) -> Path:
     return target.parent / f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
+def display_name(value: object) -> str:
+    """``str(value)`` as valid Unicode: a file name that is not UTF-8 reaches Python with its odd
+    bytes as lone surrogates (PEP 383), which JSON and most terminals cannot show; they become
+    ``\\xNN`` escapes (a file ``a\\xffb.jpg`` is shown so)."""
+    text = str(value)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made: shown as \\udNNN
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def os_reason(err: BaseException) -> str:
     """The operating system's reason behind ``err`` ("No space left on device"): the first
     ``OSError`` in its cause/context chain (torch reports a full disk as a RuntimeError from

@@ -165,16 +165,18 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
     with the same name in different folders never overwrite each other), then ``overview.png``:
     all items (at most ``OVERVIEW_ITEMS``) in one captioned grid, and ``scores.json``: every
     item's scores (``items``: file, output name and the scores of :func:`item_scores`), their
-    means (``mean``, the keys all items have) and the skipped files (``skipped``). An unreadable
-    file (``ValueError`` from the decoder) is skipped with a warning naming it and the rest are
-    still reconstructed.
+    means (``mean``, the keys all items have) and the skipped files (``skipped``); file names that
+    are not UTF-8 appear there with their odd bytes as ``\\xNN`` (:func:`vitok.files.display_name`). An
+    unreadable file (``ValueError`` from the decoder) is skipped with a warning naming it and the
+    rest are still reconstructed. When no item was reconstructed, an ``overview.png`` left by an
+    earlier run in ``out`` is removed, so that it is never taken for this run's.
 
     Returns (the scores of the reconstructed files, {skipped file: reason}).
     """
     import json
 
     from vitok import io
-    from vitok.files import atomic_write
+    from vitok.files import atomic_write, display_name
     from vitok.viz import overview
 
     scores: list[dict[str, float]] = []
@@ -186,15 +188,17 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
         try:
             scores.append(reconstruct_item(model, path, out, size, frames, stride, device, lpips, names[path],
                                            kept if len(kept) < OVERVIEW_ITEMS else None, compiling))
-            items.append({"file": str(path), "output": names[path], **scores[-1]})
+            items.append({"file": display_name(path), "output": display_name(names[path]), **scores[-1]})
         except ValueError as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
-            skipped[str(path)] = str(err)
+            skipped[display_name(path)] = display_name(err)
     report = {"items": items, "mean": mean_scores(scores) if scores else {}, "skipped": skipped}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "scores.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"), fsync=False)
     if kept:
         io.save_image(overview(kept), out / "overview.png")
+    else:
+        (out / "overview.png").unlink(missing_ok=True)
     return scores, skipped
 
 
