@@ -85,6 +85,22 @@ def test_bad_checkpoints_are_refused_by_name_and_resume_falls_back(tmp_path, cap
         load_latest(tmp_path)
 
 
+def test_a_save_after_falling_back_keeps_itself_and_text_files_are_refused(tmp_path, capsys) -> None:
+    save_checkpoint(tmp_path, 1000, {"step": 1000, "model": {"w": torch.ones(1)}}, keep_last=1)
+    (tmp_path / "ckpt-00002000.pt").write_bytes((tmp_path / "ckpt-00001000.pt").read_bytes()[:100])  # truncated
+    assert load_latest(tmp_path)[1]["step"] == 1000  # resumes from the older one
+    saved = save_checkpoint(tmp_path, 1500, {"step": 1500, "model": {"w": torch.ones(1)}}, keep_last=1)
+    assert saved.is_file()  # the newer broken file does not push out the one just written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-00001500.pt", "ckpt-00002000.pt"]
+    assert load_latest(tmp_path)[1]["step"] == 1500
+    for junk in (b"truncated", b"not a checkpoint\n", b""):  # IndexError in the unpickler; text; empty
+        (tmp_path / "ckpt-00003000.pt").write_bytes(junk)
+        with pytest.raises(CheckpointError, match="ckpt-00003000.pt: unreadable or truncated"):
+            load_checkpoint(tmp_path / "ckpt-00003000.pt")
+    assert load_latest(tmp_path)[1]["step"] == 1500
+    capsys.readouterr()
+
+
 def test_train_resume_from_a_pickled_checkpoint_is_one_line(tmp_path, capsys) -> None:
     data = tmp_path / "data"
     data.mkdir()

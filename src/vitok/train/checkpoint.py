@@ -13,7 +13,6 @@ from __future__ import annotations
 import pickle
 import re
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,9 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep_last: int = 3) -> Path:
-    """Write ``state`` atomically as the checkpoint of ``step``; delete all but the last ``keep_last``.
+    """Write ``state`` atomically as the checkpoint of ``step``; delete all but the last ``keep_last``
+    of the checkpoints up to ``step`` (newer ones, left by a run that resumed from an older
+    checkpoint because they do not load, are never counted: the one just written always stays).
 
     Raises :class:`~vitok.files.WriteError` "cannot write checkpoint <path>: <reason> (last good
     checkpoint: <name>)" when the disk is full, read-only or over a quota (nothing is left behind).
@@ -55,7 +56,10 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep_
         good = [p.name for _, p in list_checkpoints(run_dir) if p != target]
         raise WriteError(f"cannot write checkpoint {target}: {os_reason(err)} "
                          f"(last good checkpoint: {good[-1] if good else 'none'})") from err
-    for _, old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
+    # only checkpoints up to this step are pruned: after a resume that fell back past a newer broken
+    # one, the broken file must not count as "newest" and push out the checkpoint just written
+    kept = [path for at, path in list_checkpoints(run_dir) if at <= step]
+    for old in kept[:-keep_last] if keep_last > 0 else []:
         old.unlink(missing_ok=True)
     return target
 
@@ -75,10 +79,15 @@ def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("model",)) ->
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        what = next((line.strip().rstrip(".") for line in str(err).splitlines() if "global" in line.lower()), "")
+        lines = [line.strip().rstrip(".") for line in str(err).splitlines()]
+        garbled = next((line for line in lines if line.startswith("Unsupported operand")), "")
+        if garbled:  # not a pickle stream at all (a text file, random bytes): nothing was refused
+            raise CheckpointError(f"cannot load checkpoint {path}: unreadable or truncated (not a torch "
+                                  f"checkpoint: {garbled.lower()})") from None
+        what = next((line for line in lines if "global" in line.lower()), "")
         raise CheckpointError(f"cannot load checkpoint {path}: not a vitok checkpoint (it contains objects other "
                               f"than tensors{': ' + what if what else ''}; refusing to unpickle)") from None
-    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:  # any failure to read: IndexError, KeyError... from a mangled file
         reason = os_reason(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot load checkpoint {path}: unreadable or truncated ({reason})") from None
     if not isinstance(state, dict):
