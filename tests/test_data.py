@@ -142,6 +142,24 @@ def test_shards_train_loader(tmp_path) -> None:
     assert batch["x"].shape == (2, 3, 16, 16)
 
 
+def test_shard_resume_with_several_workers_sees_the_uninterrupted_batches(tmp_path) -> None:
+    files = []
+    for i in range(12):
+        io.save_image(smooth_image(12, 12, i), tmp_path / "src" / f"{i:02d}.png")
+        files.append(tmp_path / "src" / f"{i:02d}.png")
+    write_shards(files, str(tmp_path / "shards" / "s-%02d.tar"), per_shard=12)
+    cfg = DataConfig(train=[str(tmp_path / "shards" / "*.tar")], image_size=8, workers=2)
+
+    def steps(start: int, count: int) -> list[list[int]]:
+        loader = iter(build_train_loader(cfg, global_batch=2, seed=0, start_step=start))
+        return [next(loader)["seed"].tolist() for _ in range(count)]
+
+    uninterrupted = steps(0, 5)
+    assert sorted(s for step in uninterrupted for s in step) == sorted(set(s for step in uninterrupted for s in step))
+    assert steps(1, 4) == uninterrupted[1:]  # before: a sample repeated, another lost, the order changed
+    assert steps(3, 2) == uninterrupted[3:]
+
+
 def test_camera_motion_clips_shapes_determinism_and_motion(tmp_path) -> None:
     photo = smooth_image(120, 160, seed=4) + 0.3 * torch.rand(3, 120, 160)  # some texture to track
     motion = CameraMotion(num_frames=6, size=(24, 32), pan=(0.3, 0.5), zoom=(1.0, 1.0), rotation=0.0)

@@ -154,7 +154,7 @@ def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world:
             raise ValueError("multi-resolution training (several data.image_size values) reads folders, not shards")
         micro = global_batch // (world * accum)
         dataset = ShardDataset(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, rank, world, seed,
-                               start_sample=start_step * accum * micro)
+                               start_sample=start_step * accum * micro, batch_size=micro)
         return DataLoader(dataset, batch_size=micro, **common)
     dataset = build_dataset(cfg)
     sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum,

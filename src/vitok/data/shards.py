@@ -4,8 +4,9 @@ A shard holds samples as ``<key>.jpg`` / ``.png`` / ``.webp`` (images) or ``<key
 (videos). Members are grouped into samples on their LAST extension, so ``scan.2023.01.jpg`` is
 the image of sample ``scan.2023.01`` (WebDataset's own reader splits at the first dot and would
 find no image in it). Each rank reads its own shards (``shards[rank::world]``), each DataLoader
-worker its own subset of those; shards are visited in a seeded order per pass. Resume skips the
-samples this rank already consumed. Unreadable samples are skipped and reported like in
+worker every n-th block of ``batch_size`` samples of those (the batches it makes in its turn);
+shards are visited in a seeded order per pass. Resume skips the samples this rank already
+consumed, so with all samples readable a resumed run sees the batches an uninterrupted one does. Unreadable samples are skipped and reported like in
 :class:`MediaFolder`; a whole pass that yields nothing raises :class:`UnreadableDataError`.
 """
 
@@ -72,8 +73,10 @@ class ShardDataset(IterableDataset):
     """Endless stream of ``{"x", "seed", "path", "skipped"}`` items from tar shards."""
 
     def __init__(self, patterns: list[str], kind: Kind, transform: TrainTransform | EvalTransform,
-                 num_frames: int = 16, rank: int = 0, world: int = 1, seed: int = 0, start_sample: int = 0) -> None:
+                 num_frames: int = 16, rank: int = 0, world: int = 1, seed: int = 0, start_sample: int = 0,
+                 batch_size: int = 1) -> None:
         self.shards = expand_shards(patterns)
+        self.batch_size = batch_size  # DataLoader workers take turns by whole batches: blocks of samples
         if len(self.shards) < world:
             raise ValueError(f"{len(self.shards)} shards cannot be split over {world} ranks")
         self.kind, self.transform, self.num_frames = kind, transform, num_frames
@@ -109,7 +112,10 @@ class ShardDataset(IterableDataset):
             full_pass, first, yielded = count >= self.start_sample, count, 0
             for sample in self.pass_samples(epoch):
                 index, count = count, count + 1
-                if index < self.start_sample or index % nworkers != wid:
+                # worker w reads blocks w, w + n, ... of batch_size samples, the batches the DataLoader
+                # takes from it in turn: the first k batches are the first k * batch_size samples, so a
+                # resume at start_sample neither repeats nor drops one (when all are readable)
+                if index < self.start_sample or (index - self.start_sample) // self.batch_size % nworkers != wid:
                     continue
                 seed = self.seed * 1_000_003 + index * self.world + self.rank
                 name = f"{sample.get('__url__')}:{sample.get('__key__')}"
