@@ -294,6 +294,9 @@ def test_training_substitutes_and_logs_each_unreadable_file_once(tmp_path, caplo
     assert len(warnings) == 2  # one line per distinct file, not per draw
     substitutes = [item["path"] for item in items if item["skipped"]]
     assert len(set(substitutes)) > 1  # drawn from the seed, not always the next file in sort order
+    large = 2**31 - 1  # the largest run seed a config accepts, times 1_000_003, plus the position
+    item = data[(0, large * 1_000_003 + 7)]  # the unreadable first file: a substitute drawn from a large seed
+    assert item["x"].shape == (3, 16, 16) and item["skipped"]
 
 
 def test_evaluation_drops_unreadable_files_and_scores_each_file_once(tmp_path) -> None:

@@ -145,7 +145,7 @@ class MediaFolder(Dataset):
         """The file tried at ``attempt``: ``index`` first, then files drawn from the seed."""
         if attempt == 0:
             return index
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + attempt)
+        gen = torch.Generator().manual_seed((seed * 1_000_003 + attempt) % 2**63)  # any run seed: within int64
         return int(torch.randint(0, len(self.files), (), generator=gen))
 
     def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, object]:
