@@ -91,6 +91,17 @@ def test_vflip_and_rot90_give_the_eight_symmetries_at_the_crop_size() -> None:
     assert cfg.transform().vflip and cfg.transform().rot90 and cfg.transform().resized((8, 8)).rot90
 
 
+def test_short_side_crops_keep_the_output_aspect_ratio() -> None:
+    # a drawn short side below the output's asks for a crop larger than the source: the largest
+    # crop of the output's shape that fits, never a squashed one
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        top, left, ch, cw = TrainTransform((256, 256), short_side=(128, 128)).box(300, 1000, gen)
+        assert (ch, cw) == (300, 300) and 0 <= left <= 700 and top == 0
+        top, left, ch, cw = TrainTransform((64, 256), short_side=(64, 200)).box(400, 100, gen)  # wide out, tall source
+        assert cw == 100 and ch == 25 and top + ch <= 400
+
+
 def test_media_folder_images_and_videos(tmp_path) -> None:
     for i in range(3):
         io.save_image(smooth_image(40, 50, i), tmp_path / "img" / f"{i}.png")

@@ -99,6 +99,9 @@ class TrainTransform:
             return random_resized_crop_box(h, w, self.scale, self.ratio, gen)
         out_h, out_w = size or self.size
         factor = min(h, w) / uniform(gen, *self.short_side)  # source pixels per output pixel
+        # the crop keeps the output's aspect ratio: where the drawn short side is below the output's
+        # (or the output is wider than the source), the largest crop of that shape that fits
+        factor = min(factor, h / out_h, w / out_w)
         ch = min(h, max(1, round(out_h * factor)))
         cw = min(w, max(1, round(out_w * factor)))
         top = int(torch.randint(0, h - ch + 1, (), generator=gen))
