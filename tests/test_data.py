@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -169,6 +171,50 @@ def test_shard_resume_with_several_workers_sees_the_uninterrupted_batches(tmp_pa
     assert sorted(s for step in uninterrupted for s in step) == sorted(set(s for step in uninterrupted for s in step))
     assert steps(1, 4) == uninterrupted[1:]  # before: a sample repeated, another lost, the order changed
     assert steps(3, 2) == uninterrupted[3:]
+
+
+def test_shard_sources_globs_brace_ranges_pipes_and_literal_odd_names(tmp_path) -> None:
+    from vitok.data.shards import expand_shards, is_shard_spec
+
+    files = []
+    for i in range(3):
+        io.save_image(smooth_image(12, 12, i), tmp_path / "src" / f"{i}.png")
+        files.append(tmp_path / "src" / f"{i}.png")
+    shards = write_shards(files, str(tmp_path / "s-%03d.tar"), per_shard=1)
+    odd = tmp_path / "odd[1].tar"  # a literal name that is also a glob pattern
+    odd.write_bytes(Path(shards[0]).read_bytes())
+    assert expand_shards([str(tmp_path / "s-{000..002}.tar")]) == shards
+    assert expand_shards([str(tmp_path / "s-*.tar"), shards[1]]) == shards  # each once
+    assert expand_shards([str(odd)]) == [str(odd)]
+    pipe = f"pipe:cat {shards[2]}"
+    assert expand_shards([pipe]) == [pipe] and is_shard_spec([pipe, str(tmp_path / "s-{000..001}.tar")])
+    with pytest.raises(ValueError, match=r"no tar shards match .*s-003\.tar \(from .*s-\{000\.\.003\}\.tar\)"):
+        expand_shards([str(tmp_path / "s-{000..003}.tar")])  # one missing in a range is named, not ignored
+    item = next(iter(ShardDataset([pipe], "image", TrainTransform((8, 8)))))  # read through the command
+    assert item["x"].shape == (3, 8, 8) and item["path"].startswith(pipe)
+    cfg = DataConfig(train=[str(tmp_path / "s-*.tar")], image_size=8, motion=[str(tmp_path / "src")], kind="video")
+    with pytest.raises(ValueError, match="data.motion and data.train_repeat mix folder sources"):
+        build_train_loader(cfg, global_batch=2)
+
+
+def test_shard_videos_give_random_clips_at_the_frame_stride(tmp_path) -> None:
+    from vitok.data.datasets import read_clip
+
+    levels = [-0.9 + 0.15 * i for i in range(12)]  # frame i is flat at levels[i]: its index survives coding
+    io.save_video(torch.stack([torch.full((3, 16, 16), v) for v in levels], 1), tmp_path / "src" / "v.mp4")
+    shard = write_shards([tmp_path / "src" / "v.mp4"], str(tmp_path / "v-%02d.tar"))[0]
+
+    def frames(clip: torch.Tensor) -> list[int]:
+        return [min(range(12), key=lambda i: abs(levels[i] - float(f.mean()))) for f in clip.unbind(1)]
+
+    data = ShardDataset([shard], "video", TrainTransform((16, 16)), num_frames=3, frame_stride=2)
+    starts = set()
+    for _, item in zip(range(8), data):
+        seen = frames(item["x"])
+        assert seen == [seen[0], seen[0] + 2, seen[0] + 4]  # every 2nd frame
+        starts.add(seen[0])
+    assert len(starts) > 1  # a random start per sample, not always frame 0
+    assert frames(read_clip(tmp_path / "src" / "v.mp4", 3, frame_stride=6)) == [0, 5, 10]  # stride lowered to fit
 
 
 def test_camera_motion_clips_shapes_determinism_and_motion(tmp_path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import torch
 from torch import Tensor
@@ -73,6 +73,31 @@ def fit_clip(frames: Tensor, num_frames: int) -> Tensor:
     return torch.cat([frames, frames[:, -1:].expand(-1, num_frames - t, -1, -1)], dim=1)
 
 
+def read_clip(source: Path | BinaryIO, num_frames: int, frame_stride: int = 1,
+              gen: torch.Generator | None = None, total: int | None = None) -> Tensor:
+    """A clip (3, ``num_frames``, H, W) in [-1, 1] of a video file (a path, or a file-like object
+    such as a shard member's bytes): frames ``start, start + stride, ...`` with ``start`` drawn
+    uniformly from ``gen`` over the starts whose clip fits (the first frame when ``gen`` is None).
+    ``stride`` is ``frame_stride``, lowered for a video too short for it; a video shorter than
+    the clip is padded with its last frame (:func:`fit_clip`). ``total`` is the frame count when
+    known (else it is read from the file; it may be an estimate, so a late start that finds no
+    frames falls back to the first). ``ValueError`` naming the file for an unreadable video."""
+    if total is None:
+        total = io.video_info(source)[0]
+    stride = frame_stride
+    while stride > 1 and (num_frames - 1) * stride >= total:
+        stride -= 1
+    last_start = max(0, total - 1 - (num_frames - 1) * stride)
+    start = int(torch.randint(0, last_start + 1, (), generator=gen)) if gen is not None else 0
+    try:
+        clip = io.load_video(source, num_frames, start=start, stride=stride)
+    except ValueError:
+        if start == 0:
+            raise
+        clip = io.load_video(source, num_frames, start=0, stride=stride)  # the count was an estimate
+    return fit_clip(clip, num_frames)
+
+
 class MediaFolder(Dataset):
     """Images (3, H, W) or clips (3, T, H, W) from files, transformed, values in [-1, 1].
 
@@ -114,19 +139,8 @@ class MediaFolder(Dataset):
     def load_clip(self, path: Path, gen: torch.Generator) -> Tensor:
         if path not in self._frame_counts:
             self._frame_counts[path] = io.video_info(path)[0]
-        total = self._frame_counts[path]
-        stride = self.frame_stride
-        while stride > 1 and (self.num_frames - 1) * stride >= total:
-            stride -= 1
-        last_start = max(0, total - 1 - (self.num_frames - 1) * stride)
-        start = int(torch.randint(0, last_start + 1, (), generator=gen)) if self.random_clips else 0
-        try:
-            clip = io.load_video(path, self.num_frames, start=start, stride=stride)
-        except ValueError:
-            if start == 0:
-                raise
-            clip = io.load_video(path, self.num_frames, start=0, stride=stride)  # the count was an estimate
-        return fit_clip(clip, self.num_frames)
+        return read_clip(path, self.num_frames, self.frame_stride, gen if self.random_clips else None,
+                         total=self._frame_counts[path])
 
     def load(self, path: Path, gen: torch.Generator, size: int | None = None) -> Tensor:
         transform = self.transform if size is None else self.transform.resized((size, size))

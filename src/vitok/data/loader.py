@@ -152,9 +152,13 @@ def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world:
     if cfg.train and is_shard_spec(cfg.train):
         if multi:
             raise ValueError("multi-resolution training (several data.image_size values) reads folders, not shards")
+        if cfg.motion or cfg.train_repeat != 1:
+            raise ValueError("data.motion and data.train_repeat mix folder sources; with tar shards in data.train, "
+                             "pack the mix into the shards (or give folders)")
         micro = global_batch // (world * accum)
         dataset = ShardDataset(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, rank, world, seed,
-                               start_sample=start_step * accum * micro, batch_size=micro)
+                               start_sample=start_step * accum * micro, batch_size=micro,
+                               frame_stride=cfg.frame_stride)
         return DataLoader(dataset, batch_size=micro, **common)
     dataset = build_dataset(cfg)
     sampler = StepBatchSampler(len(dataset), global_batch, rank, world, seed, start_step, accum,

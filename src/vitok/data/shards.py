@@ -1,13 +1,20 @@
 """WebDataset tar shards, for data that does not fit on one disk (the ``webdataset`` package).
 
-A shard holds samples as ``<key>.jpg`` / ``.png`` / ``.webp`` (images) or ``<key>.mp4`` etc.
-(videos). Members are grouped into samples on their LAST extension, so ``scan.2023.01.jpg`` is
-the image of sample ``scan.2023.01`` (WebDataset's own reader splits at the first dot and would
-find no image in it). Each rank reads its own shards (``shards[rank::world]``), each DataLoader
-worker every n-th block of ``batch_size`` samples of those (the batches it makes in its turn);
-shards are visited in a seeded order per pass. Resume skips the samples this rank already
-consumed, so with all samples readable a resumed run sees the batches an uninterrupted one does. Unreadable samples are skipped and reported like in
-:class:`MediaFolder`; a whole pass that yields nothing raises :class:`UnreadableDataError`.
+Shards are named by local paths, globs (``/data/train-*.tar``), WebDataset's brace ranges
+(``/data/train-{000000..000999}.tar``), URLs or ``pipe:COMMAND`` (a command that writes the tar
+to its stdout, e.g. ``pipe:aws s3 cp s3://bucket/train-000000.tar -``); plain or compressed
+(``.tar.gz``, ``.tgz``). A shard holds samples as ``<key>.jpg`` / ``.png`` / ``.webp`` (images)
+or ``<key>.mp4`` etc. (videos). Members are grouped into samples on their LAST extension, so
+``scan.2023.01.jpg`` is the image of sample ``scan.2023.01`` (WebDataset's own reader splits at
+the first dot and would find no image in it). A video sample gives a random clip of
+``num_frames`` at ``frame_stride``, as from folders.
+
+Each rank reads its own shards (``shards[rank::world]``), each DataLoader worker every n-th
+block of ``batch_size`` samples of those (the batches it makes in its turn); shards are visited
+in a seeded order per pass. Resume skips the samples this rank already consumed, so with all
+samples readable a resumed run sees the batches an uninterrupted one does. Unreadable samples
+are skipped and reported like in :class:`MediaFolder`; a whole pass that yields nothing raises
+:class:`UnreadableDataError`.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from vitok import io
 from vitok.checks import describe
-from vitok.data.datasets import Kind, UnreadableDataError, fit_clip
+from vitok.data.datasets import Kind, UnreadableDataError, read_clip
 from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")
@@ -58,15 +65,37 @@ def read_samples(urls: list[str]) -> Iterator[dict[str, object]]:
     yield from tariterators.group_by_keys(files, keys=split_last_extension, handler=_warn_and_continue)
 
 
+SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def is_remote(source: str) -> bool:
+    """True for a shard source the reader opens itself: a URL (``scheme://...``) or ``pipe:COMMAND``."""
+    return source.startswith("pipe:") or "://" in source
+
+
 def expand_shards(patterns: list[str]) -> list[str]:
-    """Shard paths from globs or brace-free paths, sorted; raises if none exist."""
+    """Shard sources from paths, globs, brace ranges (``a-{000..009}.tar``, WebDataset's
+    notation), URLs and ``pipe:`` commands, sorted and each once. ``TypeError`` unless a list of
+    strings; ``ValueError`` naming the first local pattern that matches no file."""
+    from webdataset.shardlists import expand_urls
+
     if isinstance(patterns, (str, os.PathLike)) or not isinstance(patterns, (list, tuple)) or not all(
             isinstance(p, (str, os.PathLike)) for p in patterns):
         raise TypeError(f"shard patterns must be a list of paths or globs, got {describe(patterns)}")
-    shards = sorted({p for pattern in patterns for p in glob.glob(os.fspath(pattern))})
+    shards: set[str] = set()
+    for pattern in map(os.fspath, patterns):
+        for source in expand_urls(pattern) if "{" in pattern else [pattern]:
+            if is_remote(source):
+                shards.add(source)
+                continue
+            # a literal name first: "shard[1].tar" is a file, not a pattern
+            found = [source] if Path(source).is_file() else [p for p in glob.glob(source) if Path(p).is_file()]
+            if not found:
+                raise ValueError(f"no tar shards match {source}" + (f" (from {pattern})" if source != pattern else ""))
+            shards.update(found)
     if not shards:
         raise ValueError(f"no tar shards match {patterns}")
-    return shards
+    return sorted(shards)
 
 
 class ShardDataset(IterableDataset):
@@ -74,12 +103,12 @@ class ShardDataset(IterableDataset):
 
     def __init__(self, patterns: list[str], kind: Kind, transform: TrainTransform | EvalTransform,
                  num_frames: int = 16, rank: int = 0, world: int = 1, seed: int = 0, start_sample: int = 0,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, frame_stride: int = 1) -> None:
         self.shards = expand_shards(patterns)
         self.batch_size = batch_size  # DataLoader workers take turns by whole batches: blocks of samples
         if len(self.shards) < world:
             raise ValueError(f"{len(self.shards)} shards cannot be split over {world} ranks")
-        self.kind, self.transform, self.num_frames = kind, transform, num_frames
+        self.kind, self.transform, self.num_frames, self.frame_stride = kind, transform, num_frames, frame_stride
         self.rank, self.world, self.seed, self.start_sample = rank, world, seed, start_sample
 
     def decode(self, sample: dict[str, object], gen: torch.Generator) -> torch.Tensor:
@@ -91,7 +120,7 @@ class ShardDataset(IterableDataset):
         if self.kind == "image":
             x = io.load_image(data, min_side=self.transform.decode_min_side)
         else:
-            x = fit_clip(io.load_video(data, self.num_frames), self.num_frames)
+            x = read_clip(data, self.num_frames, self.frame_stride, gen)  # a random clip, as from folders
         return self.transform(x, gen)
 
     def pass_samples(self, epoch: int) -> Iterator[dict[str, object]]:
@@ -145,8 +174,10 @@ class ShardDataset(IterableDataset):
 
 
 def is_shard_spec(paths: list[str]) -> bool:
-    """True when the data paths name tar shards rather than folders."""
-    return all(str(p).endswith(".tar") or "*" in str(p) for p in paths) and bool(paths)
+    """True when the data paths name tar shards (``.tar`` / ``.tar.gz`` / ``.tgz`` files, globs,
+    brace ranges, URLs, ``pipe:`` commands) rather than folders."""
+    return bool(paths) and all(str(p).endswith(SHARD_SUFFIXES) or any(c in str(p) for c in "*?{")
+                               or is_remote(str(p)) for p in paths)
 
 
 def write_shards(files: list[Path], out_pattern: str, per_shard: int = 1000) -> list[str]:
