@@ -54,3 +54,13 @@ def test_a_resumed_run_takes_changed_optimiser_settings_and_says_so(image_folder
     assert "run.stop_at" in out and "data.train" not in out and "data.vflip" not in out  # only what changed
     # an option the checkpoint's version did not have yet is not a change
     assert changed_settings({"a": {"b": 1, "d": 0}}, {"a": {"b": 2, "c": 3, "d": 0}}) == ["a.b: 1 -> 2"]
+
+
+def test_a_resumed_run_can_add_the_ema_and_the_gan(image_folder, tmp_path, capsys) -> None:
+    train(tiny_config(image_folder, tmp_path / "run", "run.stop_at=3"))  # no EMA, no GAN
+    capsys.readouterr()
+    train(tiny_config(image_folder, tmp_path / "run", "run.ema=0", "loss.gan_weight=0.05", "loss.disc_channels=8"))
+    out = capsys.readouterr().out
+    assert "run.ema is new since the checkpoint" in out and "the discriminator starts fresh" in out
+    assert (tmp_path / "run" / "model-ema").is_dir()  # a decay of 0 is an EMA too (a copy), not "off"
+    assert load_checkpoint(list_checkpoints(tmp_path / "run")[-1][1])["step"] == 6

@@ -213,9 +213,12 @@ class Engine:
             return {k: p for k, p in self.model.named_parameters() if p.requires_grad}
 
         self.sharded = self.dist.enabled and self.run.distributed == "fsdp"
-        self.ema = EMA(trainable(), self.run.ema) if self.run.ema else None
+        self.ema = EMA(trainable(), self.run.ema) if self.run.ema is not None else None
         if self.ema is not None and state is not None:
-            self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])  # before rebind: FSDP shards the averages alike
+            elif self.dist.is_main:
+                print("note: run.ema is new since the checkpoint: the average starts from its weights")
         wrapped = wrap(self.model, self.dist, self.run.distributed)
         self.trainable = trainable()  # FSDP replaced the parameters
         if self.ema is not None:

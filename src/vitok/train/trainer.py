@@ -100,8 +100,10 @@ class Trainer(Engine):
         state = self.resume_state(required=("step", "model", "opt", "rng"))
         if state is not None:  # weights go in before sharding / replication
             self.model.load_state_dict(state["model"])
-            if self.disc is not None:
+            if self.disc is not None and "disc" in state:
                 self.disc.load_state_dict(state["disc"])
+            elif self.disc is not None and self.dist.is_main:
+                print("note: the GAN loss is new since the checkpoint: the discriminator starts fresh")
         self.ddp_model = self.wrap_model(state)
         self.ddp_disc = wrap(self.disc, self.dist, "ddp") if self.disc is not None else None
         self.build_optimizer(cfg.optim)
@@ -122,7 +124,7 @@ class Trainer(Engine):
         return {"disc": self.disc.state_dict(), "d_opt": self.d_opt.state_dict()}
 
     def restore_extra(self, state: dict[str, Any]) -> None:
-        if self.d_opt is not None:
+        if self.d_opt is not None and "d_opt" in state:
             load_optimizer_state(self.disc, self.d_opt, state["d_opt"], sharded=False)  # DDP only, never FSDP
 
     def pictures(self) -> tuple[Tensor, Tensor] | None:
