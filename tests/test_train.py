@@ -360,3 +360,10 @@ def test_unreadable_files_are_counted_once_each_and_named(tmp_path, capsys) -> N
     assert "skipped 2 unreadable files: " in out and "bomb.png" in out
     assert sorted(Path(p).name for p in load_checkpoint(list_checkpoints(tmp_path / "run")[-1][1])["skipped_paths"]) \
         == ["bomb.png", "broken.jpg"]
+
+
+def test_a_warmup_as_long_as_the_run_is_warned_about(image_folder, tmp_path, capsys) -> None:
+    train(tiny_config(image_folder, tmp_path / "run", "run.steps=2", "optim.warmup=5"))
+    assert "optim.warmup is 5 steps, not below run.steps 2" in capsys.readouterr().err
+    train(tiny_config(image_folder, tmp_path / "ok", "run.steps=2", "optim.warmup=1"))
+    assert "optim.warmup" not in capsys.readouterr().err

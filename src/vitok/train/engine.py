@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,10 @@ class Engine:
         self.opt = torch.optim.AdamW(param_groups(self.model, optim.weight_decay), lr=optim.peak_lr,
                                      betas=optim.betas, fused=self.dist.device.type == "cuda")
         self.warmup = warmup_steps(optim.warmup, self.run.steps)
+        if self.warmup >= self.run.steps and self.dist.is_main:
+            print(f"warning: optim.warmup is {self.warmup} steps, not below run.steps {self.run.steps}: the learning "
+                  f"rate never reaches optim.lr and never decays (a fraction below 1, e.g. 0.03, scales with the run)",
+                  file=sys.stderr)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on the run's device when ``run.precision`` is bf16, else a no-op."""
