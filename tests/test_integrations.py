@@ -72,6 +72,37 @@ def test_diffusers_format_round_trip_is_bit_identical(tmp_path) -> None:
     assert all(torch.equal(again.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
+def test_bf16_keeps_the_float32_parts_through_every_diffusers_path(tmp_path) -> None:
+    def dtypes(model: ViTok) -> dict[str, torch.dtype]:
+        return {n: t.dtype for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()}
+
+    tiny_vitok().save_pretrained(tmp_path / "vitok", dtype=torch.bfloat16)
+    bf16 = ViTok.from_pretrained(tmp_path / "vitok", dtype=torch.bfloat16)
+    reference = dtypes(bf16)  # vitok's own bf16 rules: the fp32_modules and the latent statistics stay float32
+    kept = {n for n, d in reference.items() if d == torch.float32}
+    assert {"latent_mean", "latent_std"} <= kept and any(n.startswith("bottleneck.") for n in kept)
+    assert any(n.startswith("decoder_out.") for n in kept) and torch.bfloat16 in reference.values()
+    assert dtypes(AutoencoderViTok.from_vitok(bf16).model) == reference  # not everything cast to bf16
+    assert dtypes(AutoencoderViTok.from_vitok(bf16).to_vitok()) == reference
+    AutoencoderViTok.from_vitok(tiny_vitok()).save_pretrained(tmp_path / "diffusers")
+    loaded = AutoencoderViTok.from_pretrained(tmp_path / "diffusers", torch_dtype=torch.bfloat16)
+    assert dtypes(loaded.model) == reference  # diffusers alone left it all float32 (the latent stats come first)
+    full = AutoencoderViTok.from_pretrained(tmp_path / "diffusers")
+    assert set(dtypes(full.model).values()) == {torch.float32}
+    with torch.no_grad():
+        x = torch.rand(1, 3, 16, 16) * 2 - 1
+        assert loaded.encode(x).latent_dist.mode().dtype == torch.float32  # latents in full precision
+
+
+def test_bf16_saving_keeps_the_latent_statistics_exact(tmp_path) -> None:
+    model = ViTok.from_preset("N-N/8", latent_channels=2)
+    model.set_latent_stats(torch.tensor([0.1234567, -0.7654321]), torch.tensor([1.2345678, 0.3333333]))
+    model.save_pretrained(tmp_path / "m", dtype=torch.bfloat16)
+    loaded = ViTok.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.latent_mean, model.latent_mean) and torch.equal(loaded.latent_std, model.latent_std)
+    assert loaded.decoder_out.weight.dtype == torch.float32  # parameters load back as float32
+
+
 def test_dit_pipeline_runs_with_the_vitok_vae_and_decodes_like_vitok() -> None:
     from diffusers import DDIMScheduler, DiTPipeline, DiTTransformer2DModel
 

@@ -45,6 +45,17 @@ def scalar_scaling(mean: list[float] | None, std: list[float] | None) -> tuple[f
     return 1.0 / math.sqrt(variance), shift
 
 
+def copy_weights(source: ViTok, target: ViTok) -> ViTok:
+    """Copy every parameter and buffer of ``source`` into ``target`` (the same architecture) in the
+    source's dtype, so a bf16 model's float32 parts (``ViTok.fp32_modules``, the latent
+    statistics) stay float32. Returns ``target``."""
+    target.load_state_dict(source.state_dict())
+    dtypes = {name: t.dtype for name, t in (*source.named_parameters(), *source.named_buffers())}
+    for name, tensor in (*target.named_parameters(), *target.named_buffers()):
+        tensor.data = tensor.data.to(dtypes[name])
+    return target
+
+
 class AutoencoderViTok(ModelMixin, ConfigMixin):
     """A :class:`~vitok.ViTok` behind the ``diffusers.AutoencoderKL`` interface.
 
@@ -72,14 +83,33 @@ class AutoencoderViTok(ModelMixin, ConfigMixin):
         std = list(config.latent_std) if config.latent_std is not None else None
         scale, shift = scalar_scaling(mean, std)
         vae = cls(config.to_dict(), scale, shift, mean, std)
-        vae.model.load_state_dict(model.state_dict())
-        return vae if model.dtype == torch.float32 else vae.to(model.dtype)
+        copy_weights(model, vae.model)
+        return vae
 
     def to_vitok(self) -> ViTok:
-        """The wrapped :class:`ViTok` as a standalone model (a copy)."""
-        model = ViTok(self.model.config)
-        model.load_state_dict(self.model.state_dict())
-        return model.to(self.model.dtype).eval()
+        """The wrapped :class:`ViTok` as a standalone model (a copy, each tensor in its dtype)."""
+        return copy_weights(self.model, ViTok(self.model.config)).eval()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str, **kwargs: Any) -> AutoencoderViTok:
+        """diffusers' ``ModelMixin.from_pretrained`` (its keyword arguments), with vitok's dtype
+        rules: the weights load as float32, and ``torch_dtype=torch.bfloat16`` casts the
+        parameters except ``ViTok.fp32_modules`` (the bottleneck and the pixel head stay float32,
+        as in ``ViTok.from_pretrained(..., dtype=)``); the latent statistics stay float32.
+        diffusers' own cast keys on the first stored tensor and could leave everything float32
+        or cast the float32 parts too. ``low_cpu_mem_usage`` defaults to False (it needs
+        ``accelerate``, which vitok does not)."""
+        from vitok.models.inference import cast_parameters
+
+        dtype = kwargs.pop("torch_dtype", None)
+        kwargs.setdefault("low_cpu_mem_usage", False)
+        vae = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        for tensor in (*vae.parameters(), *vae.buffers()):
+            if tensor.is_floating_point():
+                tensor.data = tensor.data.float()
+        if dtype is not None:
+            cast_parameters(vae.model, dtype)
+        return vae
 
     # ------------------------------------------------------------------ the AutoencoderKL interface
     def encode(self, x: Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:

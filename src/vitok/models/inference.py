@@ -57,10 +57,11 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.float32 if precision == "fp32" else torch.bfloat16
 
 
-def cast_for_inference(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+def cast_parameters(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """Cast the parameters of ``model`` to ``dtype`` in place, except those under the module
-    names in ``model.fp32_modules`` when ``dtype`` is a reduced precision; buffers keep their
-    dtype. Returns the model in eval mode with gradients off.
+    names in ``model.fp32_modules`` (kept float32) when ``dtype`` is a reduced precision; buffers
+    keep their dtype, and the training mode and ``requires_grad`` are left as they are. Returns
+    ``model``.
 
     Raises:
         TypeError: ``dtype`` is not a floating-point ``torch.dtype``.
@@ -73,7 +74,17 @@ def cast_for_inference(model: nn.Module, dtype: torch.dtype = torch.bfloat16) ->
         kept = any(name == k or name.startswith(k + ".") for k in keep)
         for param in module.parameters(recurse=False):
             param.data = param.data.to(torch.float32 if kept else dtype)
-    return model.eval().requires_grad_(False)
+    return model
+
+
+def cast_for_inference(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """:func:`cast_parameters` (the ``fp32_modules`` stay float32 in a reduced precision, buffers
+    keep their dtype), then eval mode with gradients off. Returns ``model``.
+
+    Raises:
+        TypeError: ``dtype`` is not a floating-point ``torch.dtype``.
+    """
+    return cast_parameters(model, dtype).eval().requires_grad_(False)
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:

@@ -149,13 +149,15 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (both atomically) into ``directory``;
-        ``dtype`` (e.g. ``torch.bfloat16``) stores the weights smaller (loading casts them back)."""
+        ``dtype`` (e.g. ``torch.bfloat16``) stores the parameters smaller (loading casts them back);
+        buffers (the latent statistics) keep their own dtype, so they round-trip exactly."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous().cpu()
-                 for k, v in self.state_dict().items()}
+        params = {name for name, _ in self.named_parameters()}
+        state = {k: v.detach().to(dtype if dtype and k in params and v.is_floating_point() else v.dtype)
+                 .contiguous().cpu() for k, v in self.state_dict().items()}
         config = self.config.to_dict()
         atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), {"format": "pt"}))
         text = json.dumps({"model_type": self.model_type, **config}, indent=2)
