@@ -51,8 +51,10 @@ def test_gmacs_match_paper(name: str, shape: tuple[int, int, int], paper: float)
 @pytest.mark.parametrize("name", SMALL)
 def test_analytic_and_measured_macs_agree(name: str) -> None:
     config = get_config(name, qk_norm=True)
-    for shape in [config.default_input_shape, (config.num_frames, 40, 24)]:
-        assert measure_macs(config, shape).total == count_macs(config, shape).total
+    t, h, w = config.default_input_shape
+    large = (t, 4 * h, 4 * w)  # 16 windows: encode / decode would tile it automatically
+    for shape in [config.default_input_shape, (config.num_frames, 40, 24), large]:
+        assert measure_macs(config, shape).total == count_macs(config, shape).total, shape
 
 
 def test_latent_size_and_ratio() -> None:

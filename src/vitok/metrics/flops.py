@@ -98,8 +98,9 @@ def head_macs(config: ViTokConfig, shape: tuple[int, int, int]) -> int:
 
 
 def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None) -> MacCount:
-    """MACs counted by torch's FlopCounterMode on a meta-device model (no memory, no compute);
-    arguments checked like :func:`count_macs`."""
+    """MACs counted by torch's FlopCounterMode on a meta-device model (no memory, no compute),
+    through the untiled path as :func:`count_macs` counts it (a large input would otherwise be
+    tiled automatically, see ``ViTok.enable_tiling``); arguments checked like :func:`count_macs`."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -113,10 +114,10 @@ def measure_macs(config: ViTokConfig, shape: tuple[int, int, int] | None = None)
     counts = []
     with sdpa_kernel(SDPBackend.MATH), torch.no_grad():
         with FlopCounterMode(display=False) as counter:
-            z = model.encode(x)
+            z = model.encode(x, tiled=False)
         counts.append(counter.get_total_flops())
         with FlopCounterMode(display=False) as counter:
-            model.decode(z)
+            model.decode(z, tiled=False)
         counts.append(counter.get_total_flops())
     return MacCount(encoder=counts[0] // 2, decoder=counts[1] // 2)
 
