@@ -220,9 +220,14 @@ def _reduce_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.T
     psnr.update(x[rank::world], y[rank::world])
     stats.update(x[rank::world].flatten(1)[:, :8].double())
     value = psnr.compute()
-    stats.reduce()
+    total, again = stats.reduced(), stats.reduced()  # computing twice never counts a sample twice
+    lone = FeatureStats()  # only rank 0 sees features: rank 1 joins with zeros instead of failing / hanging
     if rank == 0:
-        torch.save({"psnr": value, "count": stats.count, "mu": torch.from_numpy(stats.mean_cov()[0])}, out)
+        lone.update(x[:3].flatten(1)[:, :8].double())
+    lone_total = lone.reduced()
+    if rank == 0:
+        torch.save({"psnr": value, "count": total.count, "again": again.count, "own": stats.count,
+                    "lone": lone_total.count, "mu": torch.from_numpy(total.mean_cov()[0])}, out)
     dist.destroy_process_group()
 
 
@@ -238,7 +243,7 @@ def test_metrics_reduce_across_processes(tmp_path) -> None:
     single = MeanMetric("psnr", psnr_uint8)
     single.update(x, y)
     assert got["psnr"] == pytest.approx(single.compute(), rel=1e-9)
-    assert got["count"] == 6
+    assert got["count"] == got["again"] == 6 and got["own"] == 3 and got["lone"] == 3
     torch.testing.assert_close(got["mu"], x.flatten(1)[:, :8].double().mean(0))
 
 

@@ -100,15 +100,32 @@ class FeatureStats:
         self.total += f.sum(0).to(self.total.device)
         self.outer += (f.T @ f).to(self.outer.device)
 
-    def reduce(self) -> None:
-        """Sum the statistics over all processes (no-op without torch.distributed)."""
+    def reduced(self) -> FeatureStats:
+        """The statistics summed over all processes, as a new object: this one is left as it is,
+        so computing twice, or adding batches after a compute, never counts a sample twice. A
+        process that saw no features contributes zeros (the feature size comes from the others).
+        Without torch.distributed (or with one process) this object itself."""
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            count = torch.tensor([self.count], dtype=torch.float64, device=self.total.device)
-            for t in (count, self.total, self.outer):
-                dist.all_reduce(t)
-            self.count = int(count.item())
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return self
+        if self.total is not None:
+            device = self.total.device
+        else:  # NCCL reduces CUDA tensors only
+            device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else \
+                torch.device("cpu")
+        dim = torch.tensor([0 if self.total is None else self.total.shape[0]], device=device)
+        dist.all_reduce(dim, op=dist.ReduceOp.MAX)
+        out = FeatureStats()
+        out._init(int(dim.item()), device)
+        if self.total is not None:
+            out.total += self.total
+            out.outer += self.outer
+        count = torch.tensor([self.count], dtype=torch.float64, device=device)
+        for t in (count, out.total, out.outer):
+            dist.all_reduce(t)
+        out.count = int(count.item())
+        return out
 
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """(mu (D,), sigma (D, D)) with the unbiased covariance (like ``np.cov(rowvar=False)``)."""

@@ -107,9 +107,7 @@ class FrechetMetric:
             self.fake.update(self.extract(prep(y)))
 
     def compute(self) -> float:
-        self.real.reduce()
-        self.fake.reduce()
-        return frechet_distance(*self.real.mean_cov(), *self.fake.mean_cov())
+        return frechet_distance(*self.real.reduced().mean_cov(), *self.fake.reduced().mean_cov())
 
 
 METRICS = ("psnr", "ssim", "lpips", "lpips-vgg", "rfid", "rfvd", "grid")
