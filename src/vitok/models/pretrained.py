@@ -201,7 +201,8 @@ class PretrainedMixin:
         stored = safetensors_shapes(weights)
         missing = sorted(set(expected) - set(stored))
         unexpected = sorted(set(stored) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        wrong = [f"{k}: stored {list(stored[k])}, config {list(expected[k])}"
+                 for k in sorted(set(expected) & set(stored)) if expected[k] != stored[k]]
         if missing or unexpected or wrong:
             raise ValueError(f"{weights} does not match {directory / CONFIG_NAME}: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
