@@ -226,6 +226,42 @@ def test_cache_latents_skips_unreadable_files_and_keeps_labels_aligned(class_fol
     assert labels == [0, 0, 0, 1, 1, 1]  # labels follow their own images, not shifted by the skip
 
 
+def test_a_cache_resumes_only_what_it_was_made_of(class_folder, tmp_path) -> None:
+    from vitok.generate.latents import LatentDataset, cache_latents
+
+    tokenizer = ViTok.from_preset("N-N/8", latent_channels=4)
+    out = tmp_path / "latents"
+    cache_latents(tokenizer, class_folder, out, size=16, shard_size=4, progress=False)
+    (out / "shard-00001.safetensors").unlink()  # as if interrupted after the first shard
+    again = cache_latents(tokenizer, class_folder, out, size=16, shard_size=4, progress=False)  # resumes
+    assert again["samples"] == 6 and sorted(p.name for p in out.glob("shard-*")) == [
+        "shard-00000.safetensors", "shard-00001.safetensors"]
+    other = ViTok.from_preset("N-N/8", latent_channels=4)  # other weights
+    with pytest.raises(ValueError, match=r"cached differently \(other tokenizer weights\)"):
+        cache_latents(other, class_folder, out, size=16, shard_size=4, progress=False)
+    with pytest.raises(ValueError, match=r"\(other crop size\)"):
+        cache_latents(tokenizer, class_folder, out, size=32, shard_size=4, progress=False)
+    (class_folder / "birds").mkdir()
+    io.save_image(torch.zeros(3, 20, 20), class_folder / "birds" / "a.png")
+    with pytest.raises(ValueError, match=r"\(other files, labels, classes\)"):
+        cache_latents(tokenizer, class_folder, out, size=16, shard_size=4, progress=False)
+    # the dataset: shards that do not fit together, labels outside the classes
+    from safetensors.torch import save_file
+
+    save_file({"latents": torch.zeros(2, 4, 4, 4), "labels": torch.zeros(2, dtype=torch.long)},
+              str(out / "shard-00002.safetensors"))
+    with pytest.raises(ValueError, match=r"shard-00002.safetensors does not fit shard-00000.safetensors"):
+        LatentDataset(out)
+    save_file({"latents": torch.zeros(2, 4, 2, 2), "labels": torch.tensor([0, 7])},
+              str(out / "shard-00002.safetensors"))
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.1 \(stats.json num_classes 2\), found 0\.\.7"):
+        LatentDataset(out)
+    for shard in out.glob("shard-*"):
+        shard.unlink()
+    with pytest.raises(ValueError, match="no shard-"):
+        LatentDataset(out)
+
+
 def _dit_run(latents: Path, out: Path, *overrides: str) -> None:
     from vitok.generate.trainer import DiTTrainConfig, train_dit
     from vitok.train.config import load_config

@@ -2,10 +2,14 @@
 
 A dataset is encoded once with a tokenizer into shards ``shard-00000.safetensors`` holding
 ``latents`` (N, c, [t,] h, w) float32 (posterior means) and ``labels`` (N,) int64. Finished shards
-are kept, so an interrupted run resumes. Labels come from the first sub-folder under the data root
-(sorted class names) or from a ``labels.json`` file mapping relative paths to class indices.
-``stats.json`` holds the per-channel latent mean and std, which are also stored with a copy of the
-tokenizer (``tokenizer/``) for ``encode(normalize=True)`` / ``decode(denormalize=True)``.
+are kept, so an interrupted run resumes; ``manifest.json`` (written before the first shard)
+records what the shards are made of (the files and their labels, the classes, kind, crop, clip
+length, flips, precision, shard size and a fingerprint of the tokenizer's weights), and a cache
+is resumed only with the same manifest, so two datasets or tokenizers never mix in one folder.
+Labels come from the first sub-folder under the data root (sorted class names) or from a
+``labels.json`` file mapping relative paths to class indices. ``stats.json`` holds the
+per-channel latent mean and std, which are also stored with a copy of the tokenizer
+(``tokenizer/``) for ``encode(normalize=True)`` / ``decode(denormalize=True)``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
     from vitok.models.inference import CompileStats, prepare_for_inference
 
     model = model.to(device).eval()
+    manifest = {"files": [f.relative_to(data).as_posix() for f in dataset.files], "labels": labels,
+                "classes": names, "kind": kind, "size": list(crop), "frames": frames if kind == "video" else 1,
+                "flip": flip, "precision": precision, "shard_size": shard_size,
+                "tokenizer_sha256": weights_fingerprint(model)}
+    check_resumable(out, manifest)
+    atomic_write(out / MANIFEST_NAME, lambda path: path.write_text(json.dumps(manifest, indent=1)))
     encoder = model if precision == "fp32" and not compile else copy.deepcopy(model)
     encoder = prepare_for_inference(encoder, precision, device, compile)
     compiling = CompileStats()
@@ -95,6 +105,45 @@ def cache_latents(model: nn.Module, data: Path, out: Path, kind: str = "image", 
     model.set_latent_stats(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
     model.save_pretrained(out / "tokenizer")
     return stats
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a model's parameter and buffer names, dtypes, shapes and bytes (hex), without the
+    latent statistics (the encoder's latents do not depend on them, and caching sets them)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name in ("latent_mean", "latent_std"):
+            continue
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_resumable(out: Path, manifest: dict) -> None:
+    """Raise ``ValueError`` naming what differs when ``out`` holds shards made from other files,
+    labels or settings than ``manifest`` (or shards without a manifest); nothing to check in a
+    folder without shards."""
+    if not any(out.glob("shard-*.safetensors")):
+        return
+    try:
+        old = json.loads((out / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict):
+        raise ValueError(f"--out {out} holds latent shards without a readable {MANIFEST_NAME} (from another run or "
+                         "version): give a new folder, or delete the shards to encode again")
+    differ = [key for key in manifest if old.get(key) != manifest[key]]
+    if differ:
+        what = {"size": "crop size", "frames": "clip length", "flip": "flips", "shard_size": "shard size",
+                "tokenizer_sha256": "tokenizer weights"}
+        other = ", ".join(what.get(key, key) for key in differ)
+        raise ValueError(f"--out {out} holds latents cached differently (other {other}): give a new folder (or "
+                         "delete it) rather than mixing two caches")
 
 
 def write_shard(model: nn.Module, subset: Dataset, labels: list[int], path: Path, batch_size: int, flip: bool,
@@ -160,9 +209,21 @@ class LatentDataset(Dataset):
         if not (folder / "stats.json").is_file():
             raise FileNotFoundError(f"{folder} is not a latent cache (no stats.json); run `vitok cache-latents`")
         self.stats = json.loads((folder / "stats.json").read_text())
-        shards = [load_safetensors(p) for p in sorted(folder.glob("shard-*.safetensors"))]
+        paths = sorted(folder.glob("shard-*.safetensors"))
+        if not paths:
+            raise ValueError(f"{folder} has a stats.json but no shard-*.safetensors; run `vitok cache-latents` again")
+        shards = [load_safetensors(p) for p in paths]
+        for path, shard in zip(paths, shards):
+            if set(shard) != {"latents", "labels"} or shard["latents"].shape[1:] != shards[0]["latents"].shape[1:] \
+                    or shard["labels"].shape != shard["latents"].shape[:1]:
+                raise ValueError(f"{path} does not fit {paths[0].name}: latents {_shape(shard, 'latents')} and labels "
+                                 f"{_shape(shard, 'labels')}, against latents {_shape(shards[0], 'latents')}")
         self.latents = torch.cat([s["latents"] for s in shards])
         self.labels = torch.cat([s["labels"] for s in shards])
+        classes = self.stats.get("num_classes")
+        if len(self.labels) and (self.labels.min() < 0 or (isinstance(classes, int) and self.labels.max() >= classes)):
+            raise ValueError(f"{folder}: labels must be in 0..{classes - 1} (stats.json num_classes {classes}), "
+                             f"found {int(self.labels.min())}..{int(self.labels.max())}")
         view = (1, -1) + (1,) * (self.latents.ndim - 2)
         self.latents = (self.latents - torch.tensor(self.stats["mean"]).view(view)) / torch.tensor(
             self.stats["std"]).view(view)
@@ -173,6 +234,10 @@ class LatentDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
         index, seed = key if isinstance(key, tuple) else (key, key)
         return {"x": self.latents[index], "y": int(self.labels[index]), "seed": seed}
+
+
+def _shape(shard: dict[str, Tensor], key: str) -> str:
+    return str(list(shard[key].shape)) if key in shard else "missing"
 
 
 def collate_latents(items: list[dict[str, object]]) -> dict[str, Tensor]:
