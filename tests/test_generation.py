@@ -200,8 +200,34 @@ def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
                  "--n", "6", "--steps", "5", "--ref-stats", str(tmp_path / "ref" / "rfid_real_stats.npz"),
                  "--out", str(tmp_path / "gen")]) == 0
     result = json.loads((tmp_path / "gen" / "results.json").read_text())
-    assert result["samples"] == 6 and result["gfid"] > 0
+    assert result["samples"] == 6 and result["gfid"] > 0 and result["seed"] == 0 and result["sampler"] == "ddim"
     assert "gfid" in capsys.readouterr().out
+    assert len(list((tmp_path / "gen" / "samples").glob("sample-*.png"))) == 6
+    # made, decoded and measured in batches of 4 (2 + 4 ...): the same samples, so the same score
+    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--model", str(latents / "tokenizer"),
+                 "--n", "6", "--steps", "5", "--ref-stats", str(tmp_path / "ref" / "rfid_real_stats.npz"),
+                 "--out", str(tmp_path / "gen4"), "--batch-size", "4"]) == 0
+    assert json.loads((tmp_path / "gen4" / "results.json").read_text())["gfid"] == pytest.approx(result["gfid"])
+    # the tokenizer without latent statistics cannot undo the normalisation: refused before sampling
+    assert main([*sample, "--model", str(tmp_path / "tok"), "--out", str(tmp_path / "s3")]) == 2
+    assert "has no latent statistics" in capsys.readouterr().err
+    from vitok.metrics.frechet import FeatureStats
+
+    video_like = FeatureStats()
+    video_like.update(torch.randn(8, 400, dtype=torch.float64))
+    video_like.save(tmp_path / "rfvd.npz")
+    assert main(["eval-gen", "--dit", str(tmp_path / "dit" / "model-ema"), "--n", "2",
+                 "--ref-stats", str(tmp_path / "rfvd.npz"), "--out", str(tmp_path / "gen5")]) == 2
+    assert "holds 400-d features; this DiT makes images, whose Inception features are 2048-d" in \
+        capsys.readouterr().err
+
+
+def test_two_seeds_share_no_sample_and_chunks_do_not_change_one() -> None:
+    from vitok.generate.sample import initial_noise
+
+    zero, one = initial_noise(6, (2, 3), 0), initial_noise(6, (2, 3), 1)
+    assert not any(torch.equal(one[i], zero[j]) for i in range(6) for j in range(6))  # seed + i made them shift
+    assert torch.equal(initial_noise(3, (2, 3), 5, first=3), initial_noise(6, (2, 3), 5)[3:])
 
 
 def test_video_latents_sample_as_videos(tmp_path) -> None:
@@ -313,6 +339,8 @@ def test_dit_trainer_skips_non_finite_steps_and_stops_after_too_many(latents, tm
     with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
         _dit_run(latents, tmp_path / "nan", "optim.lr=1e30", "optim.min_lr=1e30", "optim.grad_clip=1e30",
                  "run.max_bad_steps=3", "run.steps=40")
+    with pytest.raises(ValueError, match=r"model.overrides.num_classes 1 is below the 2 classes of"):
+        _dit_run(latents, tmp_path / "few", "model.overrides={num_classes: 1}")
 
 
 def _dit_torchrun(nproc: int, latents: Path, out: Path, *overrides: str) -> None:

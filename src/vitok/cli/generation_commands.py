@@ -113,23 +113,40 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
 
 def _load(args: argparse.Namespace) -> tuple:
     """The DiT, its generation info and the tokenizer, after the checks that need no model: the
-    guidance interval and a writable --out (one-line errors before any sampling)."""
+    guidance interval and a writable --out (one-line errors before any sampling). The tokenizer
+    must carry the latent statistics the DiT's latents were normalised with (those of its
+    cache, when the cache is at hand): without them its decode would not undo the normalisation."""
     from vitok.generate.sample import load_dit
 
     if args.interval and args.interval[0] > args.interval[1]:
         raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
     check_output_folder(args.out)
     dit, info = load_dit(args.dit, args.device)
-    tokenizer = load_model(str(args.model or Path(info["latents"]) / "tokenizer"), args.device)
+    name = str(args.model or Path(info["latents"]) / "tokenizer")
+    tokenizer = load_model(name, args.device)
+    mean, std = tokenizer.config.latent_mean, tokenizer.config.latent_std
+    if mean is None or std is None:
+        raise ValueError(f"--model {name} has no latent statistics, so it cannot undo the normalisation of the "
+                         f"DiT's latents: give the tokenizer `vitok cache-latents` wrote (LATENTS/tokenizer)")
+    stats_path = Path(info["latents"]) / "stats.json" if info.get("latents") else None
+    if stats_path is not None and stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        same = [torch.allclose(torch.tensor(ours, dtype=torch.float64), torch.tensor(theirs, dtype=torch.float64),
+                               rtol=1e-4, atol=1e-6) for ours, theirs in ((mean, stats["mean"]), (std, stats["std"]))]
+        if not all(same):
+            raise ValueError(f"--model {name}: its latent statistics are not those of {stats_path}, the latents the "
+                             "DiT was trained on; give that cache's tokenizer (LATENTS/tokenizer)")
     return dit, info, tokenizer
 
 
-def _generate(args: argparse.Namespace, dit, info: dict, tokenizer, labels: torch.Tensor) -> torch.Tensor:
+def _generate(args: argparse.Namespace, dit, info: dict, tokenizer, labels: torch.Tensor, first: int = 0,
+              progress: bool = True) -> torch.Tensor:
+    """Pixels in [-1, 1] of samples ``first ..`` of the run, for ``labels``."""
     from vitok.generate.sample import decode, sample_latents
 
     z = sample_latents(dit, info, labels, args.cfg, args.steps, args.sampler, args.seed,
-                       tuple(args.interval) if args.interval else None, args.batch_size, args.device)
-    return decode(tokenizer, z, device=args.device)
+                       tuple(args.interval) if args.interval else None, args.batch_size, args.device, progress, first)
+    return decode(tokenizer, z, args.batch_size, args.device, progress)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -167,21 +184,44 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval_gen(args: argparse.Namespace) -> int:
-    from vitok.generate.sample import balanced_labels, generation_fid, save_samples
+    from tqdm import tqdm
+
+    from vitok.files import atomic_write
+    from vitok.generate.sample import balanced_labels, feature_dimension, generation_fid, save_samples
     from vitok.metrics.frechet import load_stats
 
-    load_stats(args.ref_stats)  # a missing or malformed file fails here, before any sampling
+    mu, _, _ = load_stats(args.ref_stats)  # a missing or malformed file fails here, before any sampling
     if args.n < 2:
         raise ValueError(f"--n must be at least 2 for a Frechet distance (a covariance), got {args.n}")
     dit, info, tokenizer = _load(args)
-    x = _generate(args, dit, info, tokenizer, balanced_labels(args.n, len(info["classes"])))
-    name = "gfvd" if x.ndim == 5 else "gfid"
-    score = generation_fid(x, args.ref_stats, args.device, args.cache)
+    video = len(info["latent_shape"]) == 4  # (c, t, h, w)
+    name, network = ("gfvd", "I3D") if video else ("gfid", "Inception")
+    dim = feature_dimension(video)
+    if mu.shape != (dim,):
+        raise ValueError(f"--ref-stats {args.ref_stats} holds {mu.shape[0]}-d features; this DiT makes "
+                         f"{'videos' if video else 'images'}, whose {network} features are {dim}-d "
+                         f"(`vitok eval` writes {'rfvd' if video else 'rfid'}_real_stats.npz)")
+    labels = balanced_labels(args.n, len(info["classes"]))
+    kept: list[torch.Tensor] = []  # the first 16 samples, saved as pictures
+
+    def batches():  # sampled, decoded and measured one batch at a time: memory stays that of a batch
+        bar = tqdm(total=args.n, desc=f"sample ({args.steps} steps) + decode", unit="sample", dynamic_ncols=True)
+        for start in range(0, args.n, args.batch_size):
+            x = _generate(args, dit, info, tokenizer, labels[start:start + args.batch_size], start, progress=False)
+            kept.extend(x[:16 - len(kept)])
+            bar.update(len(x))
+            yield x
+        bar.close()
+
+    score, count = generation_fid(batches(), args.ref_stats, args.device, args.cache, progress=False)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_samples(x[:16], balanced_labels(args.n, len(info["classes"]))[:16], args.out / "samples")
-    results = {name: score, "samples": len(x), "cfg": args.cfg, "steps": args.steps, "dit": str(args.dit)}
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"{name} {score:.3f} over {plural(len(x), 'sample')} -> {args.out / 'results.json'}")
+    save_samples(torch.stack(kept), labels[:len(kept)], args.out / "samples")
+    results = {name: score, "samples": count, "cfg": args.cfg, "interval": args.interval, "steps": args.steps,
+               "sampler": args.sampler or ("ddim" if info["objective"] == "ddpm" else "heun"), "seed": args.seed,
+               "dit": str(args.dit), "tokenizer": str(args.model or Path(info["latents"]) / "tokenizer"),
+               "ref_stats": str(args.ref_stats)}
+    atomic_write(args.out / "results.json", lambda path: path.write_text(json.dumps(results, indent=2) + "\n"))
+    print(f"{name} {score:.3f} over {plural(count, 'sample')} -> {args.out / 'results.json'}")
     return 0
 
 

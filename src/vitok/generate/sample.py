@@ -4,6 +4,7 @@ metrics (``vitok eval-gen``: gFID for images, gFVD for videos)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -26,24 +27,36 @@ def load_dit(name_or_path: str | Path, device: str = "cpu", revision: str | None
     return model, json.loads(info_path.read_text())
 
 
-def initial_noise(n: int, shape: tuple[int, ...], seed: int) -> Tensor:
-    """One noise tensor per sample from ``seed + i``: the same sample whatever the batch size."""
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)])
+def sample_seed(seed: int, index: int) -> int:
+    """The noise seed of sample ``index`` of a run with ``seed``: 63 bits of SHA-256 of the pair,
+    so the runs of two seeds share no sample (``seed + index`` made seed 1's sample i seed 0's
+    sample i + 1)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little") >> 1
+
+
+def initial_noise(n: int, shape: tuple[int, ...], seed: int, first: int = 0) -> Tensor:
+    """Noise (n, *shape) for samples ``first .. first + n - 1`` (:func:`sample_seed`): the same
+    sample whatever the batch size or the chunk it is made in."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(sample_seed(seed, first + i)))
+                        for i in range(n)])
 
 
 @torch.no_grad()
 def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0, steps: int = 50,
                    sampler: str | None = None, seed: int = 0, interval: tuple[float, float] | None = None,
-                   batch_size: int = 16, device: str = "cpu", progress: bool = True) -> Tensor:
+                   batch_size: int = 16, device: str = "cpu", progress: bool = True, first: int = 0) -> Tensor:
     """Normalised latents (N, c, [t,] h, w) for the given class labels (a tqdm bar of samples
-    on stderr unless ``progress`` is False)."""
+    on stderr unless ``progress`` is False); ``first`` is the index of the first sample in the
+    run (its noise, :func:`initial_noise`), for a run made in chunks."""
     from tqdm import tqdm
 
     objective = info["objective"]
     sampler = sampler or ("ddim" if objective == "ddpm" else "heun")
     if (objective == "ddpm") != (sampler == "ddim"):
         raise ValueError(f"sampler {sampler!r} does not fit the {objective!r} objective (ddpm: ddim; flow: euler/heun)")
-    noise = initial_noise(len(labels), tuple(info["latent_shape"]), seed)
+    noise = initial_noise(len(labels), tuple(info["latent_shape"]), seed, first)
     abar = alphas_cumprod(linear_betas())
     out = []
     bar = tqdm(total=len(labels), desc=f"sample ({steps} {sampler} steps)", unit="sample", disable=not progress,
@@ -98,28 +111,41 @@ def balanced_labels(n: int, num_classes: int) -> Tensor:
     return torch.arange(n) % num_classes
 
 
+def feature_dimension(video: bool) -> int:
+    """The size of the features the Frechet distance compares: 2048 (Inception pool3, images) or
+    400 (I3D logits, videos)."""
+    return 400 if video else 2048
+
+
 @torch.no_grad()
-def generation_fid(samples: Tensor, reference: Path, device: str = "cpu", cache: str | None = None) -> float:
-    """gFID (images) or gFVD (videos) of pixel samples in [-1, 1] against reference statistics
-    (an ``.npz`` from :class:`FeatureStats`, e.g. ``rfid_real_stats.npz`` of ``vitok eval``)."""
-    from vitok.io import to_uint8
-    from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
-
-    if samples.ndim == 5:
-        from vitok.metrics.i3d import I3D
-
-        net = I3D(cache=cache).to(device).features_uint8
-    else:
-        from vitok.metrics.inception import InceptionV3
-
-        net = InceptionV3(cache=cache).to(device)
+def generation_fid(batches: Iterable[Tensor], reference: Path, device: str = "cpu", cache: str | None = None,
+                   progress: bool = True) -> tuple[float, int]:
+    """(gFID for images / gFVD for videos, samples) of pixel batches in [-1, 1], each
+    (B, 3, H, W) or (B, 3, T, H, W), consumed one at a time (memory stays that of a batch),
+    against reference statistics (an ``.npz`` from :class:`FeatureStats`, e.g.
+    ``rfid_real_stats.npz`` of ``vitok eval``)."""
     import sys
 
     from tqdm import tqdm
 
-    stats = FeatureStats()
-    for i in tqdm(range(0, len(samples), 8), desc="features", unit="batch", dynamic_ncols=True):
-        stats.update(net(to_uint8(samples[i:i + 8]).to(device)))
+    from vitok.io import to_uint8
+    from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
+
+    stats, net = FeatureStats(), None
+    bar = tqdm(desc="features", unit="sample", disable=not progress, dynamic_ncols=True)
+    for samples in batches:
+        if net is None and samples.ndim == 5:
+            from vitok.metrics.i3d import I3D
+
+            net = I3D(cache=cache).to(device).features_uint8
+        elif net is None:
+            from vitok.metrics.inception import InceptionV3
+
+            net = InceptionV3(cache=cache).to(device)
+        for i in range(0, len(samples), 8):
+            stats.update(net(to_uint8(samples[i:i + 8]).to(device)))
+        bar.update(len(samples))
+    bar.close()
     mu, sigma, _ = load_stats(reference)
     print("computing the Frechet distance (eigenvalues of the covariance product) ...", file=sys.stderr)
-    return frechet_distance(*stats.mean_cov(), mu, sigma)
+    return frechet_distance(*stats.mean_cov(), mu, sigma), stats.count

@@ -79,6 +79,9 @@ class DiTTrainer(Engine):
         latent_shape = tuple(self.data.latents.shape[1:])
         overrides = {"latent_channels": latent_shape[0], "num_classes": self.data.stats["num_classes"],
                      **cfg.model.overrides}
+        if overrides["num_classes"] < self.data.stats["num_classes"]:  # the last labels would be the null class
+            raise ValueError(f"model.overrides.num_classes {overrides['num_classes']} is below the "
+                             f"{self.data.stats['num_classes']} classes of {cfg.latents}")
         self.model = DiT(dit_config(cfg.model.preset, **overrides)).to(self.dist.device)
         self.latent_shape = latent_shape
         self.abar = alphas_cumprod(linear_betas())
