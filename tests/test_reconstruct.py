@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.conftest import smooth_image
@@ -56,3 +57,16 @@ def test_a_conv_vae_reconstructs_any_size_at_full_size() -> None:
         assert out.recon.shape == shape
         assert out.latent.shape == vae.latent_shape(shape)
     assert vae.gmacs((1, 5, 7)) == vae.gmacs((1, 6, 8)) > 0  # counted at the padded size
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: LPIPS on the device, pixels on the CPU")
+def test_lpips_on_the_gpu_scores_pixels_from_the_cpu() -> None:
+    x = smooth_image(40, 40)
+    on_cpu = item_scores(x, (x + 0.05).clamp(-1, 1), LPIPS("alex", pretrained=False))
+    torch.manual_seed(0)
+    lpips = LPIPS("alex", pretrained=False)
+    torch.manual_seed(0)
+    same = LPIPS("alex", pretrained=False)
+    assert abs(item_scores(x, (x + 0.05).clamp(-1, 1), lpips.cuda())["lpips"]
+               - item_scores(x, (x + 0.05).clamp(-1, 1), same)["lpips"]) < 1e-4
+    assert set(on_cpu) == {"psnr", "ssim", "lpips"}

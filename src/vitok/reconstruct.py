@@ -88,8 +88,9 @@ def item_scores(x: torch.Tensor, recon: torch.Tensor, lpips: torch.nn.Module | N
     if side >= SSIM_WINDOW:
         scores["ssim"] = ssim_uint8(b, a).mean().item()
     if lpips is not None and side >= getattr(lpips, "min_size", 1):
+        device = next(lpips.parameters()).device  # the network may sit on the model's device, the pixels not
         with torch.no_grad():
-            scores["lpips"] = lpips(from_uint8(b), from_uint8(a)).mean().item()
+            scores["lpips"] = lpips(from_uint8(b).to(device), from_uint8(a).to(device)).mean().item()
     if period is not None and side > 2 * period:
         from vitok.metrics.grid import grid_score
 
