@@ -83,6 +83,17 @@ def test_sweep_skips_finished_resumes_interrupted_and_reports(tmp_path, capsys) 
     assert (report / "psnr.png").is_file() and (report / "ssim.png").is_file() and (report / "results.md").is_file()
     fits = json.loads((report / "fits.json").read_text())
     assert set(fits) == {"psnr", "ssim"} and -1e-9 <= fits["psnr"]["r2"] <= 1 + 1e-9
+    # moved elsewhere (runs.json's run folders no longer exist there), with one more metric in the
+    # protocol: the runs are found in the folder given, and the cached results are evaluated again
+    import shutil
+
+    moved = shutil.move(tmp_path / "sweep", tmp_path / "moved")
+    plan = json.loads((moved / "runs.json").read_text())
+    plan["eval"]["metrics"] = ["psnr", "ssim", "grid"]
+    (moved / "runs.json").write_text(json.dumps(plan))
+    assert main(["sweep", "report", str(moved), "--device", "cpu"]) == 0
+    header = (moved / "report" / "results.csv").read_text().splitlines()[0].split(",")
+    assert "grid" in header and len((moved / "report" / "results.csv").read_text().splitlines()) == 3
 
 
 def test_shipped_sweep_specs_parse() -> None:
@@ -116,6 +127,16 @@ def test_variants_cross_the_grid_and_shards_split_the_runs(tmp_path, capsys) -> 
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ValueError, match="section.key=value"):
         sweep.load_spec(path)
+    data["variants"] = {"linear": []}
+    data["eval"]["metrics"] = ["psnr", "fid"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ValueError, match=r"sweep eval: unknown metric 'fid'"):
+        sweep.load_spec(path)  # at planning time, not in the report after the training
+    data["eval"]["metrics"] = ["psnr"]
+    data["eval"]["data"] = [str(tmp_path / "missing")]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["sweep", str(path), "--plan-only"]) == 2
+    assert "sweep eval.data: " in capsys.readouterr().err and not (tmp_path / "sweep" / "runs.json").exists()
 
 
 def test_a_finished_baseline_run_is_recognised(tmp_path) -> None:

@@ -79,7 +79,27 @@ def load_spec(path: str | Path) -> SweepSpec:
     for name, overrides in spec.variants.items():
         if not isinstance(overrides, list) or any("=" not in str(o) for o in overrides):
             raise ValueError(f"sweep variant {name!r} must be a list of section.key=value overrides")
+    # a bad eval section is found now, not after the training (its data may still be left out: a sweep that
+    # only trains; the report then asks for it)
+    eval_configs({**spec.eval.__dict__, "data": spec.eval.data or ["<eval.data>"]}, out=Path(spec.out_dir))
     return spec
+
+
+def eval_configs(section: dict[str, Any], out: Path, device: str = "cpu") -> list[Any]:
+    """The :class:`~vitok.evaluate.EvalConfig` of each evaluation size of a spec's ``eval``
+    section (a dict), writing under ``out``; ``ValueError`` "sweep eval: ..." for an empty
+    ``data``, an unknown metric or another bad value."""
+    from vitok.evaluate import EvalConfig
+
+    sizes = section["size"] if isinstance(section["size"], list) else [section["size"]]
+    try:
+        return [EvalConfig(data=list(section["data"]), kind="auto", size=size, frames=section["frames"],
+                           metrics=list(section["metrics"]), max_samples=section["max_samples"],
+                           batch_size=section["batch_size"], device=device,
+                           out_dir=str(out / ("eval" if len(sizes) == 1 else f"eval-{size}")))
+                for size in sizes]
+    except ValueError as err:
+        raise ValueError(f"sweep eval: {err}") from None
 
 
 def slug(assignments: dict[str, Any]) -> str:
@@ -142,6 +162,9 @@ def run_sweep(spec: SweepSpec, plan_only: bool = False, log: Any = print,
     from vitok.train import load_config, train
 
     runs = expand(spec)
+    missing = [d for d in spec.eval.data if "*" not in d and not Path(d).exists()]
+    if missing:  # the report's data, checked before hours of training
+        raise FileNotFoundError(f"sweep eval.data: {missing[0]} does not exist")
     for run in runs:  # every run's config is checked before anything is written or trained
         try:
             load_config(spec.base, run["overrides"])
@@ -194,39 +217,46 @@ def _describe(config: dict[str, Any]) -> dict[str, Any]:
             "channels": config["latent_channels"], "head": config.get("head", "linear")}
 
 
-def evaluate_runs(sweep_dir: Path, force: bool = False, log: Any = print) -> list[dict[str, Any]]:
+def evaluate_runs(sweep_dir: Path, force: bool = False, log: Any = print, device: str = "cpu") -> list[dict[str, Any]]:
     """Evaluate every finished run at every eval size (results cached in ``<run>/eval/`` for one
-    size, ``<run>/eval-<size>/`` for several); one row per run."""
-    from vitok.evaluate import EvalConfig, evaluate, model_info
+    size, ``<run>/eval-<size>/`` for several, beside ``protocol.json``: the evaluation they were
+    made with; a cache made another way, or by an older version, is evaluated again); one row per
+    run. Runs are found in ``sweep_dir`` whatever folder the sweep was planned from."""
+    from vitok.evaluate import evaluate, model_info
 
     plan = json.loads((sweep_dir / "runs.json").read_text())
-    cfg = plan["eval"]
-    sizes = cfg["size"] if isinstance(cfg["size"], list) else [cfg["size"]]
+    if not plan["eval"]["data"]:
+        raise ValueError(f"{sweep_dir / 'runs.json'}: the sweep's eval.data is empty; set it in the spec and plan "
+                         "again (`vitok sweep SPEC.yaml --plan-only`) to report")
     rows = []
     for run in plan["runs"]:
-        if not is_finished(run["dir"]):
+        run_dir = sweep_dir / run["name"]
+        if not is_finished(run_dir):
             log(f"{run['name']}: not finished, left out")
             continue
         model = None
-        config = json.loads((Path(run["dir"]) / "model" / "config.json").read_text())
+        config = json.loads((run_dir / "model" / "config.json").read_text())
         row: dict[str, Any] = {"run": run["name"], **_describe(config)}
-        for size in sizes:
-            results_path = Path(run["dir"]) / ("eval" if len(sizes) == 1 else f"eval-{size}") / "results.json"
-            if force or not results_path.is_file():
-                model = model or load_trained(Path(run["dir"]) / "model")
+        configs = eval_configs(plan["eval"], run_dir, device)
+        for cfg in configs:
+            results_path = Path(cfg.out_dir) / "results.json"
+            protocol = {"data": cfg.data, "size": cfg.size, "frames": cfg.frames, "metrics": cfg.metrics,
+                        "max_samples": cfg.max_samples}
+            protocol_path = Path(cfg.out_dir) / "protocol.json"
+            stale = not protocol_path.is_file() or json.loads(protocol_path.read_text()) != protocol
+            if force or stale or not results_path.is_file():
+                model = model or load_trained(run_dir / "model")
                 is_video = getattr(getattr(model, "config", None), "is_video", False)
-                kind = "video" if is_video and cfg.get("frames", 1) > 1 else "image"
-                shape = (cfg["frames"] if kind == "video" else 1, size, size)
-                evaluate(model, EvalConfig(data=cfg["data"], kind="auto", size=size, frames=cfg["frames"],
-                                           metrics=cfg["metrics"], max_samples=cfg["max_samples"],
-                                           batch_size=cfg["batch_size"], out_dir=str(results_path.parent)),
-                         model_info(model, shape))
+                kind = "video" if is_video and cfg.frames > 1 else "image"
+                shape = (cfg.frames if kind == "video" else 1, cfg.size, cfg.size)
+                evaluate(model, cfg, model_info(model, shape))
+                protocol_path.write_text(json.dumps(protocol, indent=1))
             results = json.loads(results_path.read_text())
-            suffix = "" if len(sizes) == 1 else f"_{size}"
+            suffix = "" if len(configs) == 1 else f"_{cfg.size}"
             row.update({f"E{suffix}": results["E"], f"gmacs{suffix}": results["gmacs"],
                         "params_M": results["params_M"],
                         **{f"{k}{suffix}": v for k, v in results["metrics"].items()}})
-        rows.append({**row, **training_speed(run["dir"])})
+        rows.append({**row, **training_speed(run_dir)})
     return rows
 
 
@@ -287,15 +317,16 @@ def plot_report(rows: list[dict[str, Any]], metrics: list[str], out: Path) -> di
     return fits
 
 
-def report(sweep_dir: str | Path, force: bool = False, log: Any = print) -> dict[str, dict[str, float]]:
-    """Evaluate, tabulate and plot a sweep; returns the log-E fits."""
+def report(sweep_dir: str | Path, force: bool = False, log: Any = print,
+           device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Evaluate (on ``device``), tabulate and plot a sweep; returns the log-E fits."""
     sweep_dir = Path(sweep_dir)
-    rows = evaluate_runs(sweep_dir, force, log)
+    rows = evaluate_runs(sweep_dir, force, log, device)
     out = sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
-    known = ("psnr", "ssim", "lpips", "rfid", "rfvd", "grid")
-    metrics = [k for k in rows[0] if k.split("_")[0] in known
+    known = ("psnr", "ssim", "lpips", "lpips-vgg", "rfid", "rfvd", "grid")
+    metrics = [k for k in rows[0] if re.sub(r"_\d+$", "", k) in known
                and all(k in r and isinstance(r[k], float) and math.isfinite(r[k]) for r in rows)]
     fits = plot_report(rows, metrics, out)
     for metric, fit in fits.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vitok.cli.options import add_device
+
 
 def register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a tokenizer from a YAML config (stage 1 or 2)",
@@ -38,6 +40,7 @@ def register_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="with `report`: evaluate again")
     p.add_argument("--shard", default="0/1", metavar="I/N",
                    help="train only runs I, I+N, I+2N, ... (0-based): N processes share a sweep")
+    add_device(p)  # the report's evaluation (a run trains on its config's run.device)
     p.set_defaults(func=run_sweep_command)
 
 
@@ -54,7 +57,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise ValueError("usage: vitok sweep report DIR")
         if not (args.dir / "runs.json").is_file():
             raise FileNotFoundError(f"{args.dir} is not a sweep folder (no runs.json: run `vitok sweep SPEC.yaml`)")
-        sweep.report(args.dir, args.force)
+        sweep.report(args.dir, args.force, device=args.device)
         print(f"report -> {args.dir / 'report'}")
         return 0
     spec = sweep.load_spec(args.target)
