@@ -124,8 +124,10 @@ def test_decompression_bomb_is_an_unreadable_image(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------- real-world video files (issue #13)
-def _write_counting_video(path, codec: str, frames: int = 30, base: int = 20, step: int = 6) -> None:
-    """A 16x16 clip whose frame i is grey level base + step * i (the index can be read back)."""
+def _write_counting_video(path, codec: str, frames: int = 30, base: int = 20, step: int = 6,
+                          offset: int = 0) -> None:
+    """A 16x16 clip whose frame i is grey level base + step * i (the index can be read back), its
+    first frame at ``offset`` / 10 s (a clip cut from a longer one)."""
     import av
     import numpy as np
 
@@ -134,6 +136,7 @@ def _write_counting_video(path, codec: str, frames: int = 30, base: int = 20, st
         stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), base + step * i, np.uint8), format="rgb24")
+            frame.pts = offset + i if offset else None
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -157,6 +160,23 @@ def test_containers_without_frame_count_sample_random_strided_clips(tmp_path, ex
         spacings.append(float(index[-1] - index[0]) / 2)
     assert len(starts) > 3  # random clip starts, not always frame 0
     assert sorted(spacings)[len(spacings) // 2] == pytest.approx(2, abs=0.5)  # frame_stride honoured
+
+
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_late_starts_index_frames_from_the_first_timestamp(tmp_path, ext: str) -> None:
+    path = tmp_path / f"cut.{ext}"
+    _write_counting_video(path, "mpeg4", frames=40, base=16, step=5, offset=25)  # first frame at 2.5 s
+    assert io.video_info(path)[0] == 40  # not 65: a container duration that includes the offset is not used
+
+    whole = io.load_video(path)
+
+    def index(clip: torch.Tensor) -> list[int]:  # the frame of the whole clip each one is
+        return [min(range(whole.shape[1]), key=lambda i: (whole[:, i] - frame).abs().mean().item())
+                for frame in clip.unbind(1)]
+
+    assert whole.shape[1] == 40 and index(whole[:, :3]) == [0, 1, 2]
+    for start in (20, 30):  # seeking: before, frame 0 and frame 5
+        assert index(io.load_video(path, 2, start=start, stride=2)) == [start, start + 2]
 
 
 def test_video_without_video_stream_is_unreadable(tmp_path) -> None:

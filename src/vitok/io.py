@@ -166,14 +166,14 @@ def _video_stream(container: av.container.InputContainer, path: object) -> av.vi
 
 def _count_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                   fps: float) -> int:
-    """Frames of ``stream``: the header's count, else from the stream's or the container's
-    duration (Matroska / WebM store no count), else by demuxing its packets (nothing decoded)."""
+    """Frames of ``stream``: the header's count, else from the stream's duration, else by
+    demuxing its packets (nothing decoded). Matroska / WebM store neither count nor stream
+    duration, and their container duration may include the first frame's time offset (a clip
+    cut from a longer one), so they are counted."""
     if stream.frames:
         return int(stream.frames)
     if stream.duration and stream.time_base:
         return int(stream.duration * stream.time_base * fps + 1e-6)
-    if container.duration:  # in microseconds (AV_TIME_BASE)
-        return int(container.duration / 1_000_000 * fps + 1e-6)
     return sum(1 for packet in container.demux(stream) if packet.size)
 
 
@@ -210,22 +210,24 @@ def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
 def _decode(path: str | Path, num_frames: int | None, start: int, stride: int,
             seek: bool) -> list[np.ndarray] | None:
     """Frames by index; with ``seek``, jump to the keyframe before ``start`` and index frames by
-    timestamp. Returns None when timestamps turn out unreliable (not increasing)."""
+    timestamp, counted from the stream's first timestamp (which need not be 0). Returns None
+    when timestamps turn out unreliable (not increasing)."""
     import av
 
     frames: list[np.ndarray] = []
     with av.open(_source(path)) as container:
         stream = _video_stream(container, path)
         fps = float(stream.average_rate or 25)
+        first = stream.start_time or 0  # in stream.time_base units
         if seek:
-            container.seek(int(start / fps / stream.time_base), stream=stream, backward=True)
+            container.seek(first + int(start / fps / stream.time_base), stream=stream, backward=True)
         last_pts = None
         for sequential, frame in enumerate(container.decode(stream)):
             if seek:
                 if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                     return None
                 last_pts = frame.pts
-            index = round(frame.time * fps) if seek else sequential
+            index = round((frame.pts - first) * stream.time_base * fps) if seek else sequential
             if index < start or (index - start) % stride:
                 continue
             frames.append(_upright_frame(frame))
