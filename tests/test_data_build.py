@@ -90,3 +90,21 @@ def test_data_build_takes_its_folder_as_out_too(tmp_path, monkeypatch, capsys) -
     assert "two output folders" in capsys.readouterr().err and not (tmp_path / "a").exists()
     assert main(["data", "build"]) == 2
     assert "the output folder is missing" in capsys.readouterr().err
+
+
+def test_a_failed_download_is_one_line_and_an_interrupted_unpack_is_redone(tmp_path, monkeypatch, capsys) -> None:
+    import subprocess
+    import zipfile
+
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(command, 100, "",
+                                                                                             "E: Unable to locate"))
+    assert main(["data", "build", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "`apt-get download" in err and "failed (exit 100): E: Unable to locate" in err and "\n" not in err
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/a.txt", "a")
+    root = tmp_path / "trees" / "pkg"
+    (tmp_path / "trees" / "pkg.partial").mkdir(parents=True)  # left by an interrupted unpack
+    assert build._unpacked(root, lambda into: build._extract_wheel(wheel, into)) == root
+    assert (root / "pkg" / "a.txt").read_text() == "a" and not (tmp_path / "trees" / "pkg.partial").exists()

