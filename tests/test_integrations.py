@@ -144,6 +144,12 @@ def test_cli_export_to_diffusers_format_and_back(tmp_path, capsys) -> None:
                  "--name", "tiny", "--precision", "fp32"]) == 0
     back = ViTok.from_pretrained(tmp_path / "vitok")
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert main(["export", "--model", str(tmp_path / "trained"), "--out", str(tmp_path / "bf16"),
+                 "--name", "tiny", "--precision", "bf16", "--format", "diffusers"]) == 0
+    stored = AutoencoderViTok.from_pretrained(tmp_path / "bf16")
+    assert torch.equal(stored.model.latent_mean, model.latent_mean)  # the statistics are not rounded to bf16
+    card = (tmp_path / "bf16" / "README.md").read_text()
+    assert "AutoencoderViTok.from_pretrained" in card and "ViTok.from_pretrained(...)`;" not in card
 
 
 def test_import_vitok_needs_no_optional_dependency() -> None:

@@ -54,6 +54,16 @@ def measure_latent_stats(model: ViTok, data: list[str], size: int | tuple[int, i
     return mean.float(), (sq / count - mean.pow(2)).clamp_min(1e-12).sqrt().float()
 
 
+# how a model card says to load the model, per export format
+LOAD_LINES = {
+    "vitok": "Load it with `ViTok.from_pretrained(...)`; latents are normalised with the stored per-channel "
+             "statistics by `encode(x, normalize=True)`.",
+    "diffusers": "Load it with `AutoencoderViTok.from_pretrained(...)` (`from vitok.integrations.diffusers import "
+                 "AutoencoderViTok`), the `diffusers.AutoencoderKL` interface; the per-channel latent statistics are "
+                 "`config.latents_mean` / `latents_std`, their scalar summary `scaling_factor` / `shift_factor`.",
+}
+
+
 def model_card(model: ViTok, name: str, facts: dict[str, Any]) -> str:
     """A Markdown model card: the architecture figures computed here, plus the given facts."""
     c = model.config
@@ -68,8 +78,7 @@ def model_card(model: ViTok, name: str, facts: dict[str, Any]) -> str:
         t, h, w = shape
         lines.append(f"| {t}x{h}x{w} | {latent_size(c, shape) // c.latent_channels} | {latent_size(c, shape)} | "
                      f"{compression_ratio(c, shape):.0f}x | {count_macs(c, shape).gmacs:.2f} |")
-    lines += ["", "Load it with `ViTok.from_pretrained(...)`; latents are normalised with the stored per-channel "
-              "statistics by `encode(x, normalize=True)`.", ""]
+    lines += ["", LOAD_LINES["vitok"], ""]
     for key, value in facts.items():
         lines.append(f"## {key}\n\n{value}\n")
     return "\n".join(lines)

@@ -204,7 +204,7 @@ def register_export(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from vitok.export import export, load_facts
+    from vitok.export import LOAD_LINES, export, load_facts
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
     if not args.name.strip():
@@ -229,10 +229,12 @@ def run_export(args: argparse.Namespace) -> int:
             from vitok.models.vitok import ViTok
 
             model = ViTok.from_pretrained(out)
-            vae = AutoencoderViTok.from_vitok(model.to(dtype) if dtype is not None else model)
-            vae.save_pretrained(args.out)
+            for param in model.parameters() if dtype is not None else ():  # stored smaller; the latent
+                param.data = param.data.to(dtype)  # statistics (buffers) stay float32, as in vitok's format
+            AutoencoderViTok.from_vitok(model).save_pretrained(args.out)
             if (out / "README.md").is_file():
-                (Path(args.out) / "README.md").write_text((out / "README.md").read_text())
+                card = (out / "README.md").read_text().replace(LOAD_LINES["vitok"], LOAD_LINES["diffusers"])
+                (Path(args.out) / "README.md").write_text(card)
             weights, out = Path(args.out) / "diffusion_pytorch_model.safetensors", Path(args.out)
         if args.format == "onnx":
             from vitok.integrations.graph_export import export_onnx
