@@ -197,6 +197,8 @@ def test_bench_runs_for_a_tiny_preset(capsys) -> None:
                  "--precisions", "fp32"]) == 0
     out = capsys.readouterr().out
     assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out
+    assert main(["bench", "--model", "N-N/8", "--size", "32", "--baseline-weights", "somewhere"]) == 2
+    assert "--baseline-weights needs --baseline sd-vae" in capsys.readouterr().err  # never silently ignored
 
 
 def test_full_fp32_turns_tf32_off_and_restores_the_flags() -> None:

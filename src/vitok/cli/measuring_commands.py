@@ -110,6 +110,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from vitok.bench import run_bench
     from vitok.metrics.flops import count_macs
 
+    if args.baseline_weights and not args.baseline:  # as in eval: never silently ignored
+        raise ValueError("--baseline-weights needs --baseline sd-vae")
     device = torch.device(args.device)
     model = load_model(args.model, args.device)
     frames = args.frames or model.config.num_frames
