@@ -8,8 +8,9 @@ A run folder holds the ``config.yaml`` its training wrote; its checkpoints are `
 folder or in ``CKPT_DIR`` (a folder where every checkpoint was kept, e.g. hard links made while the
 run pruned its own to ``run.keep_last``). Works for vitok runs and the AutoencoderKL baseline alike
 (``model.kind``). Writes ``curves.json`` (per run: step -> metrics), ``curves.md`` and one plot per
-metric, and reuses the results of checkpoints it has already evaluated (``--force`` redoes them).
-The weights are the trained ones, not the EMA (stage 1 has none).
+metric, and reuses the results of checkpoints it has already evaluated (the same checkpoint file:
+``checkpoint.json`` beside each result; ``--force`` redoes them). The weights are the EMA averages
+where a checkpoint has them (stage 2, as exported and shipped), else the trained ones (stage 1).
 
 ``--train-images DIR`` also measures PSNR on the training photos, with the same protocol:
 ``train_psnr`` and the generalisation gap ``gap = train_psnr - psnr`` (dB), which grows when a
@@ -43,18 +44,42 @@ def parse_run(spec: str) -> tuple[Path, Path]:
 
 
 def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
-    """The run's model (from its ``config.yaml``) with a checkpoint's trained weights, in eval mode."""
+    """The run's model (from its ``config.yaml``) with a checkpoint's weights, in eval mode: the
+    EMA averages where the checkpoint has them (stage 2: what is exported and shipped), else the
+    trained weights. A run that took its architecture from ``model.init_from`` (a stage-2 conv VAE
+    names none of its own) is built from that folder again; ``FileNotFoundError`` if it is gone."""
     cfg = from_dict(TrainConfig, read_yaml(run_dir / "config.yaml"))
-    cfg.model.init_from = None  # the weights come from the checkpoint
+    if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
+        if cfg.model.kind == "autoencoder-kl" and not cfg.model.autoencoder_kl:
+            raise FileNotFoundError(f"{run_dir}: its architecture comes from model.init_from {cfg.model.init_from}, "
+                                    "which is gone")
+        cfg.model.init_from = None  # the preset and overrides give the architecture; the weights come below
     model = build_model(cfg)
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    state = load_checkpoint(checkpoint)
+    model.load_state_dict(state["model"])
+    if state.get("ema"):
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, average in state["ema"].items():
+                named[name].copy_(average)
     return model.eval()
 
 
-def cached(results_path: Path, images: Path, size: int, photos: int, metrics: list[str]) -> dict[str, float] | None:
+def checkpoint_identity(checkpoint: Path) -> dict[str, object]:
+    """What a cached result was measured from: the checkpoint's path, size and modification time."""
+    stat = checkpoint.stat()
+    return {"checkpoint": str(checkpoint.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def cached(results_path: Path, images: Path, size: int, photos: int, metrics: list[str],
+           checkpoint: Path) -> dict[str, float] | None:
     """The metrics of an earlier ``results.json`` if it was measured the same way (the same folder,
-    size, number of photos and at least these metrics), else None."""
-    if not results_path.is_file():
+    size, number of photos and at least these metrics) from the same checkpoint file (its
+    ``checkpoint.json`` beside it: a run restarted under the same name writes new files), else None."""
+    identity = results_path.parent / "checkpoint.json"
+    if not results_path.is_file() or not identity.is_file():
+        return None
+    if json.loads(identity.read_text()) != checkpoint_identity(checkpoint):
         return None
     results = json.loads(results_path.read_text())
     same = (results.get("data") == [str(images)] and results.get("size") == size
@@ -88,10 +113,11 @@ def run_curve(run_dir: Path, kept: Path, args: argparse.Namespace) -> dict[int, 
         for images, metrics, sub in folders:
             found = None
             if not args.force:
-                found = cached(out / sub / "results.json", images, args.size, photos[images], metrics)
+                found = cached(out / sub / "results.json", images, args.size, photos[images], metrics, path)
             if found is None:
                 model = model_at(run_dir, path) if model is None else model
                 found = measure(model, images, metrics, out / sub, args.size, args.max_samples, args.cache)
+                (out / sub / "checkpoint.json").write_text(json.dumps(checkpoint_identity(path)))
             results.append(found)
         curve[step] = dict(results[0])
         if len(results) > 1:

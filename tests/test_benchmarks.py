@@ -141,6 +141,50 @@ def test_training_curves_evaluates_every_kept_checkpoint(tmp_path: Path, monkeyp
     assert curves()["4"]["psnr"] == pytest.approx(direct(images, None), abs=1e-4) != curve["4"]["psnr"]
 
 
+
+def test_training_curves_of_a_stage_2_measure_the_ema_and_a_restart_is_measured_again(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """A stage-2 run's points are its EMA weights (what ships), also for a conv VAE whose stage 2
+    takes its architecture from model.init_from; a run restarted under the same name is measured
+    again, never read from the cache of the lost one."""
+    from tests.conftest import smooth_image
+    from tests.test_train import TINY_AUTOENCODER_KL, tiny_config
+    from vitok import io
+    from vitok.evaluate import EvalConfig, evaluate, model_info
+    from vitok.models.baselines import build_autoencoder_kl
+    from vitok.train import train
+
+    images = tmp_path / "images"
+    for i in range(3):
+        io.save_image(smooth_image(48, 56, seed=i), images / f"{i}.png")
+    build_autoencoder_kl(TINY_AUTOENCODER_KL).save_pretrained(tmp_path / "stage1")
+    stage2 = tmp_path / "stage2"  # no autoencoder_kl section of its own, as configs/vitok-tiny-conv's stage 2
+    options = ("model.kind=autoencoder-kl", f"model.init_from={tmp_path / 'stage1'}", "run.steps=2",
+               "run.ckpt_every=2", "run.ema=0.5", "optim.lr=1e-2")
+    train(tiny_config(images, stage2, *options))
+    script = load_script("training_curves")
+
+    def curve() -> dict:
+        monkeypatch.setattr(sys, "argv", ["training_curves", str(stage2), "--images", str(images), "--size", "32",
+                                          "--out", str(tmp_path / "out")])
+        script.main()
+        return json.loads((tmp_path / "out" / "curves.json").read_text())["stage2"]
+
+    def score(model_dir: Path) -> float:
+        model = build_autoencoder_kl({}, str(model_dir)).eval()
+        cfg = EvalConfig(data=[str(images)], kind="image", size=32, metrics=["psnr"], out_dir=str(tmp_path / "d"))
+        return evaluate(model, cfg, model_info(model, (1, 32, 32)))["metrics"]["psnr"]
+
+    first = curve()["2"]["psnr"]
+    ema, trained = score(stage2 / "model-ema"), score(stage2 / "model")
+    assert first == pytest.approx(ema, abs=1e-4) and abs(ema - trained) > 1e-3  # the EMA, not the trained weights
+    import shutil
+
+    shutil.rmtree(stage2)
+    train(tiny_config(images, stage2, *options[:-1], "optim.lr=1e-3"))  # restarted: other weights at step 2
+    assert curve()["2"]["psnr"] == pytest.approx(score(stage2 / "model-ema"), abs=1e-4) != pytest.approx(first)
+
+
 def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Path) -> None:
     import subprocess
 
