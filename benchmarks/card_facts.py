@@ -108,15 +108,16 @@ def metrics_text(row: dict) -> str:
 
 
 def comparison_text(rows: list[dict], name: str) -> str:
-    """One line per model of the same run (``name``'s in bold): PSNR / SSIM / LPIPS / grid at each
-    size, GMACs, E."""
+    """One line per model of the same run (``name``'s in bold): PSNR / SSIM / LPIPS / grid and
+    GMACs at each size, E at 128 px."""
     sizes = sorted(int(k.removeprefix("image_")) for k in rows[0] if k.startswith("image_"))
 
     def cells(r: dict) -> str:
         scores = ", ".join(f"{s} px {r[f'image_{s}']['psnr']:.2f} dB / {r[f'image_{s}']['ssim']:.3f} / "
                            f"{r[f'image_{s}']['lpips']:.3f} / {grid_text(r[f'image_{s}'])}"
                            for s in sizes)
-        return f"{r['model']} ({r['gmacs_128']:.2f} GMACs, E = {r['E_128']} at 128 px): {scores}"
+        costs = ", ".join(f"{r[f'gmacs_{s}']:.2f} GMACs at {s} px" for s in sizes)
+        return f"{r['model']} (E = {r['E_128']} at 128 px; {costs}): {scores}"
 
     lines = ["Val photos, PSNR / SSIM / LPIPS / grid, measured in one run of "
              "`benchmarks/compare_vitok_tiny.py`:", ""]
@@ -136,6 +137,8 @@ def card_facts(card: dict[str, str], stage1: Path, stage2: Path | None, results:
     if not isinstance(results, list) or not all(isinstance(r, dict) and "model" in r for r in results):
         raise ValueError("the comparison must be a JSON list of rows, each with a 'model' (compare_vitok_tiny.py)")
     by_name = {r["model"]: r for r in results}
+    if len(by_name) != len(results):
+        raise ValueError(f"two comparison rows share a model label ({', '.join(r['model'] for r in results)})")
     if name not in by_name:
         raise ValueError(f"no row {name!r} in the comparison (rows: {', '.join(by_name)})")
     stages = [("Stage 1", read_rows(stage1))] + ([("Stage 2", read_rows(stage2))] if stage2 else [])

@@ -15,7 +15,8 @@
 # `ship` writes src/vitok/pretrained/vitok-tiny-conv (bf16, latent statistics of the training photos,
 # card from configs/vitok-tiny-conv/card.json plus the sections benchmarks/card_facts.py measures),
 # benchmarks/baselines/autoencoder-kl (bf16 diffusers folder) and $RUNS/compare
-# (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny).
+# (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny); all of it is made in $RUNS/ship
+# first and copied into the repository only when every step worked.
 set -euo pipefail
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/.."
@@ -59,8 +60,12 @@ ship() {
   for name in candidate baseline; do
     [ -f "$RUNS/$name-stage2/done" ] || { echo "$RUNS/$name-stage2 has not finished: train $name first" >&2; exit 1; }
   done
-  export_candidate "$CFG/card.json"
-  "$BIN/python" - "$RUNS/baseline-stage2/model-ema" benchmarks/baselines/autoencoder-kl <<'EOF'
+  # everything is made in $RUNS/ship first; the repository's copies are replaced only once all of it worked
+  local staged="$RUNS/ship"
+  rm -rf "$staged"
+  mkdir -p "$staged"
+  export_candidate "$CFG/card.json" "$staged/vitok-tiny-conv"
+  "$BIN/python" - "$RUNS/baseline-stage2/model-ema" "$staged/autoencoder-kl" <<'EOF'
 import sys
 
 import torch
@@ -69,18 +74,22 @@ from vitok.models.baselines import build_autoencoder_kl
 
 build_autoencoder_kl({}, sys.argv[1]).to(torch.bfloat16).save_pretrained(sys.argv[2])
 EOF
-  "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok src/vitok/pretrained/vitok-tiny-conv vitok-tiny \
-    --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
+  "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok "$staged/vitok-tiny-conv" vitok-tiny \
+    --baseline "$staged/autoencoder-kl" --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
   # the card's measured sections (compute, training curve, metrics, comparison) from the runs and the
   # comparison just made; the export is deterministic, so the second one only rewrites the card
   "$BIN/python" benchmarks/card_facts.py --card "$CFG/card.json" --stage1 "$RUNS/candidate-stage1" \
     --stage2 "$RUNS/candidate-stage2" --compare "$RUNS/compare/results.json" --row vitok-tiny-conv \
     --out "$RUNS/card.json"
-  export_candidate "$RUNS/card.json"
+  export_candidate "$RUNS/card.json" "$staged/vitok-tiny-conv"
+  rm -rf src/vitok/pretrained/vitok-tiny-conv benchmarks/baselines/autoencoder-kl
+  mkdir -p benchmarks/baselines
+  cp -r "$staged/vitok-tiny-conv" src/vitok/pretrained/vitok-tiny-conv
+  cp -r "$staged/autoencoder-kl" benchmarks/baselines/autoencoder-kl
 }
 
-export_candidate() {
-  "$BIN/vitok" export --model "$RUNS/candidate-stage2/model-ema" --out src/vitok/pretrained/vitok-tiny-conv \
+export_candidate() {  # CARD OUT
+  "$BIN/vitok" export --model "$RUNS/candidate-stage2/model-ema" --out "$2" \
     --name vitok-tiny-conv "$DATA/images/train" --size 128 --precision bf16 --card "$1"
 }
 

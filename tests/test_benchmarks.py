@@ -42,8 +42,15 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
     for r in rows:
         assert set(r["image_32"]) >= {"psnr", "ssim", "grid"} and math.isfinite(r["image_32"]["psnr"])
         assert math.isfinite(r["video_128"]["psnr"]) and r["ms_fp32"]["encode"] > 0
+    assert vitok["files_32"] == akl["files_32"] and vitok["files_32"]["samples"] > 0  # the same files, checked
+    assert vitok["gmacs_32"] < vitok["gmacs_128"]  # the cost of the size evaluated, not of 128 px
     table = (out / "table.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith(f"| {DEFAULT_MODEL} |")
+    assert len(table) == 4 and table[2].startswith(f"| {DEFAULT_MODEL} |") and "| GMACs 32 | E 32 |" in table[0]
+    script = load_script("compare_vitok_tiny")
+    with pytest.raises(ValueError, match="did not score the same files at 32 px"):
+        script.check_same_files([vitok, {**akl, "files_32": {"samples": 1, "skipped": []}}], [32])
+    with pytest.raises(ValueError, match="share a label"):
+        script.check_same_files([vitok, vitok], [32])
 
 
 def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault(tmp_path: Path) -> None:
@@ -212,9 +219,9 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
         (tmp_path / stage).mkdir()
         (tmp_path / stage / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     scores = {"psnr": 21.0, "ssim": 0.5, "lpips": 0.4, "rfid": 300.0, "grid": 1.1}
-    results = [{"model": "ours", "gmacs_128": 4.0, "E_128": 4096, "image_128": scores, "image_256": scores,
-                "video_128": {"psnr": 20.0, "ssim": 0.45}},
-               {"model": "autoencoder-kl", "gmacs_128": 3.65, "E_128": 4096,
+    results = [{"model": "ours", "gmacs_128": 4.0, "gmacs_256": 20.8, "E_128": 4096, "image_128": scores,
+                "image_256": scores, "video_128": {"psnr": 20.0, "ssim": 0.45}},
+               {"model": "autoencoder-kl", "gmacs_128": 3.65, "gmacs_256": 15.0, "E_128": 4096,
                 "image_128": {**scores, "psnr": 20.0}, "image_256": scores, "video_128": {"psnr": 19.0, "ssim": 0.4}}]
     (tmp_path / "results.json").write_text(json.dumps(results))
     (tmp_path / "card.json").write_text(json.dumps({"Data": "photos", "Limitations": "few", "Compute": "by hand"}))
@@ -233,10 +240,16 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
     assert "steps 751-1000: loss 1.490" in curve  # (0.775 + ... + 0.975 + 7.025) / 10
     assert "| val photos, 128 px | 21.00 | 0.500 | 0.400 | 300.0 | 1.10 |" in card["Metrics"]
     assert "| val video, 16x128x128 | 20.00 | 0.450 |" in card["Metrics"]
-    assert "**ours (4.00 GMACs" in card["Comparison"] and "autoencoder-kl (3.65 GMACs" in card["Comparison"]
+    assert "**ours (E = 4096 at 128 px; 4.00 GMACs at 128 px, 20.80 GMACs at 256 px)" in card["Comparison"]
+    assert "autoencoder-kl (E = 4096 at 128 px; 3.65 GMACs at 128 px, 15.00 GMACs at 256 px)" in card["Comparison"]
     with pytest.raises(SystemExit):  # a row the comparison does not have is an argparse error
         facts.main([*argv[:-4], "--row", "nobody", "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+    (tmp_path / "twice.json").write_text(json.dumps([results[0], results[0]]))
+    with pytest.raises(SystemExit):  # two rows with one label: which one is meant is not guessed
+        facts.main([*argv[:-6], "--compare", str(tmp_path / "twice.json"), "--row", "ours", "--out",
+                    str(tmp_path / "x.json")])
+    assert "two comparison rows share a model label" in capsys.readouterr().err
     with (tmp_path / "s1" / "metrics.jsonl").open("a") as f:
         f.write('{"step": 10')  # a half-written row: named with its line
     with pytest.raises(SystemExit):
