@@ -117,22 +117,25 @@ def test_tiling_config_checks_types_naming_the_field(kwargs: dict, error: type) 
 
 
 def test_tiled_is_close_to_untiled_on_inputs_of_several_windows() -> None:
-    """Random weights attend globally, so a window sees less context than the whole input: the
-    results differ, but only by that (a misplaced or unnormalised blend would be far off)."""
+    """A window sees less context than the whole input, so the results differ, but only by that:
+    with the shipped model on 8 x 11 overlapping windows of 4 x 4 tokens, tiled and whole agree to 33 dB, where
+    a blank output scores 14.5 dB and the tiled output shifted by one patch 12.9 dB (a misplaced
+    or unnormalised blend would be that far off)."""
     from vitok.metrics.psnr import psnr
 
-    torch.manual_seed(0)
-    model = ViTok.from_preset("N-N/8").eval()
+    model = ViTok.from_pretrained("vitok-tiny")
     model.enable_tiling(tile=32)
-    x = smooth_image(96, 136)[None]  # 12 x 17 tokens: 4 x 6 windows of 4 x 4 tokens
-    assert [len(w) for w in model.tile_windows((1, 12, 17), False)] == [4, 6]
+    x = smooth_image(192, 272)[None]  # 24 x 34 tokens
+    assert [len(w) for w in model.tile_windows((1, 24, 34), False)] == [8, 11]  # overlapping windows
     video_model = ViTok.from_preset("N-N/2x8").eval()
     video_model.enable_tiling(frames=8)
     clip = torch.stack([smooth_image(32, 32, 3).roll(i, dims=-1) for i in range(40)], dim=1)[None]
     with torch.no_grad():
-        assert psnr(model(x, tiled=True).recon.clamp(-1, 1), model(x, tiled=False).recon.clamp(-1, 1)) > 20
-        chunked, whole = video_model(clip, tiled=True).recon, video_model(clip, tiled=False).recon
-    assert psnr(chunked.clamp(-1, 1), whole.clamp(-1, 1)) > 40
+        tiled, whole = model(x, tiled=True).recon.clamp(-1, 1), model(x, tiled=False).recon.clamp(-1, 1)
+        chunked, unchunked = video_model(clip, tiled=True).recon, video_model(clip, tiled=False).recon
+    assert psnr(tiled, whole) > 30 > psnr(torch.zeros_like(whole), whole) + 10
+    assert psnr(tiled.roll(8, dims=-1), whole) < 20
+    assert psnr(chunked.clamp(-1, 1), unchunked.clamp(-1, 1)) > 40
 
 
 def test_seam_ratio_sees_a_hard_seam_and_not_a_blended_one() -> None:
