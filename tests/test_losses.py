@@ -181,9 +181,16 @@ def test_composite_loss_terms_and_video_frames() -> None:
     recon = (x + 0.1 * torch.randn_like(x)).requires_grad_()
     from vitok.models.bottleneck import LatentDistribution
 
-    post = LatentDistribution(torch.zeros(2, 4, 2, 4, 4), torch.zeros(2, 4, 2, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(2, 4, 2, 4, 4, generator=g), torch.randn(2, 4, 2, 4, 4, generator=g) * 0.5
+    post = LatentDistribution(mean, logvar)
     total, terms = loss_fn(x, recon, post, step=0, discriminator=disc)
     assert set(terms) == {"rec", "kl", "lpips", "ssim", "g_adv"}
+    # each term against its formula, computed here: MSE, and the KL of N(mean, exp(logvar)) to N(0, 1)
+    # per latent element (the mean over elements, which the KL weight 1e-3 multiplies)
+    assert terms["rec"] == pytest.approx(((recon - x) ** 2).mean().item(), rel=1e-5)
+    assert terms["kl"] == pytest.approx((0.5 * (mean**2 + logvar.exp() - 1 - logvar)).mean().item(), rel=1e-5)
+    assert terms["kl"] > 0.1  # a term the total must weigh: a wrong KL weight shows below
     expected = terms["rec"] + 1e-3 * terms["kl"] + terms["lpips"] + 0.5 * (1 - terms["ssim"]) + 0.1 * terms["g_adv"]
     assert total.item() == pytest.approx(expected, rel=1e-5)
     total.backward()
