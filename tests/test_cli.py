@@ -125,7 +125,17 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
                  str(media_dir), "--size", "32", "--card", str(tmp_path / "card.json")]) == 0
     assert "tiny:" in capsys.readouterr().out
     shipped = ViTok.from_pretrained(tmp_path / "shipped")
-    assert shipped.config.latent_std is not None and len(shipped.config.latent_mean) == 4
+    # the statistics are those of the posterior means of the images' 32 px centre crops, per channel
+    from vitok import io
+    from vitok.data import EvalTransform, list_files
+
+    crops = torch.stack([EvalTransform((32, 32))(io.load_image(f)) for f in list_files([media_dir], "image")])
+    with torch.no_grad():
+        z = model.encode(crops).double()
+    torch.testing.assert_close(torch.tensor(shipped.config.latent_mean, dtype=torch.float64), z.mean((0, 2, 3)),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(shipped.config.latent_std, dtype=torch.float64),
+                               z.std((0, 2, 3), correction=0), rtol=1e-4, atol=1e-5)
     card = (tmp_path / "shipped" / "README.md").read_text()
     assert "# tiny" in card and "## Training" in card and "| 1x64x64 | 64 | 256 |" in card
     x = torch.rand(1, 3, 32, 32) * 2 - 1

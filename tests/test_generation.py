@@ -165,6 +165,16 @@ def test_generation_pipeline_end_to_end(class_folder, tmp_path, capsys) -> None:
                  "--size", "32", "--shard-size", "4", "--flip"]) == 0  # finished shards are kept
     tokenizer = ViTok.from_pretrained(latents / "tokenizer")
     assert torch.allclose(tokenizer.latent_std, torch.tensor(stats["std"]))
+    # the statistics are those of the posterior means of every 32 px crop and its mirror, per channel
+    from vitok.data import EvalTransform
+
+    crops = torch.stack([EvalTransform((32, 32))(io.load_image(f)) for f in sorted(class_folder.rglob("*.png"))])
+    with torch.no_grad():
+        z = torch.cat([tokenizer.encode(crops), tokenizer.encode(crops.flip(-1))]).double()
+    torch.testing.assert_close(torch.tensor(stats["mean"], dtype=torch.float64), z.mean((0, 2, 3)), rtol=1e-4,
+                               atol=1e-5)
+    torch.testing.assert_close(torch.tensor(stats["std"], dtype=torch.float64), z.std((0, 2, 3), correction=0),
+                               rtol=1e-4, atol=1e-5)
 
     overrides = [f"latents={latents}", f"run.out_dir={tmp_path / 'dit'}", "run.steps=6", "run.ckpt_every=3",
                  "run.progress=false", "run.tensorboard=false", "optim.batch_size=4", "run.precision=fp32"]
