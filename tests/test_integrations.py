@@ -45,6 +45,10 @@ def test_autoencoder_kl_idioms_match_vitok() -> None:
     with pytest.raises(TypeError, match="use_tiling"):
         vae.use_tiling = "yes"
     assert vae.config.latents_std == pytest.approx([0.5, 1.0, 2.0, 0.8])
+    # the scalar scaling pipelines apply, from the stored statistics (scalar_scaling is checked on its own below)
+    scale, shift = scalar_scaling([0.1, -0.2, 0.0, 0.3], [0.5, 1.0, 2.0, 0.8])
+    assert (vae.config.scaling_factor, vae.config.shift_factor) == pytest.approx((scale, shift))
+    assert abs(scale - 1) > 0.1 and abs(shift) > 0.01  # not the defaults
 
 
 def test_scalar_scaling_normalises_the_pooled_latent() -> None:
