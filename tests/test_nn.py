@@ -91,12 +91,19 @@ def test_pad_to_multiple_replicates_edges() -> None:
 
 
 def test_attention_shapes_and_qk_norm() -> None:
+    x = torch.randn(2, 10, 32)
+    rope = rope_cos_sin(token_grid(1, 2, 5), 8)
     for qk_norm in (False, True):
+        torch.manual_seed(0)
         attn = Attention(32, 4, qk_norm=qk_norm)
-        x = torch.randn(2, 10, 32)
-        rope = rope_cos_sin(token_grid(1, 2, 5), 8)
-        assert attn(x, rope).shape == (2, 10, 32)
-    assert attn.qkv.bias is None
+        out = attn(x, rope)
+        assert out.shape == (2, 10, 32)
+        # QK-norm makes attention blind to the scale of q and k: scaling their projections by 10
+        # changes the output only without it
+        with torch.no_grad():
+            attn.qkv.weight[:64] *= 10
+        assert torch.allclose(attn(x, rope), out, atol=1e-5) == qk_norm
+    assert attn.qkv.bias is None and isinstance(attn.q_norm, torch.nn.RMSNorm)
 
 
 def test_rope_compiles_for_a_second_input_size() -> None:
