@@ -34,19 +34,41 @@ def top_name(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
+def absolute(node: ast.ImportFrom, path: Path) -> str | None:
+    """The absolute module of a ``from`` import in ``path``: relative ones (``from ..train import x``)
+    resolved against the file's package."""
+    if node.level == 0:
+        return node.module
+    package = list(path.relative_to(SRC.parent).with_suffix("").parts)[:-1]  # e.g. ['vitok', 'data']
+    if path.name == "__init__.py":
+        package = list(path.relative_to(SRC.parent).parts)[:-1]
+    base = package[:len(package) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def imports(path: Path) -> list[tuple[int, str]]:
-    """(line, imported vitok module) for every import in a file; ``from vitok import io`` is vitok.io."""
+    """(line, imported vitok module) for every import in a file; ``from vitok import io`` is vitok.io,
+    and relative imports count as their absolute module."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "vitok"]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
-                node.module.split(".")[0] == "vitok":
-            if node.module == "vitok":
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute(node, path)
+            if not module or module.split(".")[0] != "vitok":
+                continue
+            if module == "vitok":
                 found += [(node.lineno, f"vitok.{a.name}") for a in node.names]
             else:
-                found.append((node.lineno, node.module))
+                found.append((node.lineno, module))
     return found
+
+
+def test_relative_imports_are_resolved() -> None:
+    source = "from ..train import x\nfrom . import sampler\nfrom .. import cli\n"
+    path = SRC / "data" / "probe.py"
+    tree = ast.parse(source)
+    assert [absolute(n, path) for n in tree.body] == ["vitok.train", "vitok.data", "vitok"]
 
 
 def test_every_module_has_a_layer() -> None:
