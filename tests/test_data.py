@@ -430,3 +430,20 @@ def test_data_helpers_check_their_arguments(tmp_path) -> None:
     assert out.shape == (3, 8, 8) and out.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="x must be"):
         TrainTransform((8, 8))(torch.zeros(20, 10), gen)
+
+
+def test_a_data_subset_is_fixed_nested_and_trained_on(tmp_path) -> None:
+    from vitok.data.datasets import nested_subset
+
+    files = [tmp_path / f"{i:02d}.png" for i in range(20)]
+    small, large = nested_subset(files, 5), nested_subset(files, 12)
+    assert len(small) == 5 and set(small) <= set(large) and small == sorted(small)
+    assert nested_subset(list(reversed(files)), 5) == small  # the choice depends on the files only
+    assert small != files[:5]  # spread over the list, not its first names
+    with pytest.raises(ValueError, match="data.subset 21 exceeds the 20 training files"):
+        nested_subset(files, 21)
+    for i in range(6):
+        io.save_image(smooth_image(16, 16, i), tmp_path / "photos" / f"{i}.png")
+    cfg = DataConfig(train=[str(tmp_path / "photos")], image_size=8, subset=2)
+    seen = {path for step in range(8) for path in next(iter(build_train_loader(cfg, 2, start_step=step)))["path"]}
+    assert len(seen) == 2  # only the subset is drawn

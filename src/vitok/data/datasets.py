@@ -98,6 +98,19 @@ def read_clip(source: Path | BinaryIO, num_frames: int, frame_stride: int = 1,
     return fit_clip(clip, num_frames)
 
 
+def nested_subset(files: list[Path], count: int) -> list[Path]:
+    """``count`` of ``files`` for a data-scaling study: the first ``count`` of a fixed (seed 0)
+    permutation of the sorted list, in sorted order, so every smaller subset lies inside every
+    larger one and the choice does not depend on the run's seed. ``ValueError`` when ``count``
+    exceeds the files there are."""
+    check_int("count", count, 1)
+    if count > len(files):
+        raise ValueError(f"data.subset {count} exceeds the {len(files)} training files")
+    ordered = sorted(files)
+    chosen = torch.randperm(len(ordered), generator=torch.Generator().manual_seed(0))[:count]
+    return [ordered[i] for i in sorted(chosen.tolist())]
+
+
 class MediaFolder(Dataset):
     """Images (3, H, W) or clips (3, T, H, W) from files, transformed, values in [-1, 1].
 

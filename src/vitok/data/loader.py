@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vitok.checks import Rule
-from vitok.data.datasets import KeyedConcat, Kind, MediaFolder, collate
+from vitok.data.datasets import KeyedConcat, Kind, MediaFolder, collate, nested_subset
 from vitok.data.motion import CameraMotion, MotionClips
 from vitok.data.sampler import StepBatchSampler
 from vitok.data.shards import ShardDataset, is_shard_spec
@@ -50,6 +50,9 @@ class DataConfig:
         workers: DataLoader worker processes per rank.
         motion: photo folders turned into camera-motion clips (video only), mixed with ``train``.
         motion_repeat, train_repeat: how many times each source counts per epoch (mixing weights).
+        subset: train on only this many of the ``train`` files (a data-scaling study): the first N of
+            a fixed permutation of the sorted files (:func:`vitok.data.datasets.nested_subset`), so
+            a smaller subset lies inside a larger one; folders only. None: all of them.
     """
 
     train: list[str] = field(default_factory=list)
@@ -66,6 +69,7 @@ class DataConfig:
     motion: list[str] = field(default_factory=list)
     motion_repeat: int = 1
     train_repeat: int = 1
+    subset: int | None = None
 
     ranges: ClassVar[dict[str, Rule]] = {
         "image_size": (lambda v: bool(_sizes(v)) and all(1 <= s <= MAX_SIDE for s in _sizes(v)),
@@ -78,6 +82,7 @@ class DataConfig:
         "workers": (lambda v: 0 <= v <= 256, "in [0, 256]"),
         "motion_repeat": (lambda v: v >= 1, ">= 1"),
         "train_repeat": (lambda v: v >= 1, ">= 1"),
+        "subset": (lambda v: v is None or v >= 1, "null (all files) or >= 1"),
     }
 
     def __post_init__(self) -> None:
@@ -125,7 +130,10 @@ def build_dataset(cfg: DataConfig) -> MediaFolder | KeyedConcat:
     """The folder dataset of ``cfg.train``, mixed with camera-motion clips of ``cfg.motion`` photos."""
     sources: list = []
     if cfg.train:
-        sources.append(MediaFolder(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, cfg.frame_stride))
+        folder = MediaFolder(cfg.train, cfg.kind, cfg.transform(), cfg.num_frames, cfg.frame_stride)
+        if cfg.subset is not None:
+            folder.files = nested_subset(folder.files, cfg.subset)
+        sources.append(folder)
     if cfg.motion:
         if cfg.kind != "video":
             raise ValueError("data.motion makes video clips: it needs data.kind=video")
@@ -152,6 +160,8 @@ def build_train_loader(cfg: DataConfig, global_batch: int, rank: int = 0, world:
     if cfg.train and is_shard_spec(cfg.train):
         if multi:
             raise ValueError("multi-resolution training (several data.image_size values) reads folders, not shards")
+        if cfg.subset is not None:
+            raise ValueError("data.subset picks files of folders; with tar shards, give fewer shards")
         if cfg.motion or cfg.train_repeat != 1:
             raise ValueError("data.motion and data.train_repeat mix folder sources; with tar shards in data.train, "
                              "pack the mix into the shards (or give folders)")
