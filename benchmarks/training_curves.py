@@ -31,6 +31,7 @@ from vitok.data import list_files
 from vitok.evaluate import EvalConfig, evaluate, model_info
 from vitok.train.checkpoint import list_checkpoints, load_checkpoint
 from vitok.train.config import TrainConfig
+from vitok.train.ema import load_averages
 from vitok.train.schema import from_dict, read_yaml
 from vitok.train.trainer import build_model
 
@@ -58,10 +59,7 @@ def model_at(run_dir: Path, checkpoint: Path) -> torch.nn.Module:
     state = load_checkpoint(checkpoint)
     model.load_state_dict(state["model"])
     if state.get("ema"):
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, average in state["ema"].items():
-                named[name].copy_(average)
+        load_averages(model, state["ema"])
     return model.eval()
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def tail(text: str, lines: int = 3, chars: int = 400) -> str:
+    """The last ``lines`` lines of a command's output on one line, at most ``chars`` characters."""
+    return " ".join(text.strip().splitlines()[-lines:])[-chars:]
+
+
 def plural(count: int, noun: str) -> str:
     """'1 image', '2 images', '1 class', '3 classes', '0 videos'."""
     if count == 1:

@@ -111,6 +111,11 @@ def register_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sample)
 
 
+def tokenizer_name(args: argparse.Namespace, info: dict) -> str:
+    """--model, else the tokenizer `vitok cache-latents` saved with the DiT's latents."""
+    return str(args.model or Path(info["latents"]) / "tokenizer")
+
+
 def _load(args: argparse.Namespace) -> tuple:
     """The DiT, its generation info and the tokenizer, after the checks that need no model: the
     guidance interval and a writable --out (one-line errors before any sampling). The tokenizer
@@ -122,7 +127,7 @@ def _load(args: argparse.Namespace) -> tuple:
         raise ValueError(f"--interval must be LO HI with LO <= HI, got {args.interval[0]} {args.interval[1]}")
     check_output_folder(args.out)
     dit, info = load_dit(args.dit, args.device)
-    name = str(args.model or Path(info["latents"]) / "tokenizer")
+    name = tokenizer_name(args, info)
     tokenizer = load_model(name, args.device)
     mean, std = tokenizer.config.latent_mean, tokenizer.config.latent_std
     if mean is None or std is None:
@@ -187,7 +192,13 @@ def run_eval_gen(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vitok.files import atomic_write
-    from vitok.generate.sample import balanced_labels, feature_dimension, generation_fid, save_samples
+    from vitok.generate.sample import (
+        balanced_labels,
+        default_sampler,
+        feature_dimension,
+        generation_fid,
+        save_samples,
+    )
     from vitok.metrics.frechet import load_stats
 
     mu, _, _ = load_stats(args.ref_stats)  # a missing or malformed file fails here, before any sampling
@@ -217,8 +228,8 @@ def run_eval_gen(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_samples(torch.stack(kept), labels[:len(kept)], args.out / "samples")
     results = {name: score, "samples": count, "cfg": args.cfg, "interval": args.interval, "steps": args.steps,
-               "sampler": args.sampler or ("ddim" if info["objective"] == "ddpm" else "heun"), "seed": args.seed,
-               "dit": str(args.dit), "tokenizer": str(args.model or Path(info["latents"]) / "tokenizer"),
+               "sampler": args.sampler or default_sampler(info["objective"]), "seed": args.seed,
+               "dit": str(args.dit), "tokenizer": tokenizer_name(args, info),
                "ref_stats": str(args.ref_stats)}
     atomic_write(args.out / "results.json", lambda path: path.write_text(json.dumps(results, indent=2) + "\n"))
     print(f"{name} {score:.3f} over {plural(count, 'sample')} -> {args.out / 'results.json'}")

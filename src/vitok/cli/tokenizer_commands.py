@@ -229,8 +229,9 @@ def run_export(args: argparse.Namespace) -> int:
             from vitok.models.vitok import ViTok
 
             model = ViTok.from_pretrained(out)
-            for param in model.parameters() if dtype is not None else ():  # stored smaller; the latent
-                param.data = param.data.to(dtype)  # statistics (buffers) stay float32, as in vitok's format
+            if dtype is not None:  # parameters stored smaller; the latent statistics (buffers) stay float32
+                for param in model.parameters():
+                    param.data = param.data.to(dtype)
             AutoencoderViTok.from_vitok(model).save_pretrained(args.out)
             if (out / "README.md").is_file():
                 card = (out / "README.md").read_text().replace(LOAD_LINES["vitok"], LOAD_LINES["diffusers"])

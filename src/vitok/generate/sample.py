@@ -27,6 +27,11 @@ def load_dit(name_or_path: str | Path, device: str = "cpu", revision: str | None
     return model, json.loads(info_path.read_text())
 
 
+def default_sampler(objective: str) -> str:
+    """The sampler a DiT of ``objective`` uses unless told: ``ddim`` for ddpm, ``heun`` for flow."""
+    return "ddim" if objective == "ddpm" else "heun"
+
+
 def sample_seed(seed: int, index: int) -> int:
     """The noise seed of sample ``index`` of a run with ``seed``: 63 bits of SHA-256 of the pair,
     so the runs of two seeds share no sample (``seed + index`` made seed 1's sample i seed 0's
@@ -53,7 +58,7 @@ def sample_latents(dit: DiT, info: dict, labels: Tensor, cfg_scale: float = 4.0,
     from tqdm import tqdm
 
     objective = info["objective"]
-    sampler = sampler or ("ddim" if objective == "ddpm" else "heun")
+    sampler = sampler or default_sampler(objective)
     if (objective == "ddpm") != (sampler == "ddim"):
         raise ValueError(f"sampler {sampler!r} does not fit the {objective!r} objective (ddpm: ddim; flow: euler/heun)")
     noise = initial_noise(len(labels), tuple(info["latent_shape"]), seed, first)
@@ -112,9 +117,12 @@ def balanced_labels(n: int, num_classes: int) -> Tensor:
 
 
 def feature_dimension(video: bool) -> int:
-    """The size of the features the Frechet distance compares: 2048 (Inception pool3, images) or
-    400 (I3D logits, videos)."""
-    return 400 if video else 2048
+    """The size of the features the Frechet distance compares (``InceptionV3.features`` for
+    images, ``I3D.features`` for videos)."""
+    from vitok.metrics.i3d import I3D
+    from vitok.metrics.inception import InceptionV3
+
+    return I3D.features if video else InceptionV3.features
 
 
 @torch.no_grad()

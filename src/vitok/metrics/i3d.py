@@ -83,6 +83,8 @@ class InceptionModule(nn.Module):
 class I3D(nn.Module):
     """Kinetics-400 I3D: clips (B, 3, T, H, W) in [-1, 1] -> (B, 400) logits (time-averaged)."""
 
+    features = 400  # the size of what forward returns per clip
+
     def __init__(self, pretrained: bool = True, cache: str | None = None) -> None:
         super().__init__()
         self.conv1a = Unit3D(3, 64, (7, 7, 7), (2, 2, 2))

