@@ -74,3 +74,24 @@ def assert_same_final_state(full: Path, split: Path,
         for key, value in a[part].items():
             assert torch.equal(value, b[part][key]), f"{part}.{key} differs after resume"
     return a, b
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> str:
+    """A saved nano tokenizer (random weights): a --model for CLI tests."""
+    from vitok import ViTok
+
+    ViTok.from_preset("N-N/8").save_pretrained(tmp_path / "model")
+    return str(tmp_path / "model")
+
+
+@pytest.fixture
+def folder_with_a_broken_file(tmp_path: Path) -> Path:
+    """photos/cats with two good images and a broken JPEG (a class folder, for cache-latents too)."""
+    from vitok import io
+
+    folder = tmp_path / "photos" / "cats"
+    io.save_image(smooth_image(40, 48, 1), folder / "good.png")
+    io.save_image(smooth_image(40, 48, 2), folder / "fine.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder.parent
