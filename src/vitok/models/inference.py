@@ -135,10 +135,12 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", device: tor
 
 
 def _graphs() -> int:
-    """Graphs compiled so far in this process (dynamo's own counter)."""
-    from torch._dynamo.utils import counters
+    """Graphs compiled so far in this process (dynamo's own counter); 0 while dynamo has not been
+    imported, so an uncompiled run never pays its import (1-2 s on a small CPU)."""
+    import sys
 
-    return int(counters["stats"]["unique_graphs"])
+    utils = sys.modules.get("torch._dynamo.utils")
+    return int(utils.counters["stats"]["unique_graphs"]) if utils is not None else 0
 
 
 @dataclass
