@@ -369,3 +369,22 @@ def test_a_warmup_as_long_as_the_run_is_warned_about(image_folder, tmp_path, cap
     assert "optim.warmup is 5 steps, not below run.steps 2" in capsys.readouterr().err
     train(tiny_config(image_folder, tmp_path / "ok", "run.steps=2", "optim.warmup=1"))
     assert "optim.warmup" not in capsys.readouterr().err
+
+
+def test_posterior_noise_is_its_own_stream_not_the_crops() -> None:
+    """Review find: the noise generator was seeded with the sample's seed, the same seed the crop
+    and flip are drawn from, so both started with the same random numbers (correlation 0.21
+    between a crop's offset and its noise). Now each sample's noise comes from its own stream:
+    still a function of the seed alone, unrelated to the crop stream's numbers."""
+    from vitok.train.trainer import noise_seed, posterior_noise
+
+    seeds = torch.arange(512)
+    noise = posterior_noise((512, 4), seeds, torch.device("cpu"))
+    again = posterior_noise((2, 4), seeds[[7, 300]], torch.device("cpu"))
+    assert torch.equal(again, noise[[7, 300]])  # per sample, whatever the batch
+    crop_stream = torch.stack([torch.randn(4, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    assert not torch.equal(noise, crop_stream)
+    uniform = torch.stack([torch.rand(1, generator=torch.Generator().manual_seed(int(s))) for s in seeds])[:, 0]
+    r = torch.corrcoef(torch.stack([uniform, noise[:, 0]]))[0, 1].abs().item()
+    assert r < 0.1, r  # 512 independent pairs: |r| ~ 0.04
+    assert len({noise_seed(s) for s in range(10_000)}) == 10_000 and 0 <= noise_seed(2**62) < 2**63

@@ -79,10 +79,22 @@ def with_model_period(loss: LossConfig, model: nn.Module, sizes: list[int] = ())
     return resolved
 
 
+NOISE_STREAM = 0x9E3779B97F4A7C15  # odd 64-bit constant (the golden ratio's): the noise's own stream
+
+
+def noise_seed(seed: int) -> int:
+    """The generator seed of a sample's posterior noise, in [0, 2**63): a different stream from
+    the one its crop and flip are drawn from (``torch.Generator().manual_seed(seed)`` in
+    :mod:`vitok.data.datasets`), which would otherwise start with the same numbers and tie the
+    noise to the crop."""
+    return (int(seed) * NOISE_STREAM + 1) % 2**63
+
+
 def posterior_noise(shape: tuple[int, ...], seeds: Tensor, device: torch.device) -> Tensor:
-    """Standard-normal latent noise, one stream per sample seed: identical for a sample whatever
-    the batch split, rank or worker."""
-    per_sample = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    """Standard-normal latent noise (``shape`` = (B, ...), the latent's), one stream per sample
+    seed: identical for a sample whatever the batch split, rank or worker, and independent of its
+    crop (:func:`noise_seed`)."""
+    per_sample = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(noise_seed(s))) for s in seeds]
     return torch.stack(per_sample).to(device)
 
 
