@@ -6,10 +6,13 @@ each size, PSNR / SSIM on the val videos (16 x 128 x 128 clips, with their E and
 and encode / decode ms per image at 128 px (each precision asked for, same process). Every row
 must have scored the same files (``samples`` / ``skipped`` per size, checked).
 
-    python benchmarks/compare_vitok_tiny.py [--vitok NAME_OR_DIR ...] [--baseline DIR] [--precisions fp32 bf16]
+    python benchmarks/compare_vitok_tiny.py [--vitok NAME_OR_DIR ...] [--baseline DIR | --no-baseline]
+        [--precisions fp32 bf16]
 
 ``--vitok`` takes several models (one row each, in order, the baseline last), e.g. the default
-beside the tokenizer it replaced: ``--vitok vitok-tiny-conv vitok-tiny``.
+beside the tokenizer it replaced: ``--vitok vitok-tiny-conv vitok-tiny``. ``--no-baseline`` leaves
+the AutoencoderKL row out (e.g. a new tokenizer against the one it replaces, before the baseline has
+been trained).
 
 Writes ``out/compare_vitok_tiny/{results.json,table.md}`` and prints the Markdown table.
 """
@@ -100,6 +103,7 @@ def main() -> int:
                    help="shipped names or saved model directories, one row each (default: vitok.DEFAULT_MODEL)")
     p.add_argument("--baseline", default=str(BASELINE),
                    help="diffusers AutoencoderKL directory written by training (default: the committed one)")
+    p.add_argument("--no-baseline", action="store_true", help="only the --vitok rows, no AutoencoderKL row")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
                    help="timings to take (bf16 is slow on CPUs without bf16 matmul units)")
     p.add_argument("--images", type=Path, default=SHARED / "images" / "val")
@@ -109,14 +113,15 @@ def main() -> int:
     p.add_argument("--cache", default=None, help="metric weights cache")
     p.add_argument("--out", type=Path, default=Path("out/compare_vitok_tiny"))
     args = p.parse_args()
-    if not Path(args.baseline).is_dir():
+    if not args.no_baseline and not Path(args.baseline).is_dir():
         p.error(f"--baseline {args.baseline} is not a directory: train the baseline "
                 "(configs/vitok-tiny-conv/baseline_autoencoder_kl*.yaml) or give its model directory")
-    labels = [Path(name).name for name in args.vitok] + ["autoencoder-kl"]
+    labels = [Path(name).name for name in args.vitok] + ([] if args.no_baseline else ["autoencoder-kl"])
     if len(set(labels)) != len(labels):
         p.error(f"two models share a label ({', '.join(labels)}): give directories with distinct names")
     models = [(ViTok.from_pretrained(name).float().eval(), Path(name).name) for name in args.vitok]
-    models.append((build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl"))
+    if not args.no_baseline:
+        models.append((build_autoencoder_kl({}, args.baseline).eval(), "autoencoder-kl"))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     peaks = {p: matmul_peak(dtypes[p], torch.device("cpu")) for p in args.precisions}
     rows = [measure(model, label, peaks, args) for model, label in models]

@@ -5,6 +5,7 @@
 #   benchmarks/reproduce_vitok_tiny_conv.sh train baseline    # the same for the AutoencoderKL
 #   benchmarks/reproduce_vitok_tiny_conv.sh curves            # val / train curves of every checkpoint
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship              # export both, compare them in one run
+#   benchmarks/reproduce_vitok_tiny_conv.sh ship candidate    # the candidate alone, beside vitok-tiny
 #
 # `train` resumes: after an interruption (SIGTERM saves a checkpoint) the same command goes on from the
 # last complete checkpoint, and a finished stage is skipped. The two trainings can run side by side;
@@ -16,7 +17,8 @@
 # card from configs/vitok-tiny-conv/card.json plus the sections benchmarks/card_facts.py measures),
 # benchmarks/baselines/autoencoder-kl (bf16 diffusers folder) and $RUNS/compare
 # (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny); all of it is made in $RUNS/ship
-# first and copied into the repository only when every step worked.
+# first and copied into the repository only when every step worked. `ship candidate` does the same
+# for the candidate alone (its comparison has no AutoencoderKL row) while the baseline still trains.
 set -euo pipefail
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/.."
@@ -57,7 +59,13 @@ curves() {
 }
 
 ship() {
-  for name in candidate baseline; do
+  local names=(candidate baseline) baseline=(--baseline "$RUNS/ship/autoencoder-kl")
+  case ${1:-both} in
+    both) ;;
+    candidate) names=(candidate) baseline=(--no-baseline) ;;
+    *) echo "unknown ship '$1': candidate, or nothing for both" >&2; exit 2 ;;
+  esac
+  for name in "${names[@]}"; do
     [ -f "$RUNS/$name-stage2/done" ] || { echo "$RUNS/$name-stage2 has not finished: train $name first" >&2; exit 1; }
   done
   # everything is made in $RUNS/ship first; the repository's copies are replaced only once all of it worked
@@ -65,7 +73,7 @@ ship() {
   rm -rf "$staged"
   mkdir -p "$staged"
   export_candidate "$CFG/card.json" "$staged/vitok-tiny-conv"
-  "$BIN/python" - "$RUNS/baseline-stage2/model-ema" "$staged/autoencoder-kl" <<'EOF'
+  [ ${#names[@]} = 1 ] || "$BIN/python" - "$RUNS/baseline-stage2/model-ema" "$staged/autoencoder-kl" <<'EOF'
 import sys
 
 import torch
@@ -75,17 +83,20 @@ from vitok.models.baselines import build_autoencoder_kl
 build_autoencoder_kl({}, sys.argv[1]).to(torch.bfloat16).save_pretrained(sys.argv[2])
 EOF
   "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok "$staged/vitok-tiny-conv" vitok-tiny \
-    --baseline "$staged/autoencoder-kl" --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
+    "${baseline[@]}" --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
   # the card's measured sections (compute, training curve, metrics, comparison) from the runs and the
   # comparison just made; the export is deterministic, so the second one only rewrites the card
   "$BIN/python" benchmarks/card_facts.py --card "$CFG/card.json" --stage1 "$RUNS/candidate-stage1" \
     --stage2 "$RUNS/candidate-stage2" --compare "$RUNS/compare/results.json" --row vitok-tiny-conv \
     --out "$RUNS/card.json"
   export_candidate "$RUNS/card.json" "$staged/vitok-tiny-conv"
-  rm -rf src/vitok/pretrained/vitok-tiny-conv benchmarks/baselines/autoencoder-kl
-  mkdir -p benchmarks/baselines
+  rm -rf src/vitok/pretrained/vitok-tiny-conv
   cp -r "$staged/vitok-tiny-conv" src/vitok/pretrained/vitok-tiny-conv
-  cp -r "$staged/autoencoder-kl" benchmarks/baselines/autoencoder-kl
+  if [ ${#names[@]} = 2 ]; then
+    rm -rf benchmarks/baselines/autoencoder-kl
+    mkdir -p benchmarks/baselines
+    cp -r "$staged/autoencoder-kl" benchmarks/baselines/autoencoder-kl
+  fi
 }
 
 export_candidate() {  # CARD OUT
@@ -97,7 +108,7 @@ main() {
   case ${1:-} in
     train) train "${2:?train candidate|baseline}" ;;
     curves) curves ;;
-    ship) ship ;;
+    ship) ship "${2:-both}" ;;
     *) sed -n '2,/^set /{/^#/p}' "$SELF" >&2; exit 2 ;;
   esac
 }

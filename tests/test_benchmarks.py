@@ -53,6 +53,19 @@ def test_compare_vitok_tiny_writes_one_row_per_model(media_dir: Path, tmp_path: 
         script.check_same_files([vitok, vitok], [32])
 
 
+def test_compare_vitok_tiny_without_a_baseline(media_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-baseline: only the --vitok rows (a new default against the one it replaces); the
+    baseline's folder is then not needed."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["compare_vitok_tiny", "--no-baseline", "--baseline", str(tmp_path / "none"),
+                                      "--images", str(media_dir), "--video", str(media_dir),
+                                      "--image-sizes", "32", "--repeats", "1", "--out", str(out),
+                                      "--precisions", "fp32"])
+    assert load_script("compare_vitok_tiny").main() == 0
+    assert [r["model"] for r in json.loads((out / "results.json").read_text())] == [DEFAULT_MODEL]
+
+
 def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault(tmp_path: Path) -> None:
     """benchmarks/fuzz_campaign.py (issue #13) at a few hundred cases per part."""
     import random
@@ -204,7 +217,13 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
     assert unknown.returncode == 2 and "unknown run 'resnet'" in unknown.stderr
     unfinished = run("ship")  # nothing trained: refuses before exporting anything
     assert unfinished.returncode == 1 and "candidate-stage2 has not finished" in unfinished.stderr
-    assert not list(tmp_path.iterdir())
+    (tmp_path / "candidate-stage2").mkdir()
+    (tmp_path / "candidate-stage2" / "done").touch()
+    both = run("ship")  # the candidate done, the baseline not: the full ship still refuses
+    assert both.returncode == 1 and "baseline-stage2 has not finished" in both.stderr
+    wrong = run("ship", "baseline")
+    assert wrong.returncode == 2 and "unknown ship 'baseline'" in wrong.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-stage2"]  # nothing exported
     assert "set -euo" not in usage.stderr  # the usage is the header's comment lines only
 
 
