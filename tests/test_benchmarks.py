@@ -66,6 +66,25 @@ def test_compare_vitok_tiny_without_a_baseline(media_dir: Path, tmp_path: Path,
     assert [r["model"] for r in json.loads((out / "results.json").read_text())] == [DEFAULT_MODEL]
 
 
+def test_bench_train_configs_times_image_and_video_steps(media_dir: Path, tmp_path: Path, capsys) -> None:
+    """benchmarks/bench_train_configs.py: the cycle speed is (every - 1) image steps + one video
+    step (the trainer's rule: step % every == 0), and whole recipes run through `vitok train`."""
+    bench = load_script("bench_train_configs")
+    seconds = {s: (2.0 if s % 4 == 0 else 0.5) for s in range(1, 13)}
+    seconds[1] = 30.0  # start-up: left out
+    assert bench.summarise(seconds, 4, 1) == {"image_s": 0.5, "video_s": 2.0, "steps_per_s": 4 / 3.5}
+    assert bench.summarise({2: 0.25, 3: 0.25}, None, 1)["steps_per_s"] == 4.0
+    with pytest.raises(ValueError, match="raise --steps"):
+        bench.summarise({1: 1.0, 2: 1.0}, 4, 1)  # no video step after the skip
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"data: {{train: [{media_dir}], image_size: 32, workers: 0}}\n"
+                      "model: {preset: N-N/8}\noptim: {batch_size: 2, warmup: 1}\nloss: {perceptual: none}\n"
+                      "run: {precision: fp32}\n")
+    assert bench.main([str(config), f"{config} optim.batch_size=1", "--steps", "4", "--skip", "1"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4 and table[2].startswith(f"| {config} | ") and table[2].endswith("| 1.00 |")
+
+
 def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault(tmp_path: Path) -> None:
     """benchmarks/fuzz_campaign.py (issue #13) at a few hundred cases per part."""
     import random

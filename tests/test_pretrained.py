@@ -37,7 +37,8 @@ def test_default_model_is_shipped_and_measured() -> None:
 def test_shipped_files_and_size_limit(name: str) -> None:
     files = {p.name for p in (SHIPPED / name).iterdir()}
     assert {"config.json", "model.safetensors", "README.md"} <= files
-    assert (SHIPPED / name / "model.safetensors").stat().st_size <= 25 * 2**20
+    # bf16 weights stay small enough to ship in the repository and the wheel (vitok-tiny-conv: 27.6 MiB)
+    assert (SHIPPED / name / "model.safetensors").stat().st_size <= 30 * 2**20
 
 
 @functools.cache
