@@ -6,6 +6,7 @@
 #   benchmarks/reproduce_vitok_tiny_conv.sh curves            # val / train curves of every checkpoint
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship              # export both, compare them in one run
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship candidate    # the candidate alone, beside vitok-tiny
+#   benchmarks/reproduce_vitok_tiny_conv.sh status            # each stage's last logged step, done or not
 #
 # `train` resumes: after an interruption (SIGTERM saves a checkpoint) the same command goes on from the
 # last complete checkpoint, and a finished stage is skipped. The two trainings can run side by side;
@@ -99,6 +100,20 @@ EOF
   fi
 }
 
+status() {
+  local run last
+  for run in candidate-stage1 candidate-stage2 baseline-stage1 baseline-stage2; do
+    if [ -f "$RUNS/$run/done" ]; then
+      echo "$run: done"
+    elif [ -s "$RUNS/$run/metrics.jsonl" ]; then
+      last=$(tail -n 1 "$RUNS/$run/metrics.jsonl" | sed -n 's/^{"step": \([0-9]*\).*/\1/p')
+      echo "$run: step ${last:-?} logged, not finished"
+    else
+      echo "$run: not started"
+    fi
+  done
+}
+
 export_candidate() {  # CARD OUT
   "$BIN/vitok" export --model "$RUNS/candidate-stage2/model-ema" --out "$2" \
     --name vitok-tiny-conv "$DATA/images/train" --size 128 --precision bf16 --card "$1"
@@ -109,6 +124,7 @@ main() {
     train) train "${2:?train candidate|baseline}" ;;
     curves) curves ;;
     ship) ship "${2:-both}" ;;
+    status) status ;;
     *) sed -n '2,/^set /{/^#/p}' "$SELF" >&2; exit 2 ;;
   esac
 }

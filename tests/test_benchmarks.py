@@ -243,6 +243,13 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
     wrong = run("ship", "baseline")
     assert wrong.returncode == 2 and "unknown ship 'baseline'" in wrong.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-stage2"]  # nothing exported
+    (tmp_path / "baseline-stage1").mkdir()
+    rows = '{"step": 25, "loss": 1.0}\n{"step": 1250, "loss": 0.5}\n'
+    (tmp_path / "baseline-stage1" / "metrics.jsonl").write_text(rows)
+    status = run("status")
+    assert status.returncode == 0 and status.stdout.splitlines() == [
+        "candidate-stage1: not started", "candidate-stage2: done",
+        "baseline-stage1: step 1250 logged, not finished", "baseline-stage2: not started"]
     assert "set -euo" not in usage.stderr  # the usage is the header's comment lines only
 
 
