@@ -8,12 +8,14 @@ per step are summarised.
         --steps 24 --threads 2
 
 Each argument is a config path optionally followed by ``key=value`` overrides (one shell word).
-The runs go one after another in throw-away folders, each with ``OMP_NUM_THREADS=--threads``; the
-first ``--skip`` steps (start-up, warm caches) are left out. Reported per run: the median seconds of
-an image step and of a video step (``video.every``), and steps/s over a whole cycle of
-``video.every`` steps (``(every - 1)`` image steps and one video step), the number a long run
-averages; then each run's cycle speed relative to the first. Nothing else should run meanwhile:
-two processes on 2 cores halve each other's speed.
+The runs go one after another (not at the same time) in throw-away folders, each with
+``OMP_NUM_THREADS=--threads``; the first ``--skip`` steps (start-up, warm caches) are left out.
+Reported per run: the median seconds of an image step and of a video step (``video.every``), and
+steps/s over a whole cycle of ``video.every`` steps (``(every - 1)`` image steps and one video
+step), what a long run averages once every loss term is on; then each run's cycle speed relative
+to the first. Only the first ``--steps`` steps are timed: a term that starts later (stage 2's
+``loss.gan_start``, ``loss.perceptual_start``) is timed only if ``--steps`` reaches past it.
+Nothing else should run meanwhile: two runs on 2 cores slow each other to ~60% (measured).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def summarise(seconds: dict[int, float], video_every: int | None, skip: int) -> 
     ``s % video_every == 0``, the trainer's rule) and the steps/s of one cycle.
 
     Raises:
-        ValueError: no step is left after ``skip``, or a video recipe logged no video step.
+        ValueError: no step is left after ``skip``, a video recipe logged no video step, or
+            ``video_every`` is 1 (no image steps).
     """
+    if video_every == 1:
+        raise ValueError("video.every is 1: every step is a video step, there is no image step to time")
     kept = {s: t for s, t in seconds.items() if s > skip}
     video = [t for s, t in kept.items() if video_every and s % video_every == 0]
     image = [t for s, t in kept.items() if not (video_every and s % video_every == 0)]
@@ -81,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode != 0:
                 p.error(f"{run}: vitok train exited {done.returncode}:\n{done.stderr[-2000:]}")
             every = cfg.video.every if cfg.video is not None else None
-            rows.append({"run": run, **summarise(step_seconds(out), every, args.skip)})
+            try:
+                rows.append({"run": run, **summarise(step_seconds(out), every, args.skip)})
+            except ValueError as err:
+                p.error(f"{run}: {err}")
     print(f"| run ({args.steps} steps, first {args.skip} left out, {args.threads} thread(s)) "
           "| image step s | video step s | steps/s | x first |")
     print("|---|---|---|---|---|")

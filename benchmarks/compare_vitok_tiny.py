@@ -101,9 +101,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vitok", nargs="+", default=[DEFAULT_MODEL],
                    help="shipped names or saved model directories, one row each (default: vitok.DEFAULT_MODEL)")
-    p.add_argument("--baseline", default=str(BASELINE),
-                   help="diffusers AutoencoderKL directory written by training (default: the committed one)")
-    p.add_argument("--no-baseline", action="store_true", help="only the --vitok rows, no AutoencoderKL row")
+    baseline = p.add_mutually_exclusive_group()
+    baseline.add_argument("--baseline", default=str(BASELINE),
+                          help="diffusers AutoencoderKL directory written by training (default: the committed one)")
+    baseline.add_argument("--no-baseline", action="store_true", help="only the --vitok rows, no AutoencoderKL row")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
                    help="timings to take (bf16 is slow on CPUs without bf16 matmul units)")
     p.add_argument("--images", type=Path, default=SHARED / "images" / "val")

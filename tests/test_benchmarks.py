@@ -58,7 +58,10 @@ def test_compare_vitok_tiny_without_a_baseline(media_dir: Path, tmp_path: Path,
     """--no-baseline: only the --vitok rows (a new default against the one it replaces); the
     baseline's folder is then not needed."""
     out = tmp_path / "out"
-    monkeypatch.setattr(sys, "argv", ["compare_vitok_tiny", "--no-baseline", "--baseline", str(tmp_path / "none"),
+    monkeypatch.setattr(sys, "argv", ["compare_vitok_tiny", "--no-baseline", "--baseline", "x"])
+    with pytest.raises(SystemExit):  # the two contradict each other: refused before any work
+        load_script("compare_vitok_tiny").main()
+    monkeypatch.setattr(sys, "argv", ["compare_vitok_tiny", "--no-baseline",
                                       "--images", str(media_dir), "--video", str(media_dir),
                                       "--image-sizes", "32", "--repeats", "1", "--out", str(out),
                                       "--precisions", "fp32"])
@@ -79,10 +82,19 @@ def test_bench_train_configs_times_image_and_video_steps(media_dir: Path, tmp_pa
     config = tmp_path / "tiny.yaml"
     config.write_text(f"data: {{train: [{media_dir}], image_size: 32, workers: 0}}\n"
                       "model: {preset: N-N/8}\noptim: {batch_size: 2, warmup: 1}\nloss: {perceptual: none}\n"
-                      "run: {precision: fp32}\n")
-    assert bench.main([str(config), f"{config} optim.batch_size=1", "--steps", "4", "--skip", "1"]) == 0
+                      "run: {precision: fp32}\n"
+                      f"video: {{every: 2, batch_size: 1, data: {{train: [{media_dir}], kind: video, image_size: 32, "
+                      "num_frames: 4, workers: 0}}\n")
+    assert bench.main([str(config), f"{config} video=null", "--steps", "6", "--skip", "1"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == 4 and table[2].startswith(f"| {config} | ") and table[2].endswith("| 1.00 |")
+    assert len(table) == 4 and table[2].startswith(f"| {config} | ")
+    assert table[3].startswith(f"| {config} video=null | ")
+    with_video, images_only = ([float(c) for c in row.strip("| ").split(" | ")[1:4]] for row in table[2:])
+    assert with_video[1] > 0 and math.isnan(images_only[1])  # the trainer's video steps were found and timed
+    assert with_video[2] == pytest.approx(2 / (with_video[0] + with_video[1]), rel=0.01)
+    with pytest.raises(SystemExit):  # every step a video step: no image step to time
+        bench.main([f"{config} video.every=1", "--steps", "3", "--skip", "1"])
+    assert "every step is a video step" in capsys.readouterr().err
 
 
 def test_fuzz_campaign_classifies_and_a_small_run_finds_no_fault(tmp_path: Path) -> None:
