@@ -6,6 +6,7 @@
 #   benchmarks/reproduce_vitok_tiny_conv.sh curves            # val / train curves of every checkpoint
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship              # export both, compare them in one run
 #   benchmarks/reproduce_vitok_tiny_conv.sh ship candidate    # the candidate alone, beside vitok-tiny
+#   benchmarks/reproduce_vitok_tiny_conv.sh ship baseline     # the baseline, beside the shipped candidate
 #   benchmarks/reproduce_vitok_tiny_conv.sh status            # each stage's last logged step, done or not
 #
 # `train` resumes: after an interruption (SIGTERM saves a checkpoint) the same command goes on from the
@@ -18,8 +19,12 @@
 # card from configs/vitok-tiny-conv/card.json plus the sections benchmarks/card_facts.py measures),
 # benchmarks/baselines/autoencoder-kl (bf16 diffusers folder) and $RUNS/compare
 # (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny); all of it is made in $RUNS/ship
-# first and copied into the repository only when every step worked. `ship candidate` does the same
-# for the candidate alone (its comparison has no AutoencoderKL row) while the baseline still trains.
+# first and copied into the repository only when every step worked; the runs' config.yaml and
+# metrics.jsonl are kept in $KEPT (default docs/quality/runs). `ship candidate` does the same for
+# the candidate alone (its comparison has no AutoencoderKL row) while the baseline still trains;
+# `ship baseline` then adds the baseline: it compares the shipped candidate, vitok-tiny and the
+# baseline in one run and rewrites the shipped candidate's card (weights unchanged) from the kept logs,
+# so the candidate's run folders are no longer needed.
 set -euo pipefail
 SELF=$(realpath "$0")
 cd "$(dirname "$SELF")/.."
@@ -28,6 +33,8 @@ THREADS=${THREADS:-1}
 DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 CFG=configs/vitok-tiny-conv
+SHIPPED=src/vitok/pretrained/vitok-tiny-conv
+KEPT=${KEPT:-docs/quality/runs}
 
 train() {
   local name=$1 s1 s2
@@ -60,21 +67,31 @@ curves() {
 }
 
 ship() {
-  local names=(candidate baseline) baseline=(--baseline "$RUNS/ship/autoencoder-kl")
-  case ${1:-both} in
+  local mode=${1:-both} names=(candidate baseline) staged="$RUNS/ship"
+  case $mode in
     both) ;;
-    candidate) names=(candidate) baseline=(--no-baseline) ;;
-    *) echo "unknown ship '$1': candidate, or nothing for both" >&2; exit 2 ;;
+    candidate) names=(candidate) ;;
+    baseline) names=(baseline) ;;
+    *) echo "unknown ship '$mode': candidate, baseline, or nothing for both" >&2; exit 2 ;;
   esac
   for name in "${names[@]}"; do
     [ -f "$RUNS/$name-stage2/done" ] || { echo "$RUNS/$name-stage2 has not finished: train $name first" >&2; exit 1; }
   done
+  if [ "$mode" = baseline ]; then
+    [ -f "$SHIPPED/model.safetensors" ] && [ -f "$KEPT/candidate-stage2/metrics.jsonl" ] || {
+      echo "ship baseline needs the shipped candidate ($SHIPPED) and its kept logs ($KEPT): ship candidate first" >&2
+      exit 1; }
+  fi
   # everything is made in $RUNS/ship first; the repository's copies are replaced only once all of it worked
-  local staged="$RUNS/ship"
   rm -rf "$staged"
   mkdir -p "$staged"
-  export_candidate "$CFG/card.json" "$staged/vitok-tiny-conv"
-  [ ${#names[@]} = 1 ] || "$BIN/python" - "$RUNS/baseline-stage2/model-ema" "$staged/autoencoder-kl" <<'EOF'
+  local vitok=("$staged/vitok-tiny-conv" vitok-tiny) baseline=(--baseline "$staged/autoencoder-kl") logs=$RUNS
+  case $mode in
+    candidate) baseline=(--no-baseline) ;;
+    baseline) vitok=("$SHIPPED" vitok-tiny) logs=$KEPT ;;
+  esac
+  [ "$mode" = baseline ] || export_candidate "$CFG/card.json" "$staged/vitok-tiny-conv"
+  [ "$mode" = candidate ] || "$BIN/python" - "$RUNS/baseline-stage2/model-ema" "$staged/autoencoder-kl" <<'EOF'
 import sys
 
 import torch
@@ -83,21 +100,36 @@ from vitok.models.baselines import build_autoencoder_kl
 
 build_autoencoder_kl({}, sys.argv[1]).to(torch.bfloat16).save_pretrained(sys.argv[2])
 EOF
-  "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok "$staged/vitok-tiny-conv" vitok-tiny \
-    "${baseline[@]}" --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
-  # the card's measured sections (compute, training curve, metrics, comparison) from the runs and the
-  # comparison just made; the export is deterministic, so the second one only rewrites the card
-  "$BIN/python" benchmarks/card_facts.py --card "$CFG/card.json" --stage1 "$RUNS/candidate-stage1" \
-    --stage2 "$RUNS/candidate-stage2" --compare "$RUNS/compare/results.json" --row vitok-tiny-conv \
+  "$BIN/python" benchmarks/compare_vitok_tiny.py --vitok "${vitok[@]}" "${baseline[@]}" \
+    --images "$DATA/images/val" --video "$DATA/videos/val" --out "$RUNS/compare"
+  # the card's measured sections (compute, training curve, metrics, comparison) from the candidate's
+  # training logs and the comparison just made
+  "$BIN/python" benchmarks/card_facts.py --card "$CFG/card.json" --stage1 "$logs/candidate-stage1" \
+    --stage2 "$logs/candidate-stage2" --compare "$RUNS/compare/results.json" --row vitok-tiny-conv \
     --out "$RUNS/card.json"
-  export_candidate "$RUNS/card.json" "$staged/vitok-tiny-conv"
-  rm -rf src/vitok/pretrained/vitok-tiny-conv
-  cp -r "$staged/vitok-tiny-conv" src/vitok/pretrained/vitok-tiny-conv
-  if [ ${#names[@]} = 2 ]; then
+  if [ "$mode" = baseline ]; then  # the shipped weights as they are (bf16 stays bf16), the card rewritten
+    "$BIN/vitok" export --model "$SHIPPED" --out "$staged/vitok-tiny-conv" --name vitok-tiny-conv \
+      --precision bf16 --card "$RUNS/card.json"
+  else  # the export is deterministic, so the second one only rewrites the card
+    rm -rf "$staged/vitok-tiny-conv"
+    export_candidate "$RUNS/card.json" "$staged/vitok-tiny-conv"
+  fi
+  rm -rf "$SHIPPED"
+  cp -r "$staged/vitok-tiny-conv" "$SHIPPED"
+  if [ "$mode" != candidate ]; then
     rm -rf benchmarks/baselines/autoencoder-kl
     mkdir -p benchmarks/baselines
     cp -r "$staged/autoencoder-kl" benchmarks/baselines/autoencoder-kl
   fi
+  # the training logs (config.yaml, metrics.jsonl) are kept beside the docs, so that a later
+  # `ship baseline` can rebuild the card once the candidate's run folders are gone
+  local name stage
+  for name in "${names[@]}"; do
+    for stage in stage1 stage2; do
+      mkdir -p "$KEPT/$name-$stage"
+      cp "$RUNS/$name-$stage/metrics.jsonl" "$RUNS/$name-$stage/config.yaml" "$KEPT/$name-$stage/"
+    done
+  done
 }
 
 status() {

@@ -241,7 +241,8 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
 
     script = REPO / "benchmarks" / "reproduce_vitok_tiny_conv.sh"
     run = lambda *args: subprocess.run(["bash", str(script), *args], capture_output=True, text=True,  # noqa: E731
-                                       env={"RUNS": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                                       env={"RUNS": str(tmp_path), "KEPT": str(tmp_path / "kept"),
+                                            "PATH": "/usr/bin:/bin"})
     usage = run()
     assert usage.returncode == 2 and "train candidate" in usage.stderr
     unknown = run("train", "resnet")
@@ -252,8 +253,15 @@ def test_reproduce_script_checks_its_arguments_and_unfinished_runs(tmp_path: Pat
     (tmp_path / "candidate-stage2" / "done").touch()
     both = run("ship")  # the candidate done, the baseline not: the full ship still refuses
     assert both.returncode == 1 and "baseline-stage2 has not finished" in both.stderr
-    wrong = run("ship", "baseline")
-    assert wrong.returncode == 2 and "unknown ship 'baseline'" in wrong.stderr
+    wrong = run("ship", "resnet")
+    assert wrong.returncode == 2 and "unknown ship 'resnet'" in wrong.stderr
+    (tmp_path / "baseline-stage2").mkdir()
+    (tmp_path / "baseline-stage2" / "done").touch()
+    alone = run("ship", "baseline")  # the baseline goes beside a shipped candidate and its kept logs only
+    assert alone.returncode == 1 and "its kept logs" in alone.stderr and "ship candidate first" in alone.stderr
+    assert not alone.stdout  # refused before anything was made
+    (tmp_path / "baseline-stage2" / "done").unlink()
+    (tmp_path / "baseline-stage2").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate-stage2"]  # nothing exported
     (tmp_path / "baseline-stage1").mkdir()
     rows = '{"step": 25, "loss": 1.0}\n{"step": 1250, "loss": 0.5}\n'

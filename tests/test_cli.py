@@ -143,6 +143,16 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     torch.testing.assert_close(shipped.denormalize_latent(z), shipped.encode(x))
     bf16 = model.to(torch.bfloat16).float()  # the shipped weights are the bf16-rounded ones
     assert torch.equal(shipped.state_dict()["decoder_out.weight"], bf16.state_dict()["decoder_out.weight"])
+    # exported again with no images and a new card: statistics and bf16 weights as they were, card rewritten
+    (tmp_path / "card.json").write_text(json.dumps({"Comparison": "a new row"}))
+    assert main(["export", "--model", str(tmp_path / "shipped"), "--out", str(tmp_path / "again"), "--name", "tiny",
+                 "--card", str(tmp_path / "card.json")]) == 0
+    from safetensors.torch import load_file
+
+    before, after = (load_file(tmp_path / d / "model.safetensors") for d in ("shipped", "again"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert ViTok.from_pretrained(tmp_path / "again").config.latent_std == shipped.config.latent_std
+    assert "## Comparison\n\na new row" in (tmp_path / "again" / "README.md").read_text()
 
 
 def test_export_old_spellings_and_the_models_own_crop(media_dir, tmp_path, capsys, monkeypatch) -> None:

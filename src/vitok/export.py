@@ -89,8 +89,9 @@ def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[s
            facts: dict[str, str] | None = None, device: str | torch.device = "cpu") -> Path:
     """Write ``out`` = config.json + model.safetensors (``dtype``; None keeps fp32) + README.md (model
     card with the ``facts`` sections). The latent statistics are measured on ``stats_data`` (image
-    files or folders; none: mean 0, std 1) at ``stats_size`` (default: the model's ``image_size``)
-    on ``device``; ``ValueError`` when none of those images can be read."""
+    files or folders; none: the model keeps the statistics it has, mean 0 / std 1 if it has none)
+    at ``stats_size`` (default: the model's ``image_size``) on ``device``; ``ValueError`` when none
+    of those images can be read."""
     model = ViTok.from_pretrained(model_dir)
     if stats_data:
         model.to(device)

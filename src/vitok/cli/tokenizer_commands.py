@@ -185,7 +185,8 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     add_out(p, None, "output folder for the packaged model")
     p.add_argument("--name", required=True, help="name shown in the model card")
     add_inputs(p, "images for the latent statistics: per-channel mean / std of posterior means over their centre "
-                  "crops (none: mean 0, std 1)", old="--stats-data")
+                  "crops (none: the model keeps its own, if any, e.g. to rewrite a shipped model's card)",
+               old="--stats-data")
     p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
                    help="centre crop for the latent statistics (default: the model's image size)")
     alias(p, "--stats-size", "size", "--size", type=parse_size)
