@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
           "| image step s | video step s | steps/s | x first |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['run']} | {row['image_s']:.3f} | {row['video_s']:.3f} | {row['steps_per_s']:.3f} "
+        print(f"| {row['run']} | {row['image_s']:.4g} | {row['video_s']:.4g} | {row['steps_per_s']:.4g} "
               f"| {row['steps_per_s'] / rows[0]['steps_per_s']:.2f} |")
     return 0
 

@@ -20,7 +20,7 @@
 # benchmarks/baselines/autoencoder-kl (bf16 diffusers folder) and $RUNS/compare
 # (benchmarks/compare_vitok_tiny.py beside the shipped vitok-tiny); all of it is made in $RUNS/ship
 # first and copied into the repository only when every step worked; the runs' config.yaml and
-# metrics.jsonl are kept in $KEPT (default docs/quality/runs). `ship candidate` does the same for
+# metrics.jsonl are kept in $KEPT (default docs/quality/training-logs). `ship candidate` does the same for
 # the candidate alone (its comparison has no AutoencoderKL row) while the baseline still trains;
 # `ship baseline` then adds the baseline: it compares the shipped candidate, vitok-tiny and the
 # baseline in one run and rewrites the shipped candidate's card (weights unchanged) from the kept logs,
@@ -34,7 +34,7 @@ DATA=${DATA:-../shared/data}
 BIN=${BIN:-.venv/bin}
 CFG=configs/vitok-tiny-conv
 SHIPPED=src/vitok/pretrained/vitok-tiny-conv
-KEPT=${KEPT:-docs/quality/runs}
+KEPT=${KEPT:-docs/quality/training-logs}
 
 train() {
   local name=$1 s1 s2

@@ -102,13 +102,13 @@ def test_demo_runs_on_shipped_samples(tmp_path, capsys) -> None:
 def test_demo_defaults_to_the_shipped_tokenizer(tmp_path, capsys, monkeypatch) -> None:
     from vitok import cli
 
-    assert cli.DEMO_MODEL == "vitok-tiny"
+    assert cli.DEMO_MODEL == "vitok-tiny-conv"
     monkeypatch.chdir(tmp_path)  # the default --out is out/demo under the working directory
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "Ti-XS/4x8" in out and "over 4 samples" in out
     mean_psnr = float(out.split("mean PSNR ")[1].split(" dB")[0])
-    assert mean_psnr > 19.0  # 19.63 dB measured with the shipped weights
+    assert mean_psnr > 19.8  # 20.37 dB measured with the shipped weights (vitok-tiny: 19.63)
     written = {p.name for p in (tmp_path / "out" / "demo").iterdir()}
     assert {"fruits_compare.png", "carphone_compare.mp4", "carphone_compare.gif"} <= written
 

@@ -26,7 +26,7 @@ TOWERS: dict[str, TowerConfig] = {
     "L": TowerConfig(width=1152, depth=24, heads=16),
 }
 
-DEFAULT_MODEL = "vitok-tiny"  # the shipped tokenizer that `vitok demo` / `reconstruct` / `eval` use by default
+DEFAULT_MODEL = "vitok-tiny-conv"  # the shipped tokenizer that `vitok demo` / `reconstruct` / `eval` use by default
 
 IMAGE_SIZE = (256, 256)  # paper default for image models
 VIDEO_SHAPE = (16, 128, 128)  # paper default (T, H, W) for video models
