@@ -13,7 +13,7 @@
 # last complete checkpoint, and a finished stage is skipped. The two trainings can run side by side;
 # every checkpoint is kept (run.keep_last=0, 174 MB each for the candidate) for the curves.
 # Environment: RUNS (default runs/quality) holds the runs, THREADS (default 1) is OMP_NUM_THREADS of a
-# training. The trainings read the data their configs name (../shared/data, `vitok data build`);
+# training, HARDWARE what the candidate trained on (its card says it). The trainings read the data their configs name (../shared/data, `vitok data build`);
 # DATA (default ../shared/data) is where `curves` and `ship` find the val and train photos and videos.
 # `ship` writes src/vitok/pretrained/vitok-tiny-conv (bf16, latent statistics of the training photos,
 # card from configs/vitok-tiny-conv/card.json plus the sections benchmarks/card_facts.py measures),
@@ -35,6 +35,8 @@ BIN=${BIN:-.venv/bin}
 CFG=configs/vitok-tiny-conv
 SHIPPED=src/vitok/pretrained/vitok-tiny-conv
 KEPT=${KEPT:-docs/quality/training-logs}
+# what the candidate trained on, for its card's Compute section
+HARDWARE=${HARDWARE:-2 CPU cores (AMD EPYC, AVX2, no GPU), fp32, OMP_NUM_THREADS=2, nothing else running}
 
 train() {
   local name=$1 s1 s2
@@ -106,7 +108,7 @@ EOF
   # training logs and the comparison just made
   "$BIN/python" benchmarks/card_facts.py --card "$CFG/card.json" --stage1 "$logs/candidate-stage1" \
     --stage2 "$logs/candidate-stage2" --compare "$RUNS/compare/results.json" --row vitok-tiny-conv \
-    --out "$RUNS/card.json"
+    --hardware "$HARDWARE" --out "$RUNS/card.json"
   if [ "$mode" = baseline ]; then  # the shipped weights as they are (bf16 stays bf16), the card rewritten
     "$BIN/vitok" export --model "$SHIPPED" --out "$staged/vitok-tiny-conv" --name vitok-tiny-conv \
       --precision bf16 --card "$RUNS/card.json"
