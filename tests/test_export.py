@@ -81,6 +81,39 @@ def test_onnx_export_matches_eager_in_onnxruntime(image_model, tmp_path) -> None
         torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
 
 
+def test_onnx_export_of_a_video_tokenizer_for_images_with_kind(video_model, image_model, tmp_path, capsys) -> None:
+    """A video tokenizer exports video graphs by default (pixels (B, 3, T, H, W), said on stdout);
+    ``--kind image`` gives graphs that take images (B, 3, H, W), equal to the eager image path.
+    ``--kind video`` on an image tokenizer, and ``--kind`` without ``--format onnx``, are refused
+    before anything is written."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from vitok.cli import main
+
+    video_model.save_pretrained(tmp_path / "video")
+    image_model.save_pretrained(tmp_path / "image")
+    export = ["export", "--name", "tiny", "--precision", "fp32"]
+    assert main([*export, "--model", str(tmp_path / "video"), "--out", str(tmp_path / "v"), "--format", "onnx"]) == 0
+    assert "pixels (B, 3, T, H, W)" in capsys.readouterr().out
+    assert main([*export, "--model", str(tmp_path / "video"), "--out", str(tmp_path / "i"), "--format", "onnx",
+                 "--kind", "image"]) == 0
+    assert "ONNX graphs for images: encoder.onnx takes pixels (B, 3, H, W)" in capsys.readouterr().out
+    encoder = ort.InferenceSession(str(tmp_path / "i" / "encoder.onnx"))
+    decoder = ort.InferenceSession(str(tmp_path / "i" / "decoder.onnx"))
+    x = torch.rand(2, 3, 24, 40) * 2 - 1
+    with torch.no_grad():
+        z = video_model.encode(x, tiled=False)
+        recon = video_model.decode(z, tiled=False)
+    (z_onnx,) = encoder.run(None, {"pixels": x.numpy()})
+    (recon_onnx,) = decoder.run(None, {"latent": z.numpy()})
+    torch.testing.assert_close(torch.from_numpy(z_onnx), z, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
+    for bad, message in (([str(tmp_path / "image"), "--format", "onnx", "--kind", "video"], "an image tokenizer"),
+                         ([str(tmp_path / "video"), "--kind", "image"], "it needs --format onnx")):
+        assert main([*export, "--model", *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_compiled_encode_with_automatic_tiling_keeps_one_graph_below_the_threshold(image_model) -> None:
     """Tiling is on by default; its size test must not make a compiled encode / decode recompile
     for every input size (only crossing the tiling threshold may). The decode check uses a

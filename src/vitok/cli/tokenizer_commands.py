@@ -22,7 +22,7 @@ from vitok.cli.common import (
     report_skipped,
     unknown_model_message,
 )
-from vitok.cli.options import add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
+from vitok.cli.options import KINDS, add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
 from vitok.files import check_output_folder
 from vitok.models.inference import CompileStats, prepare_for_inference
 from vitok.text import plural
@@ -199,6 +199,9 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="vitok's own layout (config.json + model.safetensors), diffusers' (AutoencoderViTok: "
                         "loads with vitok.integrations.diffusers; --model may be either), or onnx (encoder.onnx + "
                         "decoder.onnx in fp32, dynamic batch and size, beside the vitok files)")
+    p.add_argument("--kind", choices=KINDS, default="auto",
+                   help="with --format onnx: graphs for images, pixels (B, 3, H, W), or for videos, pixels "
+                        "(B, 3, T, H, W) (default: auto = video for a model that handles video, else image)")
     p.set_defaults(func=run_export)
 
 
@@ -215,7 +218,16 @@ def run_export(args: argparse.Namespace) -> int:
                          "the weights it reads")
     kind = diffusers_class(Path(args.model))
     diffusers_model = load_diffusers(args.model, kind, "cpu", conv_vae=False) if kind is not None else None
+    if args.kind != "auto" and args.format != "onnx":
+        raise ValueError(f"--kind {args.kind} chooses the ONNX graphs' input: it needs --format onnx")
     facts = load_facts(args.card)  # a bad card fails before anything is written
+    if args.kind == "video":
+        from vitok.models.vitok import ViTok
+
+        if not (diffusers_model.to_vitok() if diffusers_model is not None else
+                ViTok.from_pretrained(args.model)).config.is_video:
+            raise ValueError(f"--kind video: {args.model} is an image tokenizer (tubelet size 1, no video "
+                             "graphs); use --kind image")
     check_output_folder(args.out)
     with tempfile.TemporaryDirectory(prefix="vitok-export-") as scratch:
         source = args.model
@@ -243,7 +255,11 @@ def run_export(args: argparse.Namespace) -> int:
             from vitok.models.vitok import ViTok
 
             model = ViTok.from_pretrained(out, dtype=torch.float32)
-            for path in export_onnx(model, out, "video" if model.config.is_video else "image"):
+            kind = args.kind if args.kind != "auto" else "video" if model.config.is_video else "image"
+            layout = "(B, 3, T, H, W)" if kind == "video" else "(B, 3, H, W)"
+            for path in export_onnx(model, out, kind):
                 print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
+            print(f"ONNX graphs for {kind}s: encoder.onnx takes pixels {layout} in [-1, 1]"
+                  + ("" if args.kind != "auto" or kind == "image" else "; --kind image for image graphs"))
         print(f"{args.name}: {weights.stat().st_size / 2**20:.1f} MiB ({args.format} format) -> {out}")
     return 0

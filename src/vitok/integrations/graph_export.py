@@ -87,8 +87,8 @@ def export_onnx(model: nn.Module, out: str | Path, kind: Kind = "image", opset: 
     model = model.float().eval()
     paths = []
     for name, module, example, inputs, outputs in (
-            ("encoder", Encoder(model), pixels, ["pixels"], ["latent"]),
-            ("decoder", Decoder(model), latent, ["latent"], ["pixels"])):
+            ("encoder", Encoder(model).eval(), pixels, ["pixels"], ["latent"]),
+            ("decoder", Decoder(model).eval(), latent, ["latent"], ["pixels"])):
         path = out / f"{name}.onnx"
         with torch.no_grad():
             torch.onnx.export(module, (example,), str(path), input_names=inputs, output_names=outputs,
