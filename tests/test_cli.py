@@ -41,6 +41,16 @@ def test_flops(capsys) -> None:
     assert "160.7" in out and "16384" in out and "FlopCounterMode: 160.70" in out
     assert main(["flops", "S-B/4x8", "--frames", "8", "--size", "64x128", "--latent-channels", "8"]) == 0
     assert "8x64x128" in capsys.readouterr().out
+    # a video tokenizer counts its 16-frame clip by default; --kind image counts one image (the README's 3.99)
+    assert main(["flops", "--model", "vitok-tiny-conv", "--size", "128"]) == 0
+    assert "16x128x128" in capsys.readouterr().out
+    assert main(["flops", "--model", "vitok-tiny-conv", "--size", "128", "--kind", "image"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert " 3.99 " in row and " 128x128 " in row and " 4096 " in row
+    assert main(["flops", "--model", "vitok-tiny-conv", "--kind", "image", "--frames", "4"]) == 2
+    assert "--kind image counts one frame" in capsys.readouterr().err
+    assert main(["flops", "--model", "S-B/16", "--kind", "video"]) == 2
+    assert "is an image tokenizer" in capsys.readouterr().err
 
 
 def test_flops_bad_name(capsys) -> None:

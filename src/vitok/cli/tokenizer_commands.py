@@ -58,6 +58,9 @@ def register_flops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
                    help="input size (default: the model's)")
     p.add_argument("--frames", type=positive_int, default=None, help="clip length T (default: the preset's)")
+    p.add_argument("--kind", choices=KINDS, default="auto",
+                   help="count an image (T = 1) or a clip (default: auto = the model's own input, a clip for a "
+                        "video tokenizer)")
     p.add_argument("--latent-channels", type=positive_int, default=None, help="override c")
     p.add_argument("--head", choices=("linear", "conv"), default=None,
                    help="decoder pixel head (conv: the residual conv tail, see vitok.nn.pixel_head)")
@@ -99,7 +102,11 @@ def run_flops(args: argparse.Namespace) -> int:
             raise ValueError(unknown_model_message(args.model)) from None
     config = config.replace(**overrides)
     t, h, w = config.default_input_shape
-    shape = (args.frames or t, *(args.size or (h, w)))
+    if args.kind == "image" and args.frames not in (None, 1):
+        raise ValueError(f"--kind image counts one frame: --frames {args.frames} is for --kind video")
+    if args.kind == "video" and not config.is_video:
+        raise ValueError(f"--kind video: {args.model} is an image tokenizer (tubelet size 1)")
+    shape = (1 if args.kind == "image" else args.frames or t, *(args.size or (h, w)))
     row = preset_row(config, shape, name=args.model)
     columns = (*PRESET_COLUMNS[:2], "encoder_gmacs", "decoder_gmacs", *PRESET_COLUMNS[2:])
     print(format_table([row], columns))
