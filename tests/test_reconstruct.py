@@ -19,6 +19,28 @@ def test_small_images_are_scored_without_the_scores_that_need_larger_ones() -> N
         assert set(scores) == expected, side
 
 
+def test_a_small_item_does_not_drop_a_score_from_the_mean_of_the_others(tmp_path, capsys) -> None:
+    """One 4 px image among 32 px ones: the SSIM mean is over the items that have SSIM, and the
+    summary line and scores.json say over how many."""
+    import json
+
+    from vitok.reconstruct import mean_scores, summarize
+
+    items = [{"psnr": 20.0, "ssim": 0.5}, {"psnr": 10.0}, {"psnr": 30.0, "ssim": 0.7}]
+    assert mean_scores(items) == {"psnr": 20.0, "ssim": pytest.approx(0.6)}
+    assert summarize(items) == ("PSNR 20.00 dB, SSIM 0.6000 (SSIM over 2 of 3 items: the others are smaller "
+                                "than its window)")
+    assert summarize(items[:1]) == "PSNR 20.00 dB, SSIM 0.5000"
+    (tmp_path / "in").mkdir()
+    for name, side in (("a", 32), ("b", 4), ("c", 32)):
+        io.save_image(smooth_image(side, side), tmp_path / "in" / f"{name}.png")
+    model = ViTok.from_preset("N-N/8").eval()
+    scores, _ = reconstruct_all(model, sorted((tmp_path / "in").iterdir()), tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert report["mean"]["ssim"] == pytest.approx((scores[0]["ssim"] + scores[2]["ssim"]) / 2)
+    assert report["mean_over"]["ssim"] == 2 and "psnr" not in report["mean_over"]
+
+
 def test_unreadable_files_are_skipped_and_the_rest_reconstructed(tmp_path, capsys) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a_broken.png").write_text("not an image")

@@ -194,6 +194,8 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             skipped[display_name(path)] = display_name(err)
     report = {"items": items, "mean": mean_scores(scores) if scores else {}, "skipped": skipped}
+    if scores and partial_counts(scores):  # a mean over fewer items than were reconstructed says so
+        report["mean_over"] = partial_counts(scores)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "scores.json", lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"), fsync=False)
     if kept:
@@ -204,11 +206,21 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
 
 
 def mean_scores(all_scores: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every score that all items have (a non-empty list)."""
-    keys = [k for k in all_scores[0] if all(k in s for s in all_scores)]
-    return {k: sum(s[k] for s in all_scores) / len(all_scores) for k in keys}
+    """Mean of every score over the items that have it (SSIM and LPIPS are left out of items smaller
+    than their windows, see :func:`item_scores`), in the order the scores first appear."""
+    keys = list(dict.fromkeys(k for s in all_scores for k in s))
+    return {k: sum(s[k] for s in all_scores if k in s) / sum(k in s for s in all_scores) for k in keys}
+
+
+def partial_counts(all_scores: list[dict[str, float]]) -> dict[str, int]:
+    """For each score that some items lack: how many items it is the mean of."""
+    counts = {k: sum(k in s for s in all_scores) for k in dict.fromkeys(k for s in all_scores for k in s)}
+    return {k: n for k, n in counts.items() if n < len(all_scores)}
 
 
 def summarize(all_scores: list[dict[str, float]]) -> str:
-    """Mean of every score present for all items, as one line."""
-    return format_scores(mean_scores(all_scores))
+    """The mean scores as one line; a score that some items lack says over how many it is the mean."""
+    partial = partial_counts(all_scores)
+    note = ", ".join(f"{k.upper()} over {n} of {len(all_scores)} items" for k, n in partial.items())
+    return format_scores(mean_scores(all_scores)) + (f" ({note}: the others are smaller than its window)"
+                                                     if partial else "")
