@@ -163,6 +163,9 @@ def test_export_packages_a_model_with_stats_and_card(media_dir, tmp_path, capsys
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert ViTok.from_pretrained(tmp_path / "again").config.latent_std == shipped.config.latent_std
     assert "## Comparison\n\na new row" in (tmp_path / "again" / "README.md").read_text()
+    # no --card: the packaged model's own sections go with it (e.g. into the ONNX or diffusers folder)
+    assert main(["export", "--model", str(tmp_path / "again"), "--out", str(tmp_path / "third"), "--name", "tiny"]) == 0
+    assert (tmp_path / "third" / "README.md").read_text() == (tmp_path / "again" / "README.md").read_text()
 
 
 def test_export_old_spellings_and_the_models_own_crop(media_dir, tmp_path, capsys, monkeypatch) -> None:

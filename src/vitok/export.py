@@ -103,6 +103,16 @@ def export(model_dir: str | Path, out: str | Path, name: str, stats_data: list[s
     return out
 
 
+def card_sections(card: str) -> dict[str, str]:
+    """The ``## title`` sections of a model card that :func:`model_card` wrote, as the ``facts`` that
+    make it again (the part before the first section is computed from the model, so not kept)."""
+    sections: dict[str, str] = {}
+    for chunk in ("\n" + card).split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        sections[title.strip()] = body.strip("\n")
+    return sections
+
+
 def load_facts(path: str | Path | None) -> dict[str, str]:
     """Model-card sections from a JSON file: an object {section title: markdown text} (empty for
     None). ``ValueError`` naming the file when it is not valid JSON or not such an object;

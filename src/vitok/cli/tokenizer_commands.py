@@ -201,7 +201,8 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="precision the weights are stored in (default: bf16)")
     alias(p, "--dtype", "precision", "--precision", choices=["fp32", "bf16", "fp16"])
     add_device(p)
-    p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card")
+    p.add_argument("--card", default=None, help="JSON {section title: markdown} for the model card (default: the "
+                                                "sections of the --model folder's own card, if it has one)")
     p.add_argument("--format", choices=["vitok", "diffusers", "onnx"], default="vitok",
                    help="vitok's own layout (config.json + model.safetensors), diffusers' (AutoencoderViTok: "
                         "loads with vitok.integrations.diffusers; --model may be either), or onnx (encoder.onnx + "
@@ -210,6 +211,17 @@ def register_export(sub: argparse._SubParsersAction) -> None:
                    help="with --format onnx: graphs for images, pixels (B, 3, H, W), or for videos, pixels "
                         "(B, 3, T, H, W) (default: auto = video for a model that handles video, else image)")
     p.set_defaults(func=run_export)
+
+
+def source_card_sections(model: str) -> dict[str, str]:
+    """The sections of the model card beside ``model`` (a folder or shipped name), if it has one."""
+    from vitok.export import card_sections
+    from vitok.models.pretrained import resolve_pretrained
+
+    try:
+        return card_sections((resolve_pretrained(model) / "README.md").read_text())
+    except (OSError, ValueError):  # no card, or not a readable one: the new card has no sections
+        return {}
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -228,6 +240,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.kind != "auto" and args.format != "onnx":
         raise ValueError(f"--kind {args.kind} chooses the ONNX graphs' input: it needs --format onnx")
     facts = load_facts(args.card)  # a bad card fails before anything is written
+    if args.card is None:  # no new card: a packaged model's own sections (data, recipe, metrics) are kept
+        facts = source_card_sections(args.model)
     if args.kind == "video":
         from vitok.models.vitok import ViTok
 
