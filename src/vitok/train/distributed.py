@@ -121,8 +121,12 @@ def all_reduce_min(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: DistInfo, barrier: bool = False) -> None:
+    """Destroy the process group (if any), after a barrier when ``barrier`` (all ranks are known to
+    reach this point)."""
     if info.enabled and dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 

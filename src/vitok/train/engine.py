@@ -347,7 +347,11 @@ class Engine:
 
     def close(self) -> None:
         release_run_lock(getattr(self, "lock", None))
-        cleanup(self.dist)
+        # ranks in step (finished, or stopping together) wait for each other before the process group
+        # goes: a rank that tore its gloo connections down while another still used them aborted at
+        # exit ("terminate called without an active exception"); a failed rank does not wait (the
+        # others may be inside a collective, and a barrier there could hang)
+        cleanup(self.dist, barrier=getattr(self, "in_step", False))
 
 
 def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, float]:
@@ -373,9 +377,13 @@ def run_cleanly(make: Callable[[], Engine], run_dir: str | Path) -> dict[str, fl
             result = trainer.fit(received)
             done = True
             return result
+        except RunInterruptedError:
+            done = None  # every rank agreed to stop (``stop_signal``): they are in step, as when done
+            raise
         finally:
             stepped = trainer is not None and trainer.step != first
             if trainer is not None:
+                trainer.in_step = done is not False
                 trainer.close()
             if not done and fresh and not stepped and os.environ.get("RANK", "0") == "0":
                 undo_fresh_dir(run_dir)

@@ -216,10 +216,14 @@ class Trainer(Engine):
             clips = iter(build_train_loader(video.data, video.batch_size, self.dist.rank, self.dist.world,
                                             seed + 7919, video_start, o.accum))
         step = self.step
-        while True:
-            source = clips if video is not None and video.is_video_step(step) else images
-            yield [next_batch(source) for _ in range(o.accum)]
-            step += 1
+        try:
+            while True:
+                source = clips if video is not None and video.is_video_step(step) else images
+                yield [next_batch(source) for _ in range(o.accum)]
+                step += 1
+        finally:  # closed: the workers are joined now, not whenever the iterators are collected
+            for loader in (images, clips):
+                getattr(loader, "_shutdown_workers", lambda: None)()  # torch's multi-process iterator
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
