@@ -224,6 +224,8 @@ class Trainer(Engine):
         finally:  # closed: the workers are joined now, not whenever the iterators are collected
             for loader in (images, clips):
                 getattr(loader, "_shutdown_workers", lambda: None)()  # torch's multi-process iterator
+                for worker in getattr(loader, "_workers", []):  # one torch had to terminate: reap it
+                    worker.join(timeout=10)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
