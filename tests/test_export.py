@@ -68,17 +68,19 @@ def test_onnx_export_matches_eager_in_onnxruntime(image_model, tmp_path) -> None
     assert main(["export", "--model", str(tmp_path / "model"), "--out", str(tmp_path), "--name", "tiny",
                  "--format", "onnx", "--precision", "fp32"]) == 0
     assert {"decoder.onnx", "encoder.onnx", "model.safetensors", "config.json"} <= {p.name for p in tmp_path.iterdir()}
-    encoder = ort.InferenceSession(str(tmp_path / "encoder.onnx"))
-    decoder = ort.InferenceSession(str(tmp_path / "decoder.onnx"))
     for shape in [(1, 3, 32, 32), (3, 3, 40, 56), (1, 3, 30, 50)]:  # other batch and sizes than exported
-        x = torch.rand(shape) * 2 - 1
-        with torch.no_grad():
-            z = image_model.encode(x, tiled=False)
-            recon = image_model.decode(z, tiled=False)
-        (z_onnx,) = encoder.run(None, {"pixels": x.numpy()})
-        (recon_onnx,) = decoder.run(None, {"latent": z.numpy()})
-        torch.testing.assert_close(torch.from_numpy(z_onnx), z, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
+        assert_onnx_matches_eager(ort, tmp_path, image_model, torch.rand(shape) * 2 - 1)
+
+
+def assert_onnx_matches_eager(ort, folder, model: ViTok, x: torch.Tensor) -> None:
+    """encoder.onnx / decoder.onnx in ``folder``, run by onnxruntime, equal the model's eager path."""
+    with torch.no_grad():
+        z = model.encode(x, tiled=False)
+        recon = model.decode(z, tiled=False)
+    (z_onnx,) = ort.InferenceSession(str(folder / "encoder.onnx")).run(None, {"pixels": x.numpy()})
+    (recon_onnx,) = ort.InferenceSession(str(folder / "decoder.onnx")).run(None, {"latent": z.numpy()})
+    torch.testing.assert_close(torch.from_numpy(z_onnx), z, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
 
 
 def test_onnx_export_of_a_video_tokenizer_for_images_with_kind(video_model, image_model, tmp_path, capsys) -> None:
@@ -98,16 +100,7 @@ def test_onnx_export_of_a_video_tokenizer_for_images_with_kind(video_model, imag
     assert main([*export, "--model", str(tmp_path / "video"), "--out", str(tmp_path / "i"), "--format", "onnx",
                  "--kind", "image"]) == 0
     assert "ONNX graphs for images: encoder.onnx takes pixels (B, 3, H, W)" in capsys.readouterr().out
-    encoder = ort.InferenceSession(str(tmp_path / "i" / "encoder.onnx"))
-    decoder = ort.InferenceSession(str(tmp_path / "i" / "decoder.onnx"))
-    x = torch.rand(2, 3, 24, 40) * 2 - 1
-    with torch.no_grad():
-        z = video_model.encode(x, tiled=False)
-        recon = video_model.decode(z, tiled=False)
-    (z_onnx,) = encoder.run(None, {"pixels": x.numpy()})
-    (recon_onnx,) = decoder.run(None, {"latent": z.numpy()})
-    torch.testing.assert_close(torch.from_numpy(z_onnx), z, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(torch.from_numpy(recon_onnx), recon, rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_eager(ort, tmp_path / "i", video_model, torch.rand(2, 3, 24, 40) * 2 - 1)
     for bad, message in (([str(tmp_path / "image"), "--format", "onnx", "--kind", "video"], "an image tokenizer"),
                          ([str(tmp_path / "video"), "--kind", "image"], "it needs --format onnx")):
         assert main([*export, "--model", *bad, "--out", str(tmp_path / "bad")]) == 2
