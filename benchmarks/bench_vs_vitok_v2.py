@@ -26,7 +26,8 @@ from torch import nn
 from vitok import ViTok
 from vitok.bench import bench_model, matmul_peak, median_seconds
 from vitok.metrics.flops import count_macs
-from vitok.models.inference import BENCH_PRECISIONS, autocast, compute_dtype
+from vitok.models.inference import autocast, compute_dtype
+from vitok.models.precisions import BENCH_PRECISIONS
 
 REPO = Path(__file__).resolve().parents[1]
 

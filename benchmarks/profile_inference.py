@@ -17,7 +17,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from vitok.cli.common import load_model
-from vitok.models.inference import BENCH_PRECISIONS, autocast, prepare_for_inference
+from vitok.models.inference import autocast, prepare_for_inference
+from vitok.models.precisions import BENCH_PRECISIONS
 
 MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear",
               "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::convolution", "aten::mkldnn_convolution")

@@ -4,6 +4,9 @@ inside a function) goes to the same layer or a lower one."""
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ SRC = REPO / "src" / "vitok"
 
 # docs/architecture.md, bottom to top; a module's layer is that of its top-level name
 LAYERS = [
-    {"model_config", "presets", "checks", "files", "io", "text", "weights"},
+    {"model_config", "presets", "checks", "files", "io", "text", "weights", "lazy"},
     {"nn"},
     {"models"},
     {"metrics"},
@@ -122,3 +125,53 @@ def test_readme_layout_names_every_module() -> None:
              or (p.is_dir() and (p / "__init__.py").is_file())}
     missing = sorted(n for n in names if (n if n.endswith(".py") else n + "/") not in layout)
     assert not missing, f"README layout section does not mention {missing}"
+
+
+PACKAGES = ["vitok", "vitok.data", "vitok.losses", "vitok.metrics", "vitok.models", "vitok.train"]
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_public_name_of_a_lazy_package_resolves(package: str) -> None:
+    """Each name in a package's ``__all__`` imports from its home module and is that module's object;
+    ``dir()`` lists it; an unknown name is an ordinary ``AttributeError``."""
+    module = importlib.import_module(package)
+    assert module.__all__, package
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert value is not None and name in dir(module), (package, name)
+        home = getattr(value, "__module__", None)
+        if home is not None and home.startswith("vitok."):  # a class or function: the object of its home
+            assert getattr(importlib.import_module(home), name, value) is value, (package, name)
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'no_such_name'"):
+        module.no_such_name  # noqa: B018
+
+
+def test_reading_a_config_and_the_cli_parser_do_not_import_torch() -> None:
+    """`vitok --help` (the parser of every subcommand), reading + checking a training config and
+    importing every package leave torch unimported: a wrong value answers at once."""
+    code = ("import sys\n"
+            "from vitok.cli import build_parser\n"
+            "from vitok.train.config import load_config\n"
+            "build_parser()\n"
+            "load_config(sys.argv[1], ['run.steps=3'])\n"
+            "import vitok, vitok.data, vitok.losses, vitok.models, vitok.metrics, vitok.train\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    r = run_python(code, str(REPO / "configs" / "vitok-tiny-conv" / "stage1.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_a_bad_training_config_is_refused_before_torch_loads(tmp_path: Path) -> None:
+    """The one-line error of `vitok train` for an out-of-range value comes before torch is imported."""
+    code = ("import sys\n"
+            "from vitok.cli import main\n"
+            "status = main(['train', '/dev/null', 'optim.batch_size=0', 'data.train=[x]'])\n"
+            "print(status, 'torch' in sys.modules)\n")
+    r = run_python(code)
+    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
+    assert "optim.batch_size must be >= 1, got 0" in r.stderr

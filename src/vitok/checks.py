@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where a check needs it: reading a config does not load it
+    import torch
+    from torch import Tensor
 
 # A config field's range: (predicate on the type-checked value, what is allowed). Every config
 # dataclass declares its rules beside its fields as a ``ranges`` ClassVar (field name -> Rule):
@@ -27,7 +29,8 @@ Rule = tuple[Callable[[Any], bool], str]
 
 def describe(value: object) -> str:
     """A short, one-line description of ``value`` for an error message."""
-    if isinstance(value, Tensor):
+    torch = sys.modules.get("torch")  # not imported yet: value cannot be a tensor
+    if torch is not None and isinstance(value, torch.Tensor):
         return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)}"
     if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy arrays
         return f"a {value.dtype} array of shape {tuple(value.shape)}"
@@ -72,8 +75,8 @@ def check_number(name: str, value: object, low: float | None = None, high: float
 
 
 def check_shape(name: str, shape: object, length: int, minimum: int = 1, what: str = "") -> tuple[int, ...]:
-    """``shape`` as a tuple of ``length`` ints >= ``minimum`` (a tuple, list or ``torch.Size``)."""
-    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != length or not all(map(is_int, shape)):
+    """``shape`` as a tuple of ``length`` ints >= ``minimum`` (a tuple, list or ``torch.Size``, which is a tuple)."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != length or not all(map(is_int, shape)):
         raise TypeError(f"{name} must be {what or f'{length} ints'}, got {describe(shape)}")
     if min(shape, default=minimum) < minimum:
         raise ValueError(f"{name} must be {what or f'{length} ints'} >= {minimum}, got {tuple(shape)}")
@@ -85,8 +88,10 @@ def check_tensor(name: str, x: object, ndims: Sequence[int] | None = None, float
     """``x`` itself; ``TypeError`` unless it is a tensor (of a floating dtype with ``floating``),
     ``ValueError`` unless its rank is in ``ndims``, dim ``channel_dim`` has ``channels`` entries,
     and it is not empty (``nonempty``). ``layout`` ("(B, 3, H, W)") is quoted in the message."""
+    import torch
+
     expected = f"{layout} " if layout else ""
-    if not isinstance(x, Tensor):
+    if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a {expected}tensor, got {describe(x)}")
     if x.is_complex():
         raise TypeError(f"{name} must be a real-valued {expected}tensor, got {describe(x)}")
@@ -113,6 +118,8 @@ def check_pair(names: tuple[str, str], x: object, y: object, ndims: Sequence[int
 def check_device(name: str, device: object) -> torch.device:
     """``device`` as a ``torch.device``; ``TypeError`` unless it is a string or a device,
     ``ValueError`` naming the argument for a string torch does not know ("tpu")."""
+    import torch
+
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"{name} must be a device name (cpu, cuda, cuda:N, mps) or a torch.device, got "
                         f"{describe(device)}")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from vitok.data.datasets import MediaFolder, collate
 from vitok.data.transforms import EvalTransform
 from vitok.metrics.flops import compression_ratio, count_macs, latent_size
+from vitok.models.pretrained import resolve_pretrained
 from vitok.models.vitok import ViTok
 
 
@@ -111,6 +112,15 @@ def card_sections(card: str) -> dict[str, str]:
         title, _, body = chunk.partition("\n")
         sections[title.strip()] = body.strip("\n")
     return sections
+
+
+def card_sections_of(model: str | Path) -> dict[str, str]:
+    """The sections of the model card (``README.md``) beside ``model``, a folder or a shipped name
+    (:func:`card_sections`); empty when it has no card or the card cannot be read."""
+    try:
+        return card_sections((resolve_pretrained(model) / "README.md").read_text())
+    except (OSError, ValueError):  # no card, or not a readable one: the new card has no sections
+        return {}
 
 
 def load_facts(path: str | Path | None) -> dict[str, str]:

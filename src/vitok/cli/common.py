@@ -5,18 +5,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from vitok.model_config import ViTokConfig
 from vitok.presets import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # torch is imported by the commands that run: `vitok --help` does not load it
+    import torch
 
 
 def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None,
                name: str | None = None) -> dict[str, object]:
     """Name, parameters, GMACs, input shape, tokens, E and compression ratio of one config; a
     ``name`` the user gave that differs from the architecture shows as ``name (architecture)``."""
+    import torch
+
     from vitok.metrics.flops import compression_ratio, count_macs, latent_size, token_count
     from vitok.models.vitok import ViTok
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from vitok.cli.argtypes import finite_float, nonnegative_int, positive_int, unit_float
 from vitok.cli.common import load_model, report_skipped, train_or_print
@@ -22,6 +21,9 @@ from vitok.cli.options import (
 )
 from vitok.files import check_output_folder
 from vitok.text import plural
+
+if TYPE_CHECKING:  # torch is imported by the commands that run: `vitok --help` does not load it
+    import torch
 
 
 def register_cache_latents(sub: argparse._SubParsersAction) -> None:
@@ -121,6 +123,8 @@ def _load(args: argparse.Namespace) -> tuple:
     guidance interval and a writable --out (one-line errors before any sampling). The tokenizer
     must carry the latent statistics the DiT's latents were normalised with (those of its
     cache, when the cache is at hand): without them its decode would not undo the normalisation."""
+    import torch
+
     from vitok.generate.sample import load_dit
 
     if args.interval and args.interval[0] > args.interval[1]:
@@ -155,6 +159,8 @@ def _generate(args: argparse.Namespace, dit, info: dict, tokenizer, labels: torc
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    import torch
+
     from vitok.generate.sample import save_samples
 
     try:
@@ -189,6 +195,7 @@ def register_eval_gen(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval_gen(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
     from vitok.files import atomic_write

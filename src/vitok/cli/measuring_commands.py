@@ -7,8 +7,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import torch
-
 from vitok.cli.argtypes import positive_int
 from vitok.cli.common import load_model
 from vitok.cli.options import (
@@ -107,6 +105,8 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    import torch
+
     from vitok.bench import run_bench
     from vitok.metrics.flops import count_macs
 

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from vitok.cli.argtypes import DEVICES, parse_device, parse_size, path, positive_int
-from vitok.models.inference import BENCH_PRECISIONS, PRECISIONS
+from vitok.models.precisions import BENCH_PRECISIONS, PRECISIONS
 
 KINDS = ("auto", "image", "video")
 BASELINES = ("sd-vae",)

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from vitok.cli.argtypes import nonnegative_int, parse_size, positive_int
 from vitok.cli.common import (
     DEMO_MODEL,
@@ -24,7 +22,6 @@ from vitok.cli.common import (
 )
 from vitok.cli.options import KINDS, add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
 from vitok.files import check_output_folder
-from vitok.models.inference import CompileStats, prepare_for_inference
 from vitok.text import plural
 
 
@@ -36,6 +33,8 @@ def register_presets(sub: argparse._SubParsersAction) -> None:
 
 
 def run_presets(args: argparse.Namespace) -> int:
+    import torch
+
     from vitok.models.dit import DiT
     from vitok.presets import DIT_SIZES, PRESETS, dit_config
 
@@ -132,6 +131,7 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
+    from vitok.models.inference import CompileStats, prepare_for_inference
     from vitok.reconstruct import expand_inputs, reconstruct_all, summarize
 
     out = args.out.resolve()  # a rerun into a folder inside the input never reads its own outputs
@@ -213,21 +213,12 @@ def register_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
-def source_card_sections(model: str) -> dict[str, str]:
-    """The sections of the model card beside ``model`` (a folder or shipped name), if it has one."""
-    from vitok.export import card_sections
-    from vitok.models.pretrained import resolve_pretrained
-
-    try:
-        return card_sections((resolve_pretrained(model) / "README.md").read_text())
-    except (OSError, ValueError):  # no card, or not a readable one: the new card has no sections
-        return {}
-
-
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from vitok.export import LOAD_LINES, export, load_facts
+    import torch
+
+    from vitok.export import LOAD_LINES, card_sections_of, export, load_facts
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
     if not args.name.strip():
@@ -241,7 +232,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"--kind {args.kind} chooses the ONNX graphs' input: it needs --format onnx")
     facts = load_facts(args.card)  # a bad card fails before anything is written
     if args.card is None:  # no new card: a packaged model's own sections (data, recipe, metrics) are kept
-        facts = source_card_sections(args.model)
+        facts = card_sections_of(args.model)
     if args.kind == "video":
         from vitok.models.vitok import ViTok
 

@@ -23,10 +23,13 @@ def run_train(args: argparse.Namespace) -> int:
     import logging
 
     from vitok.cli.common import train_or_print
-    from vitok.train import load_config, train
+    from vitok.train.config import load_config
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return train_or_print(load_config(args.config, args.overrides), args.print_config, train)
+    cfg = load_config(args.config, args.overrides)  # a bad config fails here, in a blink: torch is not loaded yet
+    from vitok.train.trainer import train
+
+    return train_or_print(cfg, args.print_config, train)
 
 
 def register_sweep(sub: argparse._SubParsersAction) -> None:

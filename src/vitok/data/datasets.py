@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
@@ -21,10 +21,10 @@ from torch.utils.data import Dataset
 
 from vitok import io
 from vitok.checks import check_int, check_tensor, describe
+from vitok.data.config import Kind
 from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")
-Kind = Literal["image", "video"]
 
 
 class UnreadableDataError(ValueError):

@@ -32,7 +32,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from vitok import io
 from vitok.checks import describe
-from vitok.data.datasets import Kind, UnreadableDataError, read_clip
+from vitok.data.config import Kind
+from vitok.data.datasets import UnreadableDataError, read_clip
 from vitok.data.transforms import EvalTransform, TrainTransform
 
 log = logging.getLogger("vitok.data")

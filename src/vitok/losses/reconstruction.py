@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
 from vitok.checks import check_pair, describe, is_int
+from vitok.losses.config import ReconstructionLoss
 from vitok.metrics.grid import on_border
-
-ReconstructionLoss = Literal["mse", "l1", "charbonnier"]
 
 
 def mse(x: Tensor, y: Tensor) -> Tensor:

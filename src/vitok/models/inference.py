@@ -35,14 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")  # what inference commands accept
-BENCH_PRECISIONS = ("fp32", "bf16-autocast", "bf16")  # what the benchmark can measure
-
-
-def check_precision(precision: str, allowed: tuple[str, ...] = BENCH_PRECISIONS) -> None:
-    """Raise ``ValueError`` unless ``precision`` is one of ``allowed``."""
-    if precision not in allowed:
-        raise ValueError(f"precision must be one of {', '.join(allowed)}, got {precision!r}")
+from vitok.models.precisions import check_precision
 
 
 def weight_dtype(precision: str) -> torch.dtype:

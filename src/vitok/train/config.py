@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from vitok.checks import Rule, check_ranges
-from vitok.data.loader import DataConfig
-from vitok.losses.autoencoder import LossConfig
+from vitok.data.config import DataConfig
+from vitok.losses.config import LossConfig
 from vitok.train.schema import from_dict, read_yaml
 
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")  # run.device

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vitok.losses.autoencoder import AutoencoderLoss, LossConfig, discriminator_loss
+from vitok.losses.autoencoder import AutoencoderLoss, discriminator_loss
+from vitok.losses.config import LossConfig
 from vitok.losses.gan import Discriminator
 from vitok.model_config import tower_overrides
 from vitok.models.vitok import ViTok
