@@ -205,17 +205,20 @@ def reconstruct_all(model: torch.nn.Module, paths: Sequence[Path], out: Path, si
     return scores, skipped
 
 
+def score_counts(all_scores: list[dict[str, float]]) -> dict[str, int]:
+    """How many items have each score (SSIM and LPIPS are left out of items smaller than their
+    windows, see :func:`item_scores`), in the order the scores first appear."""
+    return {k: sum(k in s for s in all_scores) for k in dict.fromkeys(k for s in all_scores for k in s)}
+
+
 def mean_scores(all_scores: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every score over the items that have it (SSIM and LPIPS are left out of items smaller
-    than their windows, see :func:`item_scores`), in the order the scores first appear."""
-    keys = list(dict.fromkeys(k for s in all_scores for k in s))
-    return {k: sum(s[k] for s in all_scores if k in s) / sum(k in s for s in all_scores) for k in keys}
+    """Mean of every score over the items that have it, in the order the scores first appear."""
+    return {k: sum(s[k] for s in all_scores if k in s) / n for k, n in score_counts(all_scores).items()}
 
 
 def partial_counts(all_scores: list[dict[str, float]]) -> dict[str, int]:
     """For each score that some items lack: how many items it is the mean of."""
-    counts = {k: sum(k in s for s in all_scores) for k in dict.fromkeys(k for s in all_scores for k in s)}
-    return {k: n for k, n in counts.items() if n < len(all_scores)}
+    return {k: n for k, n in score_counts(all_scores).items() if n < len(all_scores)}
 
 
 def summarize(all_scores: list[dict[str, float]]) -> str:

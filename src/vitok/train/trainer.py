@@ -224,7 +224,9 @@ class Trainer(Engine):
                 step += 1
         finally:  # closed: the workers are joined now, not whenever the iterators are collected
             for loader in (images, clips):
-                getattr(loader, "_shutdown_workers", lambda: None)()  # torch's multi-process iterator
+                # torch has no public way to end an iterator's workers: _shutdown_workers is what the
+                # multi-process iterator's own __del__ calls (absent on a single-process one)
+                getattr(loader, "_shutdown_workers", lambda: None)()
                 for worker in getattr(loader, "_workers", []):  # one torch had to terminate: reap it
                     worker.join(timeout=10)
 
