@@ -179,12 +179,34 @@ def test_reading_a_config_and_the_cli_parser_do_not_import_torch() -> None:
     assert r.stdout.strip() == "[]", r.stdout
 
 
-def test_a_bad_training_config_is_refused_before_torch_loads(tmp_path: Path) -> None:
-    """The one-line error of `vitok train` for an out-of-range value comes before torch is imported."""
+@pytest.mark.parametrize(("argv", "status", "said"), [
+    (["optim.batch_size=0", "data.train=[x]"], 2, "optim.batch_size must be >= 1, got 0"),
+    (["data.train=[/no/such/folder]"], 2, "data.train: /no/such/folder does not exist"),
+    ([], 2, "data.train is empty"),
+    (["data.train=[x]", "--print-config"], 0, ""),
+])
+def test_a_bad_training_config_is_refused_before_torch_loads(argv: list[str], status: int, said: str) -> None:
+    """`vitok train`'s one-line errors (an out-of-range value, a missing or empty data path) and
+    --print-config come before torch is imported."""
     code = ("import sys\n"
             "from vitok.cli import main\n"
-            "status = main(['train', '/dev/null', 'optim.batch_size=0', 'data.train=[x]'])\n"
+            f"status = main(['train', '/dev/null', *{argv!r}])\n"
             "print(status, 'torch' in sys.modules)\n")
     r = run_python(code)
-    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
-    assert "optim.batch_size must be >= 1, got 0" in r.stderr
+    assert r.stdout.split()[-2:] == [str(status), "False"], (r.stdout, r.stderr)
+    assert said in r.stderr
+
+
+def test_a_package_reaches_its_submodules_as_attributes() -> None:
+    """As when the packages imported eagerly: ``import vitok; vitok.presets`` (a submodule that is
+    not one of the lazy names) works in a fresh interpreter; a name that is neither is an
+    ``AttributeError``; the old homes of moved names still import them."""
+    code = ("import vitok, vitok.train\n"
+            "print(vitok.presets.list_presets()[0], vitok.models.__name__, vitok.train.config.__name__)\n"
+            "print(hasattr(vitok, 'no_such_module'))\n"
+            "from vitok.models.inference import PRECISIONS\n"
+            "from vitok.data.loader import MAX_SIDE\n"
+            "from vitok.losses.autoencoder import Perceptual, ReconstructionLoss\n")
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["S-B/16", "vitok.models", "vitok.train.config", "False"]

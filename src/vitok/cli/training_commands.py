@@ -23,13 +23,16 @@ def run_train(args: argparse.Namespace) -> int:
     import logging
 
     from vitok.cli.common import train_or_print
-    from vitok.train.config import load_config
+    from vitok.train.config import check_data_paths, load_config
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)  # a bad config fails here, in a blink: torch is not loaded yet
+    if args.print_config:
+        return train_or_print(cfg, True, lambda cfg: {})
+    check_data_paths(cfg)  # a missing data folder too
     from vitok.train.trainer import train
 
-    return train_or_print(cfg, args.print_config, train)
+    return train_or_print(cfg, False, train)
 
 
 def register_sweep(sub: argparse._SubParsersAction) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from vitok.data.config import MAX_SIDE as MAX_SIDE  # its home is data/config.py
 from vitok.data.config import DataConfig
 from vitok.data.datasets import KeyedConcat, MediaFolder, collate, nested_subset
 from vitok.data.motion import CameraMotion, MotionClips

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from vitok.losses.config import LossConfig
+from vitok.losses.config import Perceptual as Perceptual  # their home is losses/config.py
+from vitok.losses.config import ReconstructionLoss as ReconstructionLoss
 from vitok.losses.gan import Discriminator, d_hinge_loss, g_loss, ramp
 from vitok.losses.reconstruction import lattice_loss, reconstruction_loss
 from vitok.metrics.ssim import ssim

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitok.models.precisions import BENCH_PRECISIONS as BENCH_PRECISIONS  # their home is precisions.py
+from vitok.models.precisions import PRECISIONS as PRECISIONS
 from vitok.models.precisions import check_precision
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from vitok.checks import check_ranges, conform, describe_type
+from vitok.checks import check_ranges, conform, describe, describe_type
 
 
 def coerce(value: Any, kind: Any, key: str) -> Any:
@@ -176,7 +176,7 @@ def read_yaml(path: str | Path | None, overrides: list[str] = (),
             raise ValueError(f"config {path} cannot be read: {err}") from None
         if not isinstance(data, dict):
             raise ValueError(f"config {path}: expected a mapping of sections (data:, model:, ...) at the top "
-                             f"level, got {data!r}")
+                             f"level, got {describe(data)}")
         resolve_relative(data, relative_to_file, path.parent)
     for assignment in overrides:
         apply_override(data, assignment)
