@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitok.cli.options import add_device
+
+if TYPE_CHECKING:
+    from vitok.train.config import TrainConfig
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +31,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)  # a bad config fails here, in a blink: torch is not loaded yet
-    if args.print_config:
-        return train_or_print(cfg, True, lambda cfg: {})
-    check_data_paths(cfg)  # a missing data folder too
-    from vitok.train.trainer import train
+    if not args.print_config:
+        check_data_paths(cfg)  # a missing data folder too (the trainer checks again for Python callers)
 
-    return train_or_print(cfg, False, train)
+    def train(cfg: TrainConfig) -> dict[str, float]:  # the trainer (and torch) load only when a run starts
+        from vitok.train.trainer import train
+
+        return train(cfg)
+
+    return train_or_print(cfg, args.print_config, train)
 
 
 def register_sweep(sub: argparse._SubParsersAction) -> None:
