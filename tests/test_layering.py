@@ -197,6 +197,26 @@ def test_a_bad_training_config_is_refused_before_torch_loads(argv: list[str], st
     assert said in r.stderr
 
 
+@pytest.mark.parametrize(("argv", "status", "said"), [
+    (["optim.batch_size=0", "latents=x"], 2, "optim.batch_size must be >= 1, got 0"),
+    (["objective=score"], 2, "objective"),
+    ([], 2, "latents is empty"),
+    (["latents=/no/such/folder"], 2, "latents: /no/such/folder does not exist"),
+    (["latents=/tmp"], 2, "is not a latent cache (no stats.json)"),
+    (["--print-config"], 0, ""),
+])
+def test_a_bad_dit_config_is_refused_before_torch_loads(argv: list[str], status: int, said: str) -> None:
+    """`vitok train-dit` like `vitok train`: a wrong value, a missing latent cache and
+    --print-config answer before torch is imported."""
+    code = ("import sys\n"
+            "from vitok.cli import main\n"
+            f"status = main(['train-dit', '/dev/null', *{argv!r}])\n"
+            "print(status, 'torch' in sys.modules)\n")
+    r = run_python(code)
+    assert r.stdout.split()[-2:] == [str(status), "False"], (r.stdout, r.stderr)
+    assert said in r.stderr
+
+
 def test_a_package_reaches_its_submodules_as_attributes() -> None:
     """As when the packages imported eagerly: ``import vitok; vitok.presets`` (a submodule that is
     not one of the lazy names) works in a fresh interpreter; a name that is neither is an

@@ -79,10 +79,19 @@ def register_train_dit(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_dit(args: argparse.Namespace) -> int:
-    from vitok.generate.trainer import DiTTrainConfig, train_dit
+    from vitok.generate.config import DiTTrainConfig, check_latents
     from vitok.train.config import load_config
 
-    return train_or_print(load_config(args.config, args.overrides, DiTTrainConfig), args.print_config, train_dit)
+    cfg = load_config(args.config, args.overrides, DiTTrainConfig)  # a bad config fails before torch loads
+    if not args.print_config:
+        check_latents(cfg)  # so does a missing latent cache
+
+    def train(cfg: DiTTrainConfig) -> dict[str, float]:  # the trainer (and torch) load only when a run starts
+        from vitok.generate.trainer import train_dit
+
+        return train_dit(cfg)
+
+    return train_or_print(cfg, args.print_config, train)
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:

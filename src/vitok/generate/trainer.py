@@ -10,50 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from vitok.diffusion import TIME_SCALE, alphas_cumprod, ddpm_loss, flow_loss, linear_betas
 from vitok.files import atomic_write
+from vitok.generate.config import DiTSection as DiTSection  # its old home
+from vitok.generate.config import DiTTrainConfig
 from vitok.models.dit import DiT
 from vitok.presets import dit_config
-from vitok.train.config import OptimConfig, RunConfig
 from vitok.train.distributed import micro_batch_sync
 from vitok.train.engine import Engine, run_cleanly
-
-
-@dataclass
-class DiTSection:
-    preset: str = "DiT-T"
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DiTTrainConfig:
-    """``latents``: a folder written by ``vitok cache-latents``; ``objective``: "ddpm" (noise
-    prediction, 1000 linear-beta steps, the paper's) or "flow" (rectified flow, velocity)."""
-
-    latents: str = ""
-    model: DiTSection = field(default_factory=DiTSection)
-    objective: Literal["ddpm", "flow"] = "ddpm"
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(batch_size=256, lr=1e-4, min_lr=1e-4,
-                                                                      weight_decay=0.0, warmup=0))
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dit", ema=0.9999))
-
-    path_keys: ClassVar[tuple[str, ...]] = ()  # ``latents`` is a run artifact: it resolves against the cwd
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-    def checked(self) -> DiTTrainConfig:
-        """Every field is checked as it is read (:func:`vitok.train.schema.from_dict`)."""
-        return self
 
 
 def per_sample(seeds: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:

@@ -241,7 +241,7 @@ ConfigT = TypeVar("ConfigT")
 def load_config(path: str | Path | None, overrides: list[str] = (),
                 schema: type[ConfigT] = TrainConfig) -> ConfigT:
     """The one config loader: a checked ``schema`` (:class:`TrainConfig` for ``vitok train``,
-    ``vitok.generate.trainer.DiTTrainConfig`` for ``vitok train-dit``) from a YAML file (or the
+    ``vitok.generate.config.DiTTrainConfig`` for ``vitok train-dit``) from a YAML file (or the
     defaults) plus ``key=value`` overrides. The file's ``schema.path_keys`` resolve against its
     folder; then ``checked()`` checks across fields. One-line ``ValueError`` naming the key (or the
     file and line) for anything wrong."""
