@@ -36,7 +36,7 @@ CFG=configs/vitok-tiny-conv
 SHIPPED=src/vitok/pretrained/vitok-tiny-conv
 KEPT=${KEPT:-docs/quality/training-logs}
 # what the candidate trained on, for its card's Compute section
-HARDWARE=${HARDWARE:-2 CPU cores (AMD EPYC, AVX2, no GPU), fp32, OMP_NUM_THREADS=2, nothing else running}
+HARDWARE=${HARDWARE:-2 CPU cores (AMD EPYC with AVX-512 and AVX512-BF16, no AMX, no GPU), fp32, OMP_NUM_THREADS=2, nothing else running}
 
 train() {
   local name=$1 s1 s2

@@ -324,3 +324,34 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
     with pytest.raises(SystemExit):
         facts.main(argv)
     assert "the card must be a JSON object" in capsys.readouterr().err
+
+
+# The committed AutoencoderKL baseline (benchmarks/baselines/autoencoder-kl, the README's comparison):
+# its PSNR on the shipped samples, measured on the committed weights (fp32 forward, native size),
+# each floor 0.5 dB below: baboon 16.42, butterfly 16.50, fruits 22.36, carphone (16 frames) 20.48 dB.
+BASELINE_FLOORS = {"baboon.jpg": 15.9, "butterfly.jpg": 16.0, "fruits.jpg": 21.8, "carphone.mp4": 19.9}
+
+
+def test_committed_baseline_loads_and_reconstructs_above_its_floors() -> None:
+    """Anyone can rerun the comparison: the committed baseline is a diffusers directory with the
+    comparison's config (E = 4096 and 3.65 GMACs at 128 px) that still reconstructs as measured."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    from vitok import io
+    from vitok.cli import SAMPLES
+    from vitok.models.baselines import build_autoencoder_kl
+    from vitok.reconstruct import item_scores
+
+    directory = REPO / "benchmarks" / "baselines" / "autoencoder-kl"
+    assert {p.name for p in directory.iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors"}
+    model = build_autoencoder_kl({}, str(directory)).float().eval()
+    assert model.latent_size((1, 128, 128)) == 4096
+    assert model.gmacs((1, 128, 128)) == pytest.approx(3.65, abs=0.01)
+    for name, floor in BASELINE_FLOORS.items():
+        path = SAMPLES / name
+        x = io.load_video(path, 16) if io.is_video_file(path) else io.load_image(path)
+        with torch.inference_mode():
+            recon = model(x[None]).recon[0].float().clamp(-1, 1)
+        assert recon.shape == x.shape
+        assert item_scores(x, recon)["psnr"] > floor, name
