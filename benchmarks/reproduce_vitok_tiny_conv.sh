@@ -122,7 +122,6 @@ EOF
     rm -rf benchmarks/baselines/autoencoder-kl
     mkdir -p benchmarks/baselines
     cp -r "$staged/autoencoder-kl" benchmarks/baselines/autoencoder-kl
-    rm -rf benchmarks/baselines/autoencoder-kl-stage1  # the stage-1 weights kept until stage 2 was done
   fi
   # the training logs (config.yaml, metrics.jsonl) are kept beside the docs, so that a later
   # `ship baseline` can rebuild the card once the candidate's run folders are gone

@@ -332,9 +332,10 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
 BASELINE_FLOORS = {"baboon.jpg": 15.9, "butterfly.jpg": 16.0, "fruits.jpg": 21.8, "carphone.mp4": 19.9}
 
 
-def test_committed_baseline_loads_and_reconstructs_above_its_floors() -> None:
+def test_committed_baseline_loads_and_reconstructs_above_its_floors(tmp_path: Path) -> None:
     """Anyone can rerun the comparison: the committed baseline is a diffusers directory with the
-    comparison's config (E = 4096 and 3.65 GMACs at 128 px) that still reconstructs as measured."""
+    comparison's config (E = 4096 and 3.65 GMACs at 128 px) that still reconstructs as measured,
+    and neither it nor a re-export of it names a local path (diffusers' ``_name_or_path``)."""
     pytest.importorskip("diffusers")
     import torch
 
@@ -345,7 +346,10 @@ def test_committed_baseline_loads_and_reconstructs_above_its_floors() -> None:
 
     directory = REPO / "benchmarks" / "baselines" / "autoencoder-kl"
     assert {p.name for p in directory.iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors"}
+    assert "_name_or_path" not in json.loads((directory / "config.json").read_text())
     model = build_autoencoder_kl({}, str(directory)).float().eval()
+    model.save_pretrained(tmp_path / "again")
+    assert "_name_or_path" not in json.loads((tmp_path / "again" / "config.json").read_text())
     assert model.latent_size((1, 128, 128)) == 4096
     assert model.gmacs((1, 128, 128)) == pytest.approx(3.65, abs=0.01)
     for name, floor in BASELINE_FLOORS.items():

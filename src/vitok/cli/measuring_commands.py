@@ -31,7 +31,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
                                    "results.json and comparison.png into --out (with --baseline: --out/model and "
                                    "--out/baseline).")
     add_inputs(p, "image or video files or folders (one kind at a time)", old="--data")
-    add_model(p, "shipped", what="tokenizer ('none' with --baseline: only the baseline)")
+    add_model(p, "shipped", what="tokenizer, or a diffusers AutoencoderKL folder ('none' with --baseline: "
+                                   "only the baseline)")
     add_out(p, "out/eval")
     add_kind(p)
     add_size(p, 256)

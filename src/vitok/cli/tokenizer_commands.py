@@ -119,7 +119,8 @@ def register_reconstruct(sub: argparse._SubParsersAction) -> None:
                        description="Reconstruct images and videos with a model; writes the results "
                                    "and side-by-side comparisons, prints PSNR per item.")
     add_inputs(p)
-    add_model(p, "shipped")
+    add_model(p, "shipped",
+              what="tokenizer, or a diffusers AutoencoderKL folder (e.g. benchmarks/baselines/autoencoder-kl)")
     add_out(p, "out/reconstruct")
     add_size(p, None)
     p.add_argument("--frames", type=positive_int, default=None,

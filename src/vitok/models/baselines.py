@@ -112,8 +112,16 @@ class DiffusersAutoencoder(nn.Module):
         return DiffusersAutoencoder(AutoencoderKL.from_config(self.vae.config), self.name)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """diffusers' own format (config.json + diffusion_pytorch_model.safetensors)."""
+        """diffusers' own format (config.json + diffusion_pytorch_model.safetensors). The config's
+        ``_name_or_path`` (the folder it was loaded from, which diffusers records) is left out, so
+        an export names no local path of the machine that made it."""
+        import json
+
         self.vae.save_pretrained(str(directory), safe_serialization=True)
+        config = Path(directory) / "config.json"
+        entries = json.loads(config.read_text())
+        if entries.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
         return Path(directory)
 
     def latent_size(self, shape: tuple[int, int, int]) -> int:
