@@ -33,6 +33,10 @@ def test_presets_table(capsys) -> None:
     out = capsys.readouterr().out
     assert "S-B/16" in out and "S-B/4x16" in out and "128.8" in out and "34.7" in out
     assert "DiT-XL" in out and "674.7" in out  # the DiT sizes too (DiT-XL/2: 675M parameters, DiT paper)
+    # the shipped tokenizers, with the default named (vitok-tiny-conv: 14.5M params, 24.4 GMACs per 16-frame clip)
+    assert "the default: vitok-tiny-conv" in out
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("vitok-tiny-conv (Ti-XS/4x8)"))
+    assert row.split()[-6:-4] == ["14.5", "24.4"]
 
 
 def test_flops(capsys) -> None:

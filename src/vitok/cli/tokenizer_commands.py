@@ -11,6 +11,7 @@ from vitok.cli.common import (
     DEMO_MODEL,
     PRESET_COLUMNS,
     SAMPLES,
+    SHIPPED,
     diffusers_class,
     format_table,
     load_diffusers,
@@ -26,9 +27,11 @@ from vitok.text import plural
 
 
 def register_presets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression; the DiT sizes",
+    p = sub.add_parser("presets", help="list the named models: params, GMACs, E, compression; the shipped "
+                                       "tokenizers; the DiT sizes",
                        description="Table of the registered tokenizer presets at their default input size, then "
-                                   "the DiT sizes that `vitok train-dit` takes as model.preset.")
+                                   "the shipped (trained) tokenizers, then the DiT sizes that `vitok train-dit` "
+                                   "takes as model.preset.")
     p.set_defaults(func=run_presets)
 
 
@@ -36,9 +39,15 @@ def run_presets(args: argparse.Namespace) -> int:
     import torch
 
     from vitok.models.dit import DiT
-    from vitok.presets import DIT_SIZES, PRESETS, dit_config
+    from vitok.models.pretrained import read_config
+    from vitok.presets import DEFAULT_MODEL, DIT_SIZES, PRESETS, dit_config
 
     print(format_table([preset_row(c) for c in PRESETS.values()], PRESET_COLUMNS))
+    shipped = sorted(d for d in SHIPPED.iterdir() if (d / "model.safetensors").is_file())
+    if shipped:  # trained weights in the package: `--model NAME`, ViTok.from_pretrained(NAME), no network
+        rows = [preset_row(read_config(d / "config.json"), name=d.name) for d in shipped]
+        print(f"\nshipped tokenizers (trained weights, `--model NAME`; the default: {DEFAULT_MODEL}):")
+        print(format_table(rows, PRESET_COLUMNS))
     rows = []
     for name, (width, depth, heads) in DIT_SIZES.items():
         with torch.device("meta"):
