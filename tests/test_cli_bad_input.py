@@ -18,7 +18,9 @@ def test_nothing_readable_and_non_media_files_are_errors(tiny_model, tmp_path, c
     (tmp_path / "notes.txt").write_text("hello")
     out = tmp_path / "out"
     assert main(["reconstruct", str(tmp_path / "text.jpg"), "--model", tiny_model, "--out", str(out)]) == 2
-    assert "the only file could not be read" in capsys.readouterr().err.splitlines()[-1]
+    err = capsys.readouterr().err
+    assert "the only file could not be read" in err.splitlines()[-1]
+    assert err.count("not an image file Pillow can decode") == 2  # as it is skipped, then the error: no summary
     report = json.loads((out / "scores.json").read_text())  # the failure is on record too
     assert report["items"] == [] and list(report["skipped"]) == [str(tmp_path / "text.jpg")]
     assert main(["reconstruct", str(tmp_path / "notes.txt"), "--model", tiny_model, "--out", str(out)]) == 2

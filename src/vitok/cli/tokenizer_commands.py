@@ -157,7 +157,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     compiling = CompileStats()
     scores, skipped = reconstruct_all(model, paths, args.out, args.size, args.frames, args.stride, args.device,
                                       lpips, compiling)
-    report_skipped(skipped)
+    if scores:  # with nothing reconstructed, the error below says it once
+        report_skipped(skipped)
     if compiling.graphs:
         print(compiling.summary() + " (included in the times above)")
     if not scores:
