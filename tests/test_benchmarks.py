@@ -332,6 +332,13 @@ def test_card_facts_measures_compute_curve_and_metrics_from_the_runs(tmp_path: P
 BASELINE_FLOORS = {"baboon.jpg": 15.9, "butterfly.jpg": 16.0, "fruits.jpg": 21.8, "carphone.mp4": 19.9}
 
 
+def test_vitok_from_pretrained_names_a_diffusers_folder_and_how_to_load_it() -> None:
+    from vitok.models.vitok import ViTok
+
+    with pytest.raises(FileNotFoundError, match="is a diffusers model folder.*AutoencoderKL.from_pretrained"):
+        ViTok.from_pretrained(REPO / "benchmarks" / "baselines" / "autoencoder-kl")
+
+
 def test_committed_baseline_loads_and_reconstructs_above_its_floors(tmp_path: Path) -> None:
     """Anyone can rerun the comparison: the committed baseline is a diffusers directory with the
     comparison's config (E = 4096 and 3.65 GMACs at 128 px) that still reconstructs as measured,

@@ -55,6 +55,12 @@ def test_flops(capsys) -> None:
     assert "--kind image counts one frame" in capsys.readouterr().err
     assert main(["flops", "--model", "S-B/16", "--kind", "video"]) == 2
     assert "is an image tokenizer" in capsys.readouterr().err
+    # the tail's shape on a linear-head model is never silently ignored; on a conv-tail model it is counted
+    assert main(["flops", "--model", "Ti-XS/8", "--head-channels", "16"]) == 2
+    assert "add --head conv" in capsys.readouterr().err
+    assert main(["flops", "--model", "Ti-XS/8", "--head", "conv", "--head-channels", "16", "--size", "128"]) == 0
+    assert " 3.91 " in capsys.readouterr().out.splitlines()[1]  # docs/quality's MACs table
+    assert main(["flops", "--model", "vitok-tiny-conv", "--head-blocks", "0", "--kind", "image"]) == 0
 
 
 def test_flops_bad_name(capsys) -> None:

@@ -107,3 +107,15 @@ def test_bad_labels_weights_source_and_sweep_specs_are_one_line_errors(tiny_mode
     assert "did you mean model.preset?" in capsys.readouterr().err and not (tmp_path / "sw").exists()
     assert main(["sweep", "reprot", str(tmp_path)]) == 2
     assert "did you mean 'report'?" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(monkeypatch, capsys) -> None:
+    from vitok.cli import tokenizer_commands
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokenizer_commands, "run_presets", interrupted)
+    assert main(["presets"]) == 130
+    err = capsys.readouterr().err
+    assert "vitok presets: interrupted" in err and "Traceback" not in err

@@ -165,6 +165,16 @@ def test_deprecated_spellings_still_work_with_a_warning(capsys) -> None:
     assert (args.size, args.baseline, args.batch_size, args.precision) == ([(32, 32)], "sd-vae", 2, ["fp32"])
     args = parse(["sample", "--dit", "d", "--tokenizer", "t"])
     assert args.model == "t" and "use --model" in capsys.readouterr().err
+    # where a subcommand never had the old spelling, the error names the one every subcommand takes
+    for argv, replacement in ((["eval", "x", "--tokenizer", "t"], "--model"), (["eval", "x", "--vs", "sd-vae"],
+                                                                              "--baseline")):
+        with pytest.raises(SystemExit) as caught:
+            parse(argv)
+        err = capsys.readouterr().err
+        assert caught.value.code == 2 and f"{argv[2]} is an old spelling: use {replacement}" in err
+    with pytest.raises(SystemExit):  # never "did you mean '--help'"
+        parse(["presets", "--model", "x"])
+    assert "--help'?" not in capsys.readouterr().err
 
 
 def test_options_may_follow_positionals(tmp_path, capsys) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitok import ViTok
+from vitok import ViTok, io
 from vitok.cli import main
 from vitok.metrics.frechet import FeatureStats, frechet_distance, load_stats
 from vitok.metrics.psnr import psnr_uint8
@@ -186,6 +186,10 @@ def test_eval_baseline_through_the_same_protocol(media_dir, tmp_path) -> None:
     ours = check_results(tmp_path / "out" / "model", "image", {"psnr", "ssim", "lpips"})
     base = check_results(tmp_path / "out" / "baseline", "image", {"psnr", "ssim", "lpips"})
     assert base["model"] == "sd-vae" and base["E"] == 4 * 16 * 16 and base["samples"] == ours["samples"]
+    # without weights the VAE would be random: eval refuses (bench may still time it) and writes nothing
+    assert main(["eval", "--model", "N-N/8", "--baseline", "sd-vae", str(media_dir), "--size", "32",
+                 "--out", str(tmp_path / "random")]) == 2
+    assert not (tmp_path / "random").exists()
 
 
 def test_bench_runs_for_a_tiny_preset(capsys) -> None:
@@ -199,6 +203,15 @@ def test_bench_runs_for_a_tiny_preset(capsys) -> None:
     assert "N-N/8" in out and "sd-vae" in out and "faster than sd-vae" in out
     assert main(["bench", "--model", "N-N/8", "--size", "32", "--baseline-weights", "somewhere"]) == 2
     assert "--baseline-weights needs --baseline sd-vae" in capsys.readouterr().err  # never silently ignored
+    # --kind as in eval and flops: a video tokenizer timed on one image, and the two refusals
+    assert main(["bench", "--model", "N-N/2x8", "--kind", "image", "--size", "32", "--repeats", "1",
+                 "--precisions", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert " 32x32 " in out and "x32x32" not in out
+    assert main(["bench", "--model", "N-N/8", "--kind", "video", "--size", "32"]) == 2
+    assert "is an image tokenizer" in capsys.readouterr().err
+    assert main(["bench", "--model", "N-N/2x8", "--kind", "image", "--frames", "4"]) == 2
+    assert "--kind image times one frame" in capsys.readouterr().err
 
 
 def test_full_fp32_turns_tf32_off_and_restores_the_flags() -> None:
@@ -365,3 +378,20 @@ def test_metric_functions_check_their_arguments() -> None:
             frechet_distance(*args)
     with pytest.raises(ValueError, match=r"mu1 must be \(D,\)"):
         frechet_distance(np.zeros((2, 2)), np.eye(2), np.zeros(2), np.eye(2))
+
+
+def test_eval_says_which_clips_it_padded_and_why_files_were_skipped(tmp_path, capsys) -> None:
+    folder = tmp_path / "clips"
+    io.save_video(torch.zeros(3, 3, 32, 32), folder / "short.mp4")
+    io.save_video(torch.zeros(3, 8, 32, 32), folder / "long.mp4")
+    (folder / "empty.mp4").write_bytes(b"")
+    argv = ["eval", "--model", "N-N/2x8", str(folder), "--size", "32", "--metrics", "psnr"]
+    assert main([*argv, "--frames", "8", "--out", str(tmp_path / "a")]) == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert [Path(p).name for p in results["padded_clips"]] == ["short.mp4"]  # 3 frames scored as 8
+    assert "1 clip shorter than 8 frames was padded" in capsys.readouterr().err
+    reasons = {Path(k).name: v for k, v in results["skipped_reasons"].items()}
+    assert "an empty file (0 bytes)" in reasons["empty.mp4"]
+    assert main([*argv, "--frames", "2", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["padded_clips"] == []
+    assert "padded" not in capsys.readouterr().err

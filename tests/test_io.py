@@ -41,8 +41,19 @@ def test_unreadable_files_raise_value_error(tmp_path) -> None:
     with pytest.raises(ValueError, match="cannot read image"):
         io.load_image(tmp_path / "bad.jpg")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(ValueError, match="cannot read video"):
+    with pytest.raises(ValueError, match=r"cannot read video .*empty.mp4: an empty file \(0 bytes\)"):
         io.load_video(tmp_path / "empty.mp4")
+    with pytest.raises(ValueError, match=r"an empty file \(0 bytes\)"):
+        io.video_info(tmp_path / "empty.mp4")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cannot read image .*empty.png: an empty file \(0 bytes\)"):
+        io.load_image(tmp_path / "empty.png")
+    # a cut-off clip: FFmpeg's 'Input/output error' is said to mean a damaged file
+    io.save_video(torch.zeros(3, 4, 32, 32), tmp_path / "whole.mp4")
+    (tmp_path / "cut.mp4").write_bytes((tmp_path / "whole.mp4").read_bytes()[:200])
+    with pytest.raises(ValueError, match="cannot read video") as caught:
+        io.load_video(tmp_path / "cut.mp4")
+    assert "Errno" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("hw", "size"), [((100, 200), 64), ((300, 120), (32, 48)), ((64, 64), 64), ((10, 10), 32)])

@@ -92,3 +92,19 @@ def test_lpips_on_the_gpu_scores_pixels_from_the_cpu() -> None:
     assert abs(item_scores(x, (x + 0.05).clamp(-1, 1), lpips.cuda())["lpips"]
                - item_scores(x, (x + 0.05).clamp(-1, 1), same)["lpips"]) < 1e-4
     assert set(on_cpu) == {"psnr", "ssim", "lpips"}
+
+
+def test_a_clip_too_large_at_the_requested_size_is_skipped_before_decoding(tmp_path, capsys) -> None:
+    """20 frames at 4000x4000 would be 3.6 GiB of input alone: the file is skipped with the sizes
+    and the way out named, before any frame is decoded; the same clip with --frames fits."""
+    from vitok.reconstruct import MAX_CLIP_PIXELS, check_clip_pixels
+
+    io.save_video(torch.zeros(3, 20, 32, 32), tmp_path / "in" / "clip.mp4")
+    model = ViTok.from_preset("N-N/2x8").eval()
+    scores, skipped = reconstruct_all(model, [tmp_path / "in" / "clip.mp4"], tmp_path / "out", size=(4000, 4000))
+    assert not scores and "20 frames at 4000x4000 are 320M pixels" in next(iter(skipped.values()))
+    assert "give --frames N or a smaller --size" in capsys.readouterr().err
+    check_clip_pixels(tmp_path / "clip.mp4", 16, (4096, 4096))  # exactly the limit passes
+    assert MAX_CLIP_PIXELS == 16 * 4096 * 4096
+    with pytest.raises(ValueError, match="above the limit"):
+        check_clip_pixels(tmp_path / "clip.mp4", 17, (4096, 4096))

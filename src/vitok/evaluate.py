@@ -154,6 +154,25 @@ def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> Da
                       num_workers=cfg.workers)
 
 
+def short_clips(files: list[Path], frames: int, unreadable: dict[str, str]) -> list[str]:
+    """The readable videos among ``files`` with fewer than ``frames`` frames, by name: the protocol
+    scores them padded with their last frame to ``frames`` (:func:`vitok.data.datasets.fit_clip`),
+    which the results say (``padded_clips``) so that no padded score passes unnoticed. Frame
+    counts come from the container (:func:`vitok.io.video_info`; an estimate where it stores none)."""
+    from vitok import io
+
+    short = []
+    for path in files:
+        if str(path) in unreadable:
+            continue
+        try:
+            if io.video_info(path)[0] < frames:
+                short.append(display_name(path))
+        except ValueError:
+            continue
+    return short
+
+
 def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
     """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W);
     a loaded model's name is the name it was loaded by with the architecture, e.g.
@@ -180,7 +199,8 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     The model is prepared in place for ``cfg.precision`` and ``cfg.compile`` (see
     :func:`vitok.models.inference.prepare_for_inference`). ``info`` (model name, GMACs, E,
     compression ratio) is copied into the results; ``samples`` is the number of files scored (over
-    all ranks), ``skipped_files`` the unreadable ones, ``seconds`` the wall time without the calls
+    all ranks), ``skipped_files`` the unreadable ones (``skipped_reasons``: why each), ``padded_clips``
+    the videos shorter than ``cfg.frames`` (:func:`short_clips`), ``seconds`` the wall time without the calls
     that compiled (``compile_seconds``). Raises
     ``ValueError`` (one line: how many files, where, the first reason) when none could be read.
     """
@@ -219,13 +239,17 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     count, unreadable = _gather_counts(count, unreadable, device, world)
     if count == 0:
         raise ValueError(no_readable_files(cfg.data, unreadable))
+    files = loader.dataset.dataset.files[:cfg.max_samples or None]  # every rank's, as the counts above
+    padded = short_clips(files, cfg.frames, unreadable) if kind == "video" else []
     results = {
         **info, "kind": kind, "size": cfg.size if isinstance(cfg.size, int) else list(cfg.size),
         "frames": cfg.frames if kind == "video" else 1,
         "data": [display_name(p) for p in cfg.data], "samples": count, "seconds": seconds,
         "precision": cfg.precision, "compile_seconds": compiling.seconds if cfg.compile else None,
         "metrics": compute_metrics(metrics), "skipped": skipped,
-        "skipped_files": sorted(map(display_name, unreadable)), "lattice_period": lattice_period(model),
+        "skipped_files": sorted(map(display_name, unreadable)),
+        "skipped_reasons": {display_name(k): display_name(v) for k, v in sorted(unreadable.items())},
+        "padded_clips": padded, "lattice_period": lattice_period(model),
     }
     write_results(Path(cfg.out_dir), results, metrics, shown)
     return results

@@ -122,7 +122,8 @@ def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tens
                 image.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
             array = _to_rgb_array(_upright(image))
     except Image.UnidentifiedImageError as err:
-        raise ValueError(f"cannot read image {path}: not an image file Pillow can decode") from err
+        reason = "an empty file (0 bytes)" if _is_empty(path) else "not an image file Pillow can decode"
+        raise ValueError(f"cannot read image {path}: {reason}") from err
     except (*_IMAGE_ERRORS, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image {path}: {err or type(err).__name__}") from err
     return uint8_to_tensor(array)
@@ -189,14 +190,28 @@ def video_info(path: str | Path | BinaryIO) -> tuple[int, float]:
             fps = float(stream.average_rate or 25)
             frames = _count_frames(container, stream, fps)
     except (av.error.FFmpegError, OSError) as err:
-        raise ValueError(f"cannot read video {path}: {_reason(err)}") from err
+        reason = "an empty file (0 bytes)" if _is_empty(path) else _reason(err)
+        raise ValueError(f"cannot read video {path}: {reason}") from err
     return frames, fps
 
 
 def _reason(err: Exception) -> str:
-    """FFmpeg's own words for a decoding error, without the raw '[Errno 1094995529]' code."""
-    text = getattr(err, "strerror", None) or str(err)
-    return text.strip() or type(err).__name__
+    """FFmpeg's own words for a decoding error, without the raw '[Errno 1094995529]' code; its
+    'Input/output error' for a damaged container says so."""
+    import av
+
+    text = (getattr(err, "strerror", None) or str(err)).strip() or type(err).__name__
+    if isinstance(err, av.error.FFmpegError) and text == "Input/output error":
+        text += " (FFmpeg could not parse the container: a damaged or truncated file)"
+    return text
+
+
+def _is_empty(path: object) -> bool:
+    """Whether ``path`` is a file path to a 0-byte file (False for file objects and missing files)."""
+    try:
+        return isinstance(path, (str, os.PathLike)) and os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
@@ -256,7 +271,8 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
         if frames is None:
             frames = _decode(path, num_frames, start, stride, seek=False)
     except (av.error.FFmpegError, OSError, IndexError) as err:
-        raise ValueError(f"cannot read video {path}: {_reason(err)}") from err
+        reason = "an empty file (0 bytes)" if _is_empty(path) else _reason(err)
+        raise ValueError(f"cannot read video {path}: {reason}") from err
     if not frames:
         raise ValueError(f"video {path} has no frames from index {start}")
     if len({f.shape for f in frames}) > 1:

@@ -103,6 +103,19 @@ def format_scores(scores: dict[str, float]) -> str:
     return ", ".join(f"{k.upper()} {v:.4f}" if k != "psnr" else f"PSNR {v:.2f} dB" for k, v in scores.items())
 
 
+MAX_CLIP_PIXELS = 16384 ** 2  # frames x height x width: one --size-limit image, 3 GiB of fp32 RGB
+
+
+def check_clip_pixels(path: Path, frames: int, size: tuple[int, int]) -> None:
+    """``ValueError`` (the file is skipped, named) when ``frames`` frames at ``size`` (H, W) exceed
+    :data:`MAX_CLIP_PIXELS`: the clip, its reconstruction and their copies would not fit in memory."""
+    pixels = frames * size[0] * size[1]
+    if pixels > MAX_CLIP_PIXELS:
+        raise ValueError(f"{frames} frames at {size[0]}x{size[1]} are {pixels / 1e6:.0f}M pixels "
+                         f"({pixels * 12 / 2**30:.1f} GiB as fp32 RGB), above the limit of "
+                         f"{MAX_CLIP_PIXELS / 1e6:.0f}M: give --frames N or a smaller --size")
+
+
 def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[int, int] | None = None,
                      frames: int | None = None, stride: int = 1, device: str = "cpu",
                      lpips: torch.nn.Module | None = None, name: str | None = None,
@@ -125,7 +138,10 @@ def reconstruct_item(model: torch.nn.Module, path: Path, out: Path, size: tuple[
     if not isinstance(stride, int) or stride < 1 or bad_frames:
         raise ValueError(f"stride and frames must be positive ints (frames may be None), got {stride!r}, {frames!r}")
     video = io.is_video_file(path)
-    fps = io.video_info(path)[1] / stride if video else None
+    count, fps = io.video_info(path) if video else (1, None)
+    if video and size:  # checked before decoding: the resized clip must fit in memory
+        check_clip_pixels(path, min(frames or count, -(-count // stride)), size)
+    fps = fps / stride if video else None
     x = io.load_video(path, frames, stride=stride) if video else io.load_image(path)
     if size:
         x = io.resize_center_crop(x, size)

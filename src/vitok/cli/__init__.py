@@ -100,7 +100,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vitok`` command; returns the exit status (2 with a one-line message on bad input,
     a missing or unreadable file, or a full, read-only or unwritable disk; 128 + the signal number
-    when a training run stopped on SIGTERM / SIGUSR1 after saving its checkpoint)."""
+    when a training run stopped on SIGTERM / SIGUSR1 after saving its checkpoint; 130 on Ctrl-C, with
+    one line instead of a traceback)."""
     args = parse_args(build_parser(), list(sys.argv[1:] if argv is None else argv))
     if args is None:
         return 0
@@ -116,3 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vitok {args.command}: {err}", file=sys.stderr)
         return err.exit_status
+    except KeyboardInterrupt:
+        print(f"\nvitok {args.command}: interrupted", file=sys.stderr)
+        return 130

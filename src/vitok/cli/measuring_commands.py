@@ -10,6 +10,7 @@ from pathlib import Path
 from vitok.cli.argtypes import positive_int
 from vitok.cli.common import load_model
 from vitok.cli.options import (
+    KINDS,
     add_baseline,
     add_batch_size,
     add_device,
@@ -69,6 +70,9 @@ def run_eval(args: argparse.Namespace) -> int:
                for label in labels}
     if args.baseline_weights and not args.baseline:
         raise ValueError("--baseline-weights needs --baseline sd-vae")
+    if args.baseline and not args.baseline_weights:  # bench may time random weights; scores of them mean nothing
+        raise ValueError("--baseline sd-vae needs --baseline-weights DIR (a local diffusers AutoencoderKL folder, "
+                         "e.g. benchmarks/baselines/autoencoder-kl): a VAE with random weights has no scores")
     if args.baseline_weights and not (Path(args.baseline_weights) / "config.json").is_file():
         raise FileNotFoundError(f"--baseline-weights {args.baseline_weights} is not a local diffusers model directory "
                                 "(no config.json)")
@@ -84,10 +88,20 @@ def run_eval(args: argparse.Namespace) -> int:
         results = evaluate(model, cfg, model_info(model, (args.frames if kind == "video" else 1, *crop)))
         if results["skipped_files"]:
             print(describe_skipped(results["skipped_files"]), file=sys.stderr)
+        if results["padded_clips"]:
+            print(f"warning: {describe_padded(results['padded_clips'], args.frames)}", file=sys.stderr)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items())
         print(f"{results['model']}: {plural(results['samples'], kind)}, {results['gmacs']:.1f} GMACs, "
               f"E {results['E']}: {scores} -> {Path(cfg.out_dir) / 'results.json'}")
     return 0
+
+
+def describe_padded(names: list[str], frames: int, shown: int = 3) -> str:
+    """'2 clips shorter than 16 frames were padded with their last frame: a.mp4, b.mp4 (...)'."""
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return (f"{plural(len(names), 'clip')} shorter than {frames} frames {'was' if len(names) == 1 else 'were'} "
+            f"padded with {'its' if len(names) == 1 else 'their'} last frame and scored as {frames} frames: "
+            f"{listed} (--frames N scores the first N)")
 
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
@@ -96,6 +110,9 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                                    "this machine's measured matmul peak) of encode and decode, per precision.")
     add_model(p, "shipped")
     add_size(p, 256, many=True)
+    p.add_argument("--kind", choices=KINDS, default="auto",
+                   help="time an image (T = 1) or a clip (default: auto = the model's own input, a clip for a "
+                        "video tokenizer)")
     p.add_argument("--frames", type=positive_int, default=None, help="clip length for video (default: the model's)")
     add_batch_size(p, 1, old=True)
     p.add_argument("--repeats", type=positive_int, default=3, help="timed repeats per measurement (default 3)")
@@ -113,9 +130,13 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     if args.baseline_weights and not args.baseline:  # as in eval: never silently ignored
         raise ValueError("--baseline-weights needs --baseline sd-vae")
+    if args.kind == "image" and args.frames not in (None, 1):
+        raise ValueError(f"--kind image times one frame: --frames {args.frames} is for --kind video")
     device = torch.device(args.device)
     model = load_model(args.model, args.device)
-    frames = args.frames or model.config.num_frames
+    if args.kind == "video" and not model.config.is_video:
+        raise ValueError(f"--kind video: {args.model} is an image tokenizer (tubelet size 1)")
+    frames = 1 if args.kind == "image" else args.frames or model.config.num_frames
     shapes = [(frames, h, w) for h, w in args.size]
     baseline = None
     if args.baseline == "sd-vae":
@@ -123,6 +144,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         vae = load_sd_vae(args.baseline_weights, device)
         baseline = (vae, "sd-vae", vae.gmacs)
-    run_bench(model, model.config.name, lambda shape: count_macs(model.config, shape).gmacs, shapes,
+    name = model.config.name  # labelled as eval, flops and presets label it: 'vitok-tiny-conv (Ti-XS/4x8)'
+    name = f"{args.model} ({name})" if args.model != name else name
+    run_bench(model, name, lambda shape: count_macs(model.config, shape).gmacs, shapes,
               args.precision, args.batch_size, args.repeats, device, baseline, compile=args.compile)
     return 0

@@ -49,13 +49,24 @@ class Parser(argparse.ArgumentParser):
             return closest(choice.group(1), options)
         unknown = re.search(r"unrecognized arguments: (.*)", message)
         if unknown:
-            flags = [option for option in self._option_string_actions if option.startswith("--")]
             for token in unknown.group(1).split():
+                flag = token.split("=")[0]  # '--help' only for a typo of it: never "--model: did you mean --help"
+                flags = [option for option in self._option_string_actions
+                         if option.startswith("--") and (option != "--help" or flag.startswith("--h"))]
+                if flag in OLD_SPELLINGS:  # another subcommand's old spelling: name the one all of them take
+                    return f"; {flag} is an old spelling: use {OLD_SPELLINGS[flag]}"
                 if token.startswith("-"):
-                    hint = closest(token.split("=")[0], flags)
+                    hint = closest(flag, flags)
                     if hint:
                         return hint
         return ""
+
+
+# the deprecated spellings some subcommands still accept (README, "vocabulary"), and what replaced them
+OLD_SPELLINGS = {"--tokenizer": "--model", "--vs": "--baseline", "--data": "positional paths",
+                 "--bf16": "--precision bf16", "--batch": "--batch-size", "--sizes": "--size",
+                 "--precisions": "--precision", "--dtype": "--precision", "--stats-size": "--size",
+                 "--stats-data": "positional paths"}
 
 
 def closest(word: str, options: list[str]) -> str:
@@ -111,12 +122,14 @@ def add_inputs(p: argparse.ArgumentParser, what: str = "image / video files or f
 
 
 def add_size(p: argparse.ArgumentParser, default: int | None, many: bool = False) -> None:
-    """``--size N|HxW`` (resize the shorter side, then centre-crop); ``many``: a list of sizes."""
-    what = "sizes" if many else "size"
+    """``--size N|HxW`` (resize the shorter side, then centre-crop); ``many``: a list of sizes of
+    random inputs (``bench``, which reads no files)."""
     shown = "native size" if default is None else f"{default}"
+    what = ("input sizes to time, one or more (random inputs)" if many
+            else "input size: resize the shorter side, then centre-crop")
     p.add_argument("--size", type=parse_size, nargs="+" if many else None,
                    default=None if default is None else ([(default, default)] if many else (default, default)),
-                   metavar="N|HxW", help=f"input {what}: resize the shorter side, then centre-crop (default: {shown})")
+                   metavar="N|HxW", help=f"{what} (default: {shown})")
     if many:
         alias(p, "--sizes", "size", "--size", nargs="+", type=parse_size)
 
@@ -143,7 +156,8 @@ def add_precision(p: argparse.ArgumentParser, many: bool = False) -> None:
                    help="fp32, or bf16: the weights cast to bf16 once, fast on GPUs and AMX CPUs (default: fp32)")
     alias(p, "--bf16", "precision", "--precision bf16", nargs=0, const="bf16")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the encoder and decoder (compile time is reported apart from run time)")
+                   help="torch.compile the encoder and decoder (the compile time is said at the end; the "
+                        "times of the items that triggered a compile include it)")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

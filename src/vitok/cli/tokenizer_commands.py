@@ -109,6 +109,9 @@ def run_flops(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(unknown_model_message(args.model)) from None
     config = config.replace(**overrides)
+    if config.head == "linear" and (args.head_channels is not None or args.head_blocks is not None):
+        raise ValueError(f"--head-channels / --head-blocks shape the conv tail: {args.model} has the linear head, "
+                         "add --head conv")
     t, h, w = config.default_input_shape
     if args.kind == "image" and args.frames not in (None, 1):
         raise ValueError(f"--kind image counts one frame: --frames {args.frames} is for --kind video")

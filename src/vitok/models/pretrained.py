@@ -92,6 +92,12 @@ def resolve_pretrained(name_or_path: str | os.PathLike, revision: str | None = N
         return shipped
     if HUB_ID.match(str(name_or_path)) and not path.exists() and not is_preset_name(str(name_or_path)):
         return hub_snapshot(str(name_or_path), revision)
+    if (path / CONFIG_NAME).is_file() and any(path.glob("diffusion_pytorch_model.*")):
+        raise FileNotFoundError(
+            f"{str(name_or_path)!r} is a diffusers model folder, not vitok's layout: a vitok tokenizer saved "
+            "through diffusers loads with vitok.integrations.diffusers.AutoencoderViTok.from_pretrained(path)"
+            ".to_vitok(), a conv VAE (e.g. benchmarks/baselines/autoencoder-kl) with "
+            "diffusers.AutoencoderKL.from_pretrained(path); `vitok reconstruct` / `vitok eval --model` take both")
     raise FileNotFoundError(
         f"no vitok model at {str(name_or_path)!r}: expected a directory with {CONFIG_NAME} and "
         f"{WEIGHTS_NAME} (written by save_pretrained), a shipped model name or a Hugging Face Hub id "
