@@ -166,6 +166,7 @@ def test_eval_on_real_images_and_video(shared_data, tmp_path, capsys) -> None:
     mu, sigma, n = load_stats(tmp_path / "img" / "rfid_real_stats.npz")
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048) and n == 6
     assert r["samples"] == 6 and r["E"] == 16 * 8 * 8
+    assert "warning: rfid over 6 images: a Frechet distance over fewer than 1000" in capsys.readouterr().err
     assert main(["eval", "--model", "N-N/2x8", str(shared_data / "videos" / "val"), "--size", "64",
                  "--frames", "8", "--metrics", "psnr,ssim,rfid", "--out", str(tmp_path / "vid")]) == 0
     r = check_results(tmp_path / "vid", "video", {"psnr", "ssim", "rfid"})
@@ -389,7 +390,8 @@ def test_eval_says_which_clips_it_padded_and_why_files_were_skipped(tmp_path, ca
     assert main([*argv, "--frames", "8", "--out", str(tmp_path / "a")]) == 0
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert [Path(p).name for p in results["padded_clips"]] == ["short.mp4"]  # 3 frames scored as 8
-    assert "1 clip shorter than 8 frames was padded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 clip shorter than 8 frames was padded" in err and "rfid" not in err  # no Frechet metric asked
     reasons = {Path(k).name: v for k, v in results["skipped_reasons"].items()}
     assert "an empty file (0 bytes)" in reasons["empty.mp4"]
     assert main([*argv, "--frames", "2", "--out", str(tmp_path / "b")]) == 0

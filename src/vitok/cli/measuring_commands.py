@@ -88,12 +88,21 @@ def run_eval(args: argparse.Namespace) -> int:
         results = evaluate(model, cfg, model_info(model, (args.frames if kind == "video" else 1, *crop)))
         if results["skipped_files"]:
             print(describe_skipped(results["skipped_files"]), file=sys.stderr)
+        few = [m for m in ("rfid", "rfvd") if m in results["metrics"] and results["samples"] < FRECHET_MIN_SAMPLES]
+        if few:  # Frechet distances carry a bias that shrinks with the sample count (Chong & Forsyth 2020)
+            print(f"warning: {' and '.join(few)} over {plural(results['samples'], kind)}: a Frechet distance over "
+                  f"fewer than {FRECHET_MIN_SAMPLES} samples is biased upwards, so compare it only with runs "
+                  "on the same files (arXiv 2501.09755 evaluates on the 50,000 ImageNet val images)",
+                  file=sys.stderr)
         if results["padded_clips"]:
             print(f"warning: {describe_padded(results['padded_clips'], args.frames)}", file=sys.stderr)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in results["metrics"].items())
         print(f"{results['model']}: {plural(results['samples'], kind)}, {results['gmacs']:.1f} GMACs, "
               f"E {results['E']}: {scores} -> {Path(cfg.out_dir) / 'results.json'}")
     return 0
+
+
+FRECHET_MIN_SAMPLES = 1000  # below this, rFID / rFVD values are comparable only between runs on the same files
 
 
 def describe_padded(names: list[str], frames: int, shown: int = 3) -> str:
