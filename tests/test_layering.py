@@ -179,38 +179,25 @@ def test_reading_a_config_and_the_cli_parser_do_not_import_torch() -> None:
     assert r.stdout.strip() == "[]", r.stdout
 
 
-@pytest.mark.parametrize(("argv", "status", "said"), [
-    (["optim.batch_size=0", "data.train=[x]"], 2, "optim.batch_size must be >= 1, got 0"),
-    (["data.train=[/no/such/folder]"], 2, "data.train: /no/such/folder does not exist"),
-    ([], 2, "data.train is empty"),
-    (["data.train=[x]", "--print-config"], 0, ""),
+@pytest.mark.parametrize(("command", "argv", "status", "said"), [
+    ("train", ["optim.batch_size=0", "data.train=[x]"], 2, "optim.batch_size must be >= 1, got 0"),
+    ("train", ["data.train=[/no/such/folder]"], 2, "data.train: /no/such/folder does not exist"),
+    ("train", [], 2, "data.train is empty"),
+    ("train", ["data.train=[x]", "--print-config"], 0, ""),
+    ("train-dit", ["optim.batch_size=0", "latents=x"], 2, "optim.batch_size must be >= 1, got 0"),
+    ("train-dit", ["objective=score"], 2, "objective"),
+    ("train-dit", [], 2, "latents is empty"),
+    ("train-dit", ["latents=/no/such/folder"], 2, "latents: /no/such/folder does not exist"),
+    ("train-dit", ["latents=/tmp"], 2, "is not a latent cache (no stats.json)"),
+    ("train-dit", ["--print-config"], 0, ""),
 ])
-def test_a_bad_training_config_is_refused_before_torch_loads(argv: list[str], status: int, said: str) -> None:
-    """`vitok train`'s one-line errors (an out-of-range value, a missing or empty data path) and
-    --print-config come before torch is imported."""
+def test_a_bad_training_config_is_refused_before_torch_loads(command: str, argv: list[str], status: int,
+                                                              said: str) -> None:
+    """`vitok train`'s and `vitok train-dit`'s one-line errors (an out-of-range value, a missing or
+    empty data path or latent cache) and --print-config come before torch is imported."""
     code = ("import sys\n"
             "from vitok.cli import main\n"
-            f"status = main(['train', '/dev/null', *{argv!r}])\n"
-            "print(status, 'torch' in sys.modules)\n")
-    r = run_python(code)
-    assert r.stdout.split()[-2:] == [str(status), "False"], (r.stdout, r.stderr)
-    assert said in r.stderr
-
-
-@pytest.mark.parametrize(("argv", "status", "said"), [
-    (["optim.batch_size=0", "latents=x"], 2, "optim.batch_size must be >= 1, got 0"),
-    (["objective=score"], 2, "objective"),
-    ([], 2, "latents is empty"),
-    (["latents=/no/such/folder"], 2, "latents: /no/such/folder does not exist"),
-    (["latents=/tmp"], 2, "is not a latent cache (no stats.json)"),
-    (["--print-config"], 0, ""),
-])
-def test_a_bad_dit_config_is_refused_before_torch_loads(argv: list[str], status: int, said: str) -> None:
-    """`vitok train-dit` like `vitok train`: a wrong value, a missing latent cache and
-    --print-config answer before torch is imported."""
-    code = ("import sys\n"
-            "from vitok.cli import main\n"
-            f"status = main(['train-dit', '/dev/null', *{argv!r}])\n"
+            f"status = main([{command!r}, '/dev/null', *{argv!r}])\n"
             "print(status, 'torch' in sys.modules)\n")
     r = run_python(code)
     assert r.stdout.split()[-2:] == [str(status), "False"], (r.stdout, r.stderr)

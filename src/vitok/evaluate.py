@@ -205,6 +205,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     ``ValueError`` (one line: how many files, where, the first reason) when none could be read.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from vitok.metrics.psnr import psnr
     from vitok.models.inference import CompileStats, prepare_for_inference
@@ -221,20 +222,21 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
     unreadable: dict[str, str] = {}
-    for batch in tqdm(loader, desc="eval", unit="batch", dynamic_ncols=True):
-        unreadable.update(zip(batch["skipped"], batch["errors"]))
-        if batch["x"] is None:
-            continue
-        x = batch["x"].to(device)
-        with torch.inference_mode(), compiling.track():
-            recon = model(x).recon.float().clamp(-1, 1)
-        with torch.inference_mode():
-            for metric in metrics.values():
-                metric.update(x, recon)
-        count += x.shape[0]
-        for xi, ri, score in zip(x, recon, psnr(recon, x).tolist()):
-            if len(shown) < 8:
-                shown.append((xi.cpu(), ri.cpu(), score))
+    with logging_redirect_tqdm():  # a skipped file's warning on a line of its own, not over the bar
+        for batch in tqdm(loader, desc="eval", unit="batch", dynamic_ncols=True):
+            unreadable.update(zip(batch["skipped"], batch["errors"]))
+            if batch["x"] is None:
+                continue
+            x = batch["x"].to(device)
+            with torch.inference_mode(), compiling.track():
+                recon = model(x).recon.float().clamp(-1, 1)
+            with torch.inference_mode():
+                for metric in metrics.values():
+                    metric.update(x, recon)
+            count += x.shape[0]
+            for xi, ri, score in zip(x, recon, psnr(recon, x).tolist()):
+                if len(shown) < 8:
+                    shown.append((xi.cpu(), ri.cpu(), score))
     seconds = time.perf_counter() - start - compiling.seconds
     count, unreadable = _gather_counts(count, unreadable, device, world)
     if count == 0:
