@@ -23,6 +23,7 @@ from vitok.data.datasets import MediaFolder, collate
 from vitok.data.transforms import EvalTransform
 from vitok.files import display_name
 from vitok.metrics.grid import lattice_period
+from vitok.text import model_label
 from vitok.weights import MissingWeightsError
 
 
@@ -154,25 +155,6 @@ def eval_loader(cfg: EvalConfig, kind: str, rank: int = 0, world: int = 1) -> Da
                       num_workers=cfg.workers)
 
 
-def short_clips(files: list[Path], frames: int, unreadable: dict[str, str]) -> list[str]:
-    """The readable videos among ``files`` with fewer than ``frames`` frames, by name: the protocol
-    scores them padded with their last frame to ``frames`` (:func:`vitok.data.datasets.fit_clip`),
-    which the results say (``padded_clips``) so that no padded score passes unnoticed. Frame
-    counts come from the container (:func:`vitok.io.video_info`; an estimate where it stores none)."""
-    from vitok import io
-
-    short = []
-    for path in files:
-        if str(path) in unreadable:
-            continue
-        try:
-            if io.video_info(path)[0] < frames:
-                short.append(display_name(path))
-        except ValueError:
-            continue
-    return short
-
-
 def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str, object]:
     """Name, parameters, GMACs, E and compression ratio of a vitok model or baseline at (T, H, W);
     a loaded model's name is the name it was loaded by with the architecture, e.g.
@@ -183,7 +165,7 @@ def model_info(model: torch.nn.Module, shape: tuple[int, int, int]) -> dict[str,
     if hasattr(model, "config"):
         config = model.config
         loaded = getattr(model, "name_or_path", None)
-        name = f"{loaded} ({config.name})" if loaded and loaded != config.name else config.name
+        name = model_label(loaded, config.name)
         return {"model": name, "architecture": config.name, "params_M": params,
                 "gmacs": count_macs(config, shape).gmacs, "E": latent_size(config, shape),
                 "compression_ratio": compression_ratio(config, shape)}
@@ -200,7 +182,8 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     :func:`vitok.models.inference.prepare_for_inference`). ``info`` (model name, GMACs, E,
     compression ratio) is copied into the results; ``samples`` is the number of files scored (over
     all ranks), ``skipped_files`` the unreadable ones (``skipped_reasons``: why each), ``padded_clips``
-    the videos shorter than ``cfg.frames`` (:func:`short_clips`), ``seconds`` the wall time without the calls
+    the videos shorter than ``cfg.frames``, scored padded with their last frame
+    (:func:`vitok.data.datasets.fit_clip`), ``seconds`` the wall time without the calls
     that compiled (``compile_seconds``). Raises
     ``ValueError`` (one line: how many files, where, the first reason) when none could be read.
     """
@@ -222,9 +205,11 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
     shown: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     count, start = 0, time.perf_counter()
     unreadable: dict[str, str] = {}
+    padded: list[str] = []
     with logging_redirect_tqdm():  # a skipped file's warning on a line of its own, not over the bar
         for batch in tqdm(loader, desc="eval", unit="batch", dynamic_ncols=True):
             unreadable.update(zip(batch["skipped"], batch["errors"]))
+            padded += batch["padded"]
             if batch["x"] is None:
                 continue
             x = batch["x"].to(device)
@@ -238,11 +223,9 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
                 if len(shown) < 8:
                     shown.append((xi.cpu(), ri.cpu(), score))
     seconds = time.perf_counter() - start - compiling.seconds
-    count, unreadable = _gather_counts(count, unreadable, device, world)
+    count, unreadable, padded = _gather_counts(count, unreadable, padded, device, world)
     if count == 0:
         raise ValueError(no_readable_files(cfg.data, unreadable))
-    files = loader.dataset.dataset.files[:cfg.max_samples or None]  # every rank's, as the counts above
-    padded = short_clips(files, cfg.frames, unreadable) if kind == "video" else []
     results = {
         **info, "kind": kind, "size": cfg.size if isinstance(cfg.size, int) else list(cfg.size),
         "frames": cfg.frames if kind == "video" else 1,
@@ -251,7 +234,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, info: dict[str, Any]) -> dict[st
         "metrics": compute_metrics(metrics), "skipped": skipped,
         "skipped_files": sorted(map(display_name, unreadable)),
         "skipped_reasons": {display_name(k): display_name(v) for k, v in sorted(unreadable.items())},
-        "padded_clips": padded, "lattice_period": lattice_period(model),
+        "padded_clips": sorted(map(display_name, padded)), "lattice_period": lattice_period(model),
     }
     write_results(Path(cfg.out_dir), results, metrics, shown)
     return results
@@ -283,18 +266,20 @@ def compute_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def _gather_counts(count: int, unreadable: dict[str, str], device: torch.device,
-                   world: int) -> tuple[int, dict[str, str]]:
-    """The scored-sample count and the unreadable files of all ranks (unchanged on one process)."""
+def _gather_counts(count: int, unreadable: dict[str, str], padded: list[str], device: torch.device,
+                   world: int) -> tuple[int, dict[str, str], list[str]]:
+    """The scored-sample count, the unreadable files and the padded clips of all ranks (unchanged
+    on one process)."""
     if world == 1:
-        return count, unreadable
+        return count, unreadable, padded
     import torch.distributed as dist
 
     total = torch.tensor([count], dtype=torch.int64, device=device)
     dist.all_reduce(total)
-    parts: list[dict[str, str]] = [{} for _ in range(world)]
-    dist.all_gather_object(parts, unreadable)
-    return int(total.item()), {k: v for part in parts for k, v in part.items()}
+    parts: list[tuple[dict[str, str], list[str]]] = [({}, []) for _ in range(world)]
+    dist.all_gather_object(parts, (unreadable, padded))
+    return (int(total.item()), {k: v for part, _ in parts for k, v in part.items()},
+            [p for _, clips in parts for p in clips])
 
 
 def no_readable_files(data: list[str], unreadable: dict[str, str]) -> str:

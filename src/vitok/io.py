@@ -122,8 +122,7 @@ def load_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Tens
                 image.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
             array = _to_rgb_array(_upright(image))
     except Image.UnidentifiedImageError as err:
-        reason = "an empty file (0 bytes)" if _is_empty(path) else "not an image file Pillow can decode"
-        raise ValueError(f"cannot read image {path}: {reason}") from err
+        raise ValueError(f"cannot read image {path}: {_why(path, 'not an image file Pillow can decode')}") from err
     except (*_IMAGE_ERRORS, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image {path}: {err or type(err).__name__}") from err
     return uint8_to_tensor(array)
@@ -190,8 +189,7 @@ def video_info(path: str | Path | BinaryIO) -> tuple[int, float]:
             fps = float(stream.average_rate or 25)
             frames = _count_frames(container, stream, fps)
     except (av.error.FFmpegError, OSError) as err:
-        reason = "an empty file (0 bytes)" if _is_empty(path) else _reason(err)
-        raise ValueError(f"cannot read video {path}: {reason}") from err
+        raise ValueError(f"cannot read video {path}: {_why(path, _reason(err))}") from err
     return frames, fps
 
 
@@ -206,12 +204,14 @@ def _reason(err: Exception) -> str:
     return text
 
 
-def _is_empty(path: object) -> bool:
-    """Whether ``path`` is a file path to a 0-byte file (False for file objects and missing files)."""
+def _why(path: object, reason: str) -> str:
+    """Why a file could not be decoded: 'an empty file (0 bytes)' for a 0-byte file path, else the
+    decoder's ``reason`` (file objects and missing files keep it)."""
     try:
-        return isinstance(path, (str, os.PathLike)) and os.path.getsize(path) == 0
+        empty = isinstance(path, (str, os.PathLike)) and os.path.getsize(path) == 0
     except OSError:
-        return False
+        empty = False
+    return "an empty file (0 bytes)" if empty else reason
 
 
 def _upright_frame(frame: av.VideoFrame) -> np.ndarray:
@@ -271,8 +271,7 @@ def load_video(path: str | Path, num_frames: int | None = None, start: int = 0, 
         if frames is None:
             frames = _decode(path, num_frames, start, stride, seek=False)
     except (av.error.FFmpegError, OSError, IndexError) as err:
-        reason = "an empty file (0 bytes)" if _is_empty(path) else _reason(err)
-        raise ValueError(f"cannot read video {path}: {reason}") from err
+        raise ValueError(f"cannot read video {path}: {_why(path, _reason(err))}") from err
     if not frames:
         raise ValueError(f"video {path} has no frames from index {start}")
     if len({f.shape for f in frames}) > 1:

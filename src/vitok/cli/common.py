@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from vitok.model_config import ViTokConfig
 from vitok.presets import DEFAULT_MODEL
+from vitok.text import model_label
 
 if TYPE_CHECKING:  # torch is imported by the commands that run: `vitok --help` does not load it
     import torch
@@ -29,7 +30,7 @@ def preset_row(config: ViTokConfig, shape: tuple[int, int, int] | None = None,
     macs = count_macs(config, shape)
     t, h, w = shape
     return {
-        "name": f"{name} ({config.name})" if name and name != config.name else config.name,
+        "name": model_label(name, config.name),
         "head": config.head if config.head == "linear" else
         f"conv C={config.head_channels} x{config.head_blocks}", "params_M": params / 1e6, "gmacs": macs.gmacs,
         "encoder_gmacs": macs.encoder / 1e9, "decoder_gmacs": macs.decoder / 1e9,
@@ -100,6 +101,17 @@ def diffusers_class(folder: Path) -> str | None:
     if "_class_name" not in found:
         return None  # vitok's own config.json (beside left-over diffusers weights, it still decides)
     return found["_class_name"] if isinstance(found["_class_name"], str) else "?"
+
+
+def input_frames(kind: str, frames: int | None, config: ViTokConfig, model: str, verb: str) -> int:
+    """T of the input ``flops`` counts / ``bench`` times (``verb``: 'counts', 'times'): 1 for
+    ``--kind image``, else ``--frames`` or the model's clip length. ``ValueError`` for ``--frames``
+    with ``--kind image`` and for ``--kind video`` on an image tokenizer."""
+    if kind == "image" and frames not in (None, 1):
+        raise ValueError(f"--kind image {verb} one frame: --frames {frames} is for --kind video")
+    if kind == "video" and not config.is_video:
+        raise ValueError(f"--kind video: {model} is an image tokenizer (tubelet size 1)")
+    return 1 if kind == "image" else frames or config.num_frames
 
 
 def load_diffusers(spec: str, kind: str, device: str, conv_vae: bool) -> torch.nn.Module:

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from vitok.cli.argtypes import positive_int
-from vitok.cli.common import load_model
+from vitok.cli.common import input_frames, load_model
 from vitok.cli.options import (
-    KINDS,
     add_baseline,
     add_batch_size,
     add_device,
+    add_input_kind,
     add_inputs,
     add_kind,
     add_model,
@@ -22,7 +22,7 @@ from vitok.cli.options import (
     add_size,
 )
 from vitok.files import check_output_folder
-from vitok.text import plural
+from vitok.text import model_label, plural
 
 
 def register_eval(sub: argparse._SubParsersAction) -> None:
@@ -119,9 +119,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                                    "this machine's measured matmul peak) of encode and decode, per precision.")
     add_model(p, "shipped")
     add_size(p, 256, many=True)
-    p.add_argument("--kind", choices=KINDS, default="auto",
-                   help="time an image (T = 1) or a clip (default: auto = the model's own input, a clip for a "
-                        "video tokenizer)")
+    add_input_kind(p, "time")
     p.add_argument("--frames", type=positive_int, default=None, help="clip length for video (default: the model's)")
     add_batch_size(p, 1, old=True)
     p.add_argument("--repeats", type=positive_int, default=3, help="timed repeats per measurement (default 3)")
@@ -139,13 +137,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     if args.baseline_weights and not args.baseline:  # as in eval: never silently ignored
         raise ValueError("--baseline-weights needs --baseline sd-vae")
-    if args.kind == "image" and args.frames not in (None, 1):
-        raise ValueError(f"--kind image times one frame: --frames {args.frames} is for --kind video")
     device = torch.device(args.device)
     model = load_model(args.model, args.device)
-    if args.kind == "video" and not model.config.is_video:
-        raise ValueError(f"--kind video: {args.model} is an image tokenizer (tubelet size 1)")
-    frames = 1 if args.kind == "image" else args.frames or model.config.num_frames
+    frames = input_frames(args.kind, args.frames, model.config, args.model, "times")
     shapes = [(frames, h, w) for h, w in args.size]
     baseline = None
     if args.baseline == "sd-vae":
@@ -153,8 +147,6 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
         vae = load_sd_vae(args.baseline_weights, device)
         baseline = (vae, "sd-vae", vae.gmacs)
-    name = model.config.name  # labelled as eval, flops and presets label it: 'vitok-tiny-conv (Ti-XS/4x8)'
-    name = f"{args.model} ({name})" if args.model != name else name
-    run_bench(model, name, lambda shape: count_macs(model.config, shape).gmacs, shapes,
-              args.precision, args.batch_size, args.repeats, device, baseline, compile=args.compile)
+    run_bench(model, model_label(args.model, model.config.name), lambda shape: count_macs(model.config, shape).gmacs,
+              shapes, args.precision, args.batch_size, args.repeats, device, baseline, compile=args.compile)
     return 0

@@ -62,13 +62,6 @@ class Parser(argparse.ArgumentParser):
         return ""
 
 
-# the deprecated spellings some subcommands still accept (README, "vocabulary"), and what replaced them
-OLD_SPELLINGS = {"--tokenizer": "--model", "--vs": "--baseline", "--data": "positional paths",
-                 "--bf16": "--precision bf16", "--batch": "--batch-size", "--sizes": "--size",
-                 "--precisions": "--precision", "--dtype": "--precision", "--stats-size": "--size",
-                 "--stats-data": "positional paths"}
-
-
 def closest(word: str, options: list[str]) -> str:
     """``"; did you mean 'X'?"`` for the closest of ``options`` (difflib), or '' when none is close."""
     match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
@@ -91,8 +84,14 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
+# every subcommand's deprecated spellings and what replaced them (README, "vocabulary"), filled by
+# alias() as the parser is built: an old spelling given to a subcommand that never had it is named
+OLD_SPELLINGS: dict[str, str] = {}
+
+
 def alias(p: argparse.ArgumentParser, old: str, dest: str, replacement: str, **kwargs: Any) -> None:
     """Register ``old`` as a hidden, deprecated spelling of the option stored in ``dest``."""
+    OLD_SPELLINGS[old] = replacement
     p.add_argument(old, dest=dest, action=DeprecatedAlias, replacement=replacement, **kwargs)
 
 
@@ -168,6 +167,14 @@ def add_device(p: argparse.ArgumentParser) -> None:
 def add_kind(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=KINDS, default="auto",
                    help="image or video inputs (default: auto = from the files found)")
+
+
+def add_input_kind(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--kind`` of the commands that make their own input (``flops`` counts it, ``bench`` times
+    it): one image or a clip; see :func:`vitok.cli.common.input_frames`."""
+    p.add_argument("--kind", choices=KINDS, default="auto",
+                   help=f"{verb} an image (T = 1) or a clip (default: auto = the model's own input, a clip for a "
+                        "video tokenizer)")
 
 
 def add_baseline(p: argparse.ArgumentParser, old: bool = False) -> None:

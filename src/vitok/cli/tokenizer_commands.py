@@ -14,6 +14,7 @@ from vitok.cli.common import (
     SHIPPED,
     diffusers_class,
     format_table,
+    input_frames,
     load_diffusers,
     load_model,
     optional_lpips,
@@ -21,7 +22,17 @@ from vitok.cli.common import (
     report_skipped,
     unknown_model_message,
 )
-from vitok.cli.options import KINDS, add_device, add_inputs, add_model, add_out, add_precision, add_size, alias
+from vitok.cli.options import (
+    KINDS,
+    add_device,
+    add_input_kind,
+    add_inputs,
+    add_model,
+    add_out,
+    add_precision,
+    add_size,
+    alias,
+)
 from vitok.files import check_output_folder
 from vitok.text import plural
 
@@ -66,9 +77,7 @@ def register_flops(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
                    help="input size (default: the model's)")
     p.add_argument("--frames", type=positive_int, default=None, help="clip length T (default: the preset's)")
-    p.add_argument("--kind", choices=KINDS, default="auto",
-                   help="count an image (T = 1) or a clip (default: auto = the model's own input, a clip for a "
-                        "video tokenizer)")
+    add_input_kind(p, "count")
     p.add_argument("--latent-channels", type=positive_int, default=None, help="override c")
     p.add_argument("--head", choices=("linear", "conv"), default=None,
                    help="decoder pixel head (conv: the residual conv tail, see vitok.nn.pixel_head)")
@@ -112,12 +121,7 @@ def run_flops(args: argparse.Namespace) -> int:
     if config.head == "linear" and (args.head_channels is not None or args.head_blocks is not None):
         raise ValueError(f"--head-channels / --head-blocks shape the conv tail: {args.model} has the linear head, "
                          "add --head conv")
-    t, h, w = config.default_input_shape
-    if args.kind == "image" and args.frames not in (None, 1):
-        raise ValueError(f"--kind image counts one frame: --frames {args.frames} is for --kind video")
-    if args.kind == "video" and not config.is_video:
-        raise ValueError(f"--kind video: {args.model} is an image tokenizer (tubelet size 1)")
-    shape = (1 if args.kind == "image" else args.frames or t, *(args.size or (h, w)))
+    shape = (input_frames(args.kind, args.frames, config, args.model, "counts"), *(args.size or config.image_size))
     row = preset_row(config, shape, name=args.model)
     columns = (*PRESET_COLUMNS[:2], "encoder_gmacs", "decoder_gmacs", *PRESET_COLUMNS[2:])
     print(format_table([row], columns))

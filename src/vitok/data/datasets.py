@@ -178,7 +178,8 @@ class MediaFolder(Dataset):
     def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, object]:
         """``key``: an index, ``(index, seed)``, or ``(index, seed, size)`` (a crop size for
         this sample, multi-resolution training). Returns ``{"x", "seed", "path", "index",
-        "skipped"}`` (``x`` is None, with an ``error``, for an unreadable file when not
+        "skipped", "padded"}`` (``padded``: a video shorter than ``num_frames``, padded with its last
+        frame by :func:`fit_clip`; ``x`` is None, with an ``error``, for an unreadable file when not
         substituting). Raises :class:`UnreadableDataError` after ``max_tries`` unreadable files."""
         index, seed, size = (*key, None)[:3] if isinstance(key, tuple) else (key, key, None)
         skipped: list[str] = []
@@ -193,7 +194,9 @@ class MediaFolder(Dataset):
                 skipped.append(str(path))
                 errors.setdefault(str(path), str(err))
                 continue
-            return {"x": x, "seed": seed, "path": str(path), "index": file_index, "skipped": skipped}
+            padded = self.kind == "video" and self._frame_counts[path] < self.num_frames
+            return {"x": x, "seed": seed, "path": str(path), "index": file_index, "skipped": skipped,
+                    "padded": padded}
         if not self.substitute:
             return {"x": None, "seed": seed, "path": str(path), "index": file_index, "skipped": skipped,
                     "error": errors[str(path)]}
@@ -232,7 +235,8 @@ class KeyedConcat(Dataset):
 def collate(items: list[dict[str, object]]) -> dict[str, object]:
     """Stack samples: ``x`` (B, 3, [T,] H, W) (None when every item was dropped), ``seed`` (B,)
     int64, ``path`` and ``index`` of the kept items, ``skipped`` paths (of dropped items and of
-    substituted files), ``errors`` (one reason per dropped item).
+    substituted files), ``errors`` (one reason per dropped item), ``padded`` paths (kept clips
+    shorter than the clip length, padded with their last frame).
 
     Items with ``x`` None (unreadable files of a non-substituting :class:`MediaFolder`) are dropped.
     """
@@ -244,4 +248,5 @@ def collate(items: list[dict[str, object]]) -> dict[str, object]:
         "index": [item.get("index") for item in kept],
         "skipped": [p for item in items for p in item["skipped"]],
         "errors": [item["error"] for item in items if item["x"] is None],
+        "padded": [item["path"] for item in kept if item.get("padded")],
     }
